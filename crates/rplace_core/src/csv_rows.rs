@@ -1,0 +1,215 @@
+//! Rows of the official r/place 2022 CSV (`timestamp,user_id,pixel_color,coordinate`).
+//!
+//! The ingest cuts the decompressed text into chunks at line ends and parses chunks in parallel;
+//! this module turns one chunk into rows, each either parsed or rejected with its file line and
+//! reason. Lines end in LF or CRLF; the coordinate is quoted because it holds commas.
+
+use crate::palette::parse_hex_color;
+use crate::timestamp::parse_timestamp;
+use crate::CANVAS_SIZE;
+use std::ops::Range;
+
+/// The header every input file starts with.
+pub const HEADER: &str = "timestamp,user_id,pixel_color,coordinate";
+
+/// Where a row puts its color: one pixel, or every pixel of an inclusive rectangle (moderation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Coordinate {
+    Pixel { x: u16, y: u16 },
+    Rectangle { x1: u16, y1: u16, x2: u16, y2: u16 },
+}
+
+impl Coordinate {
+    /// The pixels it covers, row by row.
+    pub fn pixels(self) -> impl Iterator<Item = (u16, u16)> {
+        let (x1, y1, x2, y2) = match self {
+            Coordinate::Pixel { x, y } => (x, y, x, y),
+            Coordinate::Rectangle { x1, y1, x2, y2 } => (x1, y1, x2, y2),
+        };
+        (y1..=y2).flat_map(move |y| (x1..=x2).map(move |x| (x, y)))
+    }
+}
+
+/// A valid row; `user` is the byte range of the user hash in [`ParsedChunk::users`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Row {
+    pub line: u64,
+    pub timestamp_ms: i64,
+    pub user: Range<usize>,
+    pub color: u8,
+    pub coordinate: Coordinate,
+}
+
+/// A row that could not be used, with its raw text (without the line end).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reject {
+    pub line: u64,
+    pub reason: String,
+    pub text: String,
+}
+
+/// The rows of one chunk, in file order.
+#[derive(Debug, Default)]
+pub struct ParsedChunk {
+    pub rows: Vec<Row>,
+    pub rejects: Vec<Reject>,
+    /// The user hashes of `rows`, end to end (one buffer instead of an allocation per row).
+    pub users: Vec<u8>,
+}
+
+/// Checks a file's first line (without its line end).
+pub fn check_header(line: &[u8]) -> Result<(), String> {
+    let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
+    let line = line.strip_suffix(b"\r").unwrap_or(line);
+    if line == HEADER.as_bytes() {
+        Ok(())
+    } else {
+        Err(format!(
+            "wrong header `{}`: expected `{HEADER}` (the official r/place 2022 format)",
+            String::from_utf8_lossy(line)
+        ))
+    }
+}
+
+/// Parses `chunk`, whole lines of one file whose first line is file line `first_line` (1-based).
+pub fn parse_chunk(chunk: &[u8], first_line: u64) -> ParsedChunk {
+    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(chunk);
+    let mut record = csv::ByteRecord::new();
+    let mut parsed = ParsedChunk::default();
+    // Line numbers are counted here: the csv crate's own count ignores CR-LF line ends.
+    let (mut line, mut counted_to) = (first_line, 0);
+    loop {
+        let more = reader.read_byte_record(&mut record);
+        let end = reader.position().byte() as usize;
+        let mut start = record.position().map_or(counted_to, |p| p.byte() as usize).min(end);
+        // After a CR-LF record the reader stops between CR and LF: the record starts past it.
+        while start < end && matches!(chunk[start], b'\r' | b'\n') {
+            start += 1;
+        }
+        line += chunk[counted_to..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        counted_to = start;
+        match more {
+            Ok(false) => break,
+            Ok(true) => match parse_record(&record) {
+                Ok((timestamp_ms, color, coordinate)) => {
+                    let user = parsed.users.len()..parsed.users.len() + record[1].len();
+                    parsed.users.extend_from_slice(&record[1]);
+                    parsed.rows.push(Row { line, timestamp_ms, user, color, coordinate })
+                }
+                Err(reason) => parsed.rejects.push(reject(chunk, start..end, line, reason)),
+            },
+            // Only invalid UTF-8 in a header-less byte reader can get here; report and go on.
+            Err(error) => parsed.rejects.push(reject(chunk, start..end, line, error.to_string())),
+        }
+    }
+    parsed
+}
+
+fn reject(chunk: &[u8], bytes: Range<usize>, line: u64, reason: String) -> Reject {
+    let raw = &chunk[bytes.start..bytes.end.min(chunk.len())];
+    let text = String::from_utf8_lossy(raw).trim_end_matches(['\r', '\n']).to_string();
+    Reject { line, reason, text }
+}
+
+/// One record: (timestamp ms, palette index, coordinate); the user hash is checked, not copied.
+fn parse_record(record: &csv::ByteRecord) -> Result<(i64, u8, Coordinate), String> {
+    if record.len() != 4 {
+        return Err(format!("{} fields instead of 4", record.len()));
+    }
+    let timestamp_ms = parse_timestamp(&record[0])?;
+    if record[1].is_empty() {
+        return Err("empty user_id".to_string());
+    }
+    let color = parse_hex_color(&record[2]).ok_or_else(|| {
+        format!("`{}` is not a color of the 2022 palette", String::from_utf8_lossy(&record[2]))
+    })?;
+    Ok((timestamp_ms, color, parse_coordinate(&record[3])?))
+}
+
+fn parse_coordinate(text: &[u8]) -> Result<Coordinate, String> {
+    let show = || String::from_utf8_lossy(text).into_owned();
+    let mut numbers = [0u16; 4];
+    let mut count = 0;
+    for part in text.split(|&b| b == b',') {
+        if count == 4 {
+            return Err(format!("coordinate `{}` has more than 4 numbers (2 or 4 are valid)", show()));
+        }
+        numbers[count] = parse_position(part).map_err(|why| format!("coordinate `{}`: {why}", show()))?;
+        count += 1;
+    }
+    match count {
+        2 => Ok(Coordinate::Pixel { x: numbers[0], y: numbers[1] }),
+        4 => {
+            let [xa, ya, xb, yb] = numbers;
+            Ok(Coordinate::Rectangle { x1: xa.min(xb), y1: ya.min(yb), x2: xa.max(xb), y2: ya.max(yb) })
+        }
+        n => Err(format!("coordinate `{}` has {n} numbers (only 2 or 4 are valid)", show())),
+    }
+}
+
+/// A pixel position on the 2000×2000 canvas.
+fn parse_position(text: &[u8]) -> Result<u16, String> {
+    let text = text.trim_ascii();
+    let show = String::from_utf8_lossy(text);
+    if text.first() == Some(&b'-') && text.len() > 1 && text[1..].iter().all(u8::is_ascii_digit) {
+        return Err(format!("{show} is outside the {CANVAS_SIZE}x{CANVAS_SIZE} canvas"));
+    }
+    if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
+        return Err(format!("`{show}` is not a number"));
+    }
+    let value = text.iter().fold(0u32, |acc, &d| acc * 10 + (d - b'0') as u32);
+    if value >= CANVAS_SIZE as u32 {
+        return Err(format!("{value} is outside the {CANVAS_SIZE}x{CANVAS_SIZE} canvas"));
+    }
+    Ok(value as u16)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_accepts_crlf_and_bom_only() {
+        assert!(check_header(HEADER.as_bytes()).is_ok());
+        assert!(check_header(b"timestamp,user_id,pixel_color,coordinate\r").is_ok());
+        assert!(check_header(b"\xEF\xBB\xBFtimestamp,user_id,pixel_color,coordinate").is_ok());
+        assert!(check_header(b"timestamp,user,pixel_color,coordinate").is_err());
+    }
+
+    #[test]
+    fn parses_pixels_rectangles_and_crlf() {
+        let text = b"2022-04-01 12:44:10.315 UTC,abc==,#FF4500,\"42,17\"\r\n2022-04-01 12:44:11 UTC,de,#ffffff,\"10,20,13,22\"\r\n";
+        let parsed = parse_chunk(text, 5);
+        assert!(parsed.rejects.is_empty(), "{:?}", parsed.rejects);
+        assert_eq!(parsed.rows.len(), 2);
+        let first = &parsed.rows[0];
+        assert_eq!((first.line, first.timestamp_ms, first.color), (5, 1_648_817_050_315, 2));
+        assert_eq!(&parsed.users[first.user.clone()], b"abc==");
+        assert_eq!(first.coordinate, Coordinate::Pixel { x: 42, y: 17 });
+        let second = &parsed.rows[1];
+        assert_eq!((second.line, &parsed.users[second.user.clone()]), (6, &b"de"[..]));
+        assert_eq!(second.coordinate.pixels().count(), 12);
+        assert_eq!(second.coordinate.pixels().next(), Some((10, 20)));
+        assert_eq!(second.coordinate.pixels().nth(4), Some((10, 21)));
+    }
+
+    #[test]
+    fn rejects_carry_line_reason_and_text() {
+        let text = b"2022-04-01 12:44:11.000 UTC,bbbb==,#FF4501,\"43,17\"\n2022-04-01 12:44:16.000 UTC,gggg==,#FF4500\n";
+        let parsed = parse_chunk(text, 3);
+        assert_eq!(parsed.rejects.len(), 2);
+        assert_eq!(parsed.rejects[0].line, 3);
+        assert!(parsed.rejects[0].reason.contains("#FF4501"));
+        assert_eq!(parsed.rejects[0].text, "2022-04-01 12:44:11.000 UTC,bbbb==,#FF4501,\"43,17\"");
+        assert_eq!((parsed.rejects[1].line, parsed.rejects[1].reason.as_str()), (4, "3 fields instead of 4"));
+    }
+
+    #[test]
+    fn coordinates_are_checked() {
+        assert!(parse_coordinate(b"2000,5").unwrap_err().contains("outside"));
+        assert!(parse_coordinate(b"-1,5").unwrap_err().contains("outside"));
+        assert!(parse_coordinate(b"x,5").unwrap_err().contains("not a number"));
+        assert!(parse_coordinate(b"46,17,47").unwrap_err().contains("3 numbers"));
+        assert_eq!(parse_coordinate(b"13,22,10,20"), Ok(Coordinate::Rectangle { x1: 10, y1: 20, x2: 13, y2: 22 }));
+    }
+}

@@ -1,0 +1,456 @@
+//! Ingestion: official CSV files (plain or gzip, one or many) → a dataset folder (see
+//! [`crate::dataset`]).
+//!
+//! A reader thread decompresses the inputs one after the other and cuts the text into chunks of
+//! whole lines; chunks are parsed in parallel and their events collected in input order. A stable
+//! sort by timestamp then gives the global order (equal timestamps keep input order, whatever the
+//! number of threads); user ids are numbered by first appearance in that order. Partitions and
+//! snapshots are written to a temporary folder beside the destination, renamed into place last.
+
+use crate::csv_rows::{check_header, parse_chunk, ParsedChunk};
+use crate::dataset::{self, DatasetInfo, Meta, PartitionInfo, SourceInfo};
+use crate::error::{Context, Error, Result};
+use crate::event::Event;
+use crate::npy;
+use crate::palette::WHITE;
+use crate::stop::{check, run_stoppable};
+use crate::CANVAS_SIZE;
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use std::fs::File;
+use std::io::{BufRead, BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc;
+use std::time::Instant;
+
+/// Size of the text chunks handed to the parsers.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// What to do with a row that cannot be used.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// Stop at the first bad row with `FILE:LINE: reason`; nothing is written.
+    Fail,
+    /// Keep the good rows; write every bad one to `rejects.csv` and count it.
+    Skip,
+}
+
+#[derive(Clone, Debug)]
+pub struct IngestOptions {
+    /// Events per SQLite partition.
+    pub partition_size: u64,
+    pub on_error: OnError,
+    /// Replace an existing dataset at the destination.
+    pub force: bool,
+    /// Draw a progress bar on stderr (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+impl Default for IngestOptions {
+    fn default() -> Self {
+        IngestOptions { partition_size: 1_000_000, on_error: OnError::Fail, force: false, progress: false }
+    }
+}
+
+/// What an ingest produced, and where its time went.
+#[derive(Clone, Debug)]
+pub struct IngestSummary {
+    pub info: DatasetInfo,
+    pub sources: Vec<SourceInfo>,
+    /// Wall-clock seconds of each phase, in order.
+    pub phase_seconds: Vec<(&'static str, f64)>,
+}
+
+/// Ingests `inputs` (in the order given) into the dataset folder `out`.
+pub fn ingest(inputs: &[PathBuf], out: &Path, options: &IngestOptions, should_stop: &dyn Fn() -> bool) -> Result<IngestSummary> {
+    if inputs.is_empty() {
+        return Err(Error::Argument("no input files given".into()));
+    }
+    if options.partition_size == 0 {
+        return Err(Error::Argument("partition size must be at least 1".into()));
+    }
+    check_destination(out, options.force)?;
+    let mut sizes = Vec::with_capacity(inputs.len());
+    for input in inputs {
+        sizes.push(std::fs::metadata(input).at(input)?.len());
+    }
+    let staging = Staging::create(out)?;
+    let summary = run_stoppable(should_stop, |stop| build(inputs, &sizes, staging.path(), options, stop))?;
+    staging.commit(out)?;
+    Ok(summary)
+}
+
+/// Refuses to overwrite anything but a dataset, and a dataset only with `force`.
+fn check_destination(out: &Path, force: bool) -> Result<()> {
+    if !out.exists() {
+        return Ok(());
+    }
+    let is_dataset = out.join(dataset::META_FILE).is_file();
+    let is_empty_dir = out.is_dir() && std::fs::read_dir(out).at(out)?.next().is_none();
+    if is_empty_dir || (force && is_dataset) {
+        return Ok(());
+    }
+    let reason = if is_dataset {
+        "a dataset already exists here: pass --force (force=True) to replace it"
+    } else {
+        "exists and is not a dataset: refusing to replace it"
+    };
+    Err(Error::Dataset { path: out.to_path_buf(), reason: reason.into() })
+}
+
+/// The temporary folder an ingest writes into; removed on drop unless committed.
+struct Staging {
+    path: PathBuf,
+}
+
+impl Staging {
+    fn create(out: &Path) -> Result<Staging> {
+        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        std::fs::create_dir_all(parent).at(parent)?;
+        let name = out.file_name().ok_or_else(|| Error::Argument(format!("{}: not a folder name", out.display())))?;
+        let path = parent.join(format!(".{}.ingest-{}", name.to_string_lossy(), std::process::id()));
+        if path.exists() {
+            std::fs::remove_dir_all(&path).at(&path)?;
+        }
+        std::fs::create_dir_all(path.join(dataset::PARTITIONS_DIR)).at(&path)?;
+        Ok(Staging { path })
+    }
+
+    fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Moves the finished folder to `out`, replacing what [`check_destination`] allowed.
+    fn commit(self, out: &Path) -> Result<()> {
+        let old = self.path.with_extension("old");
+        let replacing = out.exists();
+        if replacing {
+            std::fs::rename(out, &old).at(out)?;
+        }
+        std::fs::rename(&self.path, out).at(out)?;
+        if replacing {
+            std::fs::remove_dir_all(&old).at(&old)?;
+        }
+        std::mem::forget(self);
+        Ok(())
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// A run of whole lines of one input.
+struct Chunk {
+    source: usize,
+    /// File line number (1-based) of the chunk's first line.
+    first_line: u64,
+    text: Vec<u8>,
+}
+
+/// Counts the bytes read from disk, for the progress bar.
+struct Counted<'a, R> {
+    inner: R,
+    bytes: &'a AtomicU64,
+}
+
+impl<R: Read> Read for Counted<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.bytes.fetch_add(n as u64, Ordering::Relaxed);
+        Ok(n)
+    }
+}
+
+/// Reads input `source` and sends its chunks; returns when done, on error or when the receiver
+/// is gone.
+fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncSender<Result<Chunk>>) -> Result<()> {
+    let file = File::open(path).at(path)?;
+    let mut raw = BufReader::with_capacity(1 << 20, Counted { inner: file, bytes });
+    let is_gzip = raw.fill_buf().at(path)?.starts_with(&[0x1f, 0x8b]);
+    let text: Box<dyn Read> = if is_gzip { Box::new(flate2::read::MultiGzDecoder::new(raw)) } else { Box::new(raw) };
+    let mut text = BufReader::with_capacity(1 << 20, text);
+    let read_error = |source: std::io::Error| -> Error {
+        if is_gzip {
+            Error::File { path: path.to_path_buf(), reason: format!("truncated or corrupt gzip data: {source}") }
+        } else {
+            Error::Io { path: path.to_path_buf(), source }
+        }
+    };
+
+    let mut header = Vec::new();
+    text.read_until(b'\n', &mut header).map_err(read_error)?;
+    if header.is_empty() {
+        return Err(Error::File { path: path.to_path_buf(), reason: "empty file: no header".into() });
+    }
+    let header_line = header.strip_suffix(b"\n").unwrap_or(&header);
+    check_header(header_line).map_err(|reason| Error::File { path: path.to_path_buf(), reason })?;
+
+    let mut first_line = 2;
+    let mut carry = Vec::new();
+    loop {
+        let mut buffer = std::mem::take(&mut carry);
+        let filled = buffer.len();
+        buffer.resize(filled + CHUNK_BYTES, 0);
+        let mut end = filled;
+        while end < buffer.len() {
+            match text.read(&mut buffer[end..]) {
+                Ok(0) => break,
+                Ok(n) => end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(read_error(e)),
+            }
+        }
+        let at_end = end < buffer.len();
+        buffer.truncate(end);
+        let cut = if at_end { Some(end) } else { buffer.iter().rposition(|&b| b == b'\n').map(|i| i + 1) };
+        let Some(cut) = cut else {
+            carry = buffer; // one line longer than a chunk: read on
+            continue;
+        };
+        carry = buffer[cut..].to_vec();
+        buffer.truncate(cut);
+        let lines = buffer.iter().filter(|&&b| b == b'\n').count() as u64;
+        if !buffer.is_empty() && send.send(Ok(Chunk { source, first_line, text: buffer })).is_err() {
+            return Ok(());
+        }
+        first_line += lines;
+        if at_end {
+            return Ok(());
+        }
+    }
+}
+
+/// Events and users gathered from the parsed chunks, in input order.
+struct Collected<'a> {
+    inputs: &'a [PathBuf],
+    on_error: OnError,
+    events: Vec<Event>,
+    users: hashbrown::HashMap<Box<[u8]>, u32>,
+    sources: Vec<SourceInfo>,
+    rejects: Option<csv::Writer<BufWriter<File>>>,
+    rejects_path: PathBuf,
+    first_reject: Option<String>,
+}
+
+impl Collected<'_> {
+    fn absorb(&mut self, source: usize, parsed: ParsedChunk) -> Result<()> {
+        let path = &self.inputs[source];
+        let counts = &mut self.sources[source];
+        counts.rows += (parsed.rows.len() + parsed.rejects.len()) as u64;
+        counts.rejected_rows += parsed.rejects.len() as u64;
+        if let Some(reject) = parsed.rejects.first() {
+            let row_error = Error::Row { path: path.clone(), line: reject.line, reason: reject.reason.clone() };
+            match (self.on_error, &mut self.rejects) {
+                (OnError::Fail, _) | (_, None) => return Err(row_error),
+                (OnError::Skip, Some(writer)) => {
+                    self.first_reject.get_or_insert_with(|| row_error.to_string());
+                    let file = path.display().to_string();
+                    for reject in &parsed.rejects {
+                        writer
+                            .write_record([file.as_str(), &reject.line.to_string(), &reject.reason, &reject.text])
+                            .map_err(|e| Error::Io { path: self.rejects_path.clone(), source: e.into() })?;
+                    }
+                }
+            }
+        }
+        for row in &parsed.rows {
+            let hash = &parsed.users[row.user.clone()];
+            let next_id = self.users.len() as u32;
+            let user_id = *self.users.entry_ref(hash).or_insert(next_id);
+            let moderation = matches!(row.coordinate, crate::csv_rows::Coordinate::Rectangle { .. });
+            for (x, y) in row.coordinate.pixels() {
+                self.events.push(Event::new(row.timestamp_ms, user_id, x, y, row.color, moderation));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn progress_bar(options: &IngestOptions, length: u64, template: &str) -> ProgressBar {
+    if !options.progress {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(length);
+    if let Ok(style) = ProgressStyle::with_template(template) {
+        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
+    }
+    bar
+}
+
+fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOptions, stop: &AtomicBool) -> Result<IngestSummary> {
+    let mut phases = Vec::new();
+    let mut clock = Instant::now();
+    let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
+        phases.push((name, clock.elapsed().as_secs_f64()));
+        clock = Instant::now();
+    };
+
+    // Read and parse.
+    let total_bytes: u64 = sizes.iter().sum();
+    let bar = progress_bar(
+        options,
+        total_bytes,
+        "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
+    );
+    bar.set_prefix("ingest");
+    let rejects_path = staging.join(dataset::REJECTS_FILE);
+    let rejects = match options.on_error {
+        OnError::Fail => None,
+        OnError::Skip => {
+            let file = File::create(&rejects_path).at(&rejects_path)?;
+            let mut writer = csv::Writer::from_writer(BufWriter::new(file));
+            writer
+                .write_record(["file", "line", "reason", "text"])
+                .map_err(|e| Error::Io { path: rejects_path.clone(), source: e.into() })?;
+            Some(writer)
+        }
+    };
+    let mut collected = Collected {
+        inputs,
+        on_error: options.on_error,
+        events: Vec::new(),
+        users: hashbrown::HashMap::new(),
+        sources: inputs.iter().zip(sizes).map(|(p, &size)| SourceInfo { path: p.clone(), size, rows: 0, rejected_rows: 0 }).collect(),
+        rejects,
+        rejects_path: rejects_path.clone(),
+        first_reject: None,
+    };
+    let bytes_read = AtomicU64::new(0);
+    std::thread::scope(|scope| -> Result<()> {
+        let (send, receive) = mpsc::sync_channel::<Result<Chunk>>(2 * rayon::current_num_threads().max(2));
+        let bytes = &bytes_read;
+        scope.spawn(move || {
+            for (source, path) in inputs.iter().enumerate() {
+                if let Err(error) = read_source(path, source, bytes, &send) {
+                    let _ = send.send(Err(error));
+                    return;
+                }
+            }
+        });
+        let mut rows = 0u64;
+        while let Ok(first) = receive.recv() {
+            check(stop)?;
+            let mut batch = vec![first?];
+            while batch.len() < 2 * rayon::current_num_threads() {
+                match receive.try_recv() {
+                    Ok(chunk) => batch.push(chunk?),
+                    Err(_) => break,
+                }
+            }
+            let parsed: Vec<ParsedChunk> = batch.par_iter().map(|chunk| parse_chunk(&chunk.text, chunk.first_line)).collect();
+            for (chunk, parsed) in batch.iter().zip(parsed) {
+                rows += (parsed.rows.len() + parsed.rejects.len()) as u64;
+                collected.absorb(chunk.source, parsed)?;
+            }
+            bar.set_position(bytes.load(Ordering::Relaxed));
+            bar.set_message(format!("{rows} rows"));
+        }
+        Ok(())
+    })?;
+    if let Some(mut writer) = collected.rejects.take() {
+        writer.flush().at(&rejects_path)?;
+    }
+    bar.finish_and_clear();
+    lap("read_parse", &mut phases);
+
+    let rows: u64 = collected.sources.iter().map(|s| s.rows).sum();
+    let rejected_rows: u64 = collected.sources.iter().map(|s| s.rejected_rows).sum();
+    let mut events = std::mem::take(&mut collected.events);
+    if events.is_empty() {
+        let why = collected.first_reject.map_or(String::new(), |first| format!("; the first rejected: {first}"));
+        return Err(Error::Argument(format!("no events to ingest: {rows} data rows, {rejected_rows} rejected{why}")));
+    }
+
+    // Sort: stable, so equal timestamps keep input order.
+    check(stop)?;
+    events.par_sort_by_key(|event| event.timestamp_ms);
+    lap("sort", &mut phases);
+
+    let users = number_users_by_first_event(&mut events, std::mem::take(&mut collected.users));
+    let moderation: Vec<u64> = events.iter().enumerate().filter(|(_, e)| e.moderation()).map(|(i, _)| i as u64).collect();
+    lap("users", &mut phases);
+
+    check(stop)?;
+    let partition_size = options.partition_size as usize;
+    let partition_count = events.len().div_ceil(partition_size);
+    let bar = progress_bar(options, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
+    bar.set_prefix("write");
+    let (partitions, snapshots) = rayon::join(
+        || -> Result<Vec<PartitionInfo>> {
+            events
+                .par_chunks(partition_size)
+                .enumerate()
+                .map(|(index, part)| {
+                    let info = dataset::write_partition(staging, index, (index * partition_size) as u64, part, stop);
+                    bar.inc(1);
+                    info
+                })
+                .collect()
+        },
+        || write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), &events, partition_size, stop),
+    );
+    let partitions = partitions?;
+    snapshots?;
+    bar.finish_and_clear();
+    lap("partitions_snapshots", &mut phases);
+
+    let info = DatasetInfo {
+        events: events.len() as u64,
+        users: users.len() as u64,
+        partitions: partitions.len() as u64,
+        partition_size: options.partition_size,
+        first_timestamp_ms: events[0].timestamp_ms,
+        last_timestamp_ms: events[events.len() - 1].timestamp_ms,
+        canvas_width: CANVAS_SIZE as u32,
+        canvas_height: CANVAS_SIZE as u32,
+        moderation_events: moderation.len() as u64,
+        rows,
+        rejected_rows,
+    };
+    let meta = Meta { info: info.clone(), partitions: &partitions, sources: &collected.sources, users: &users, moderation: &moderation };
+    dataset::write_meta(staging, &meta, stop)?;
+    lap("meta", &mut phases);
+    Ok(IngestSummary { info, sources: collected.sources, phase_seconds: phases })
+}
+
+/// Renumbers users by their first event in time order (so ids do not depend on how the input
+/// was split into files) and returns their hashes indexed by the new id.
+fn number_users_by_first_event(events: &mut [Event], users: hashbrown::HashMap<Box<[u8]>, u32>) -> Vec<Box<[u8]>> {
+    let mut hashes: Vec<Box<[u8]>> = vec![Box::default(); users.len()];
+    for (hash, id) in users {
+        hashes[id as usize] = hash;
+    }
+    let mut new_id = vec![u32::MAX; hashes.len()];
+    let mut by_new_id = Vec::with_capacity(hashes.len());
+    for event in events.iter_mut() {
+        let old = event.user_id as usize;
+        if new_id[old] == u32::MAX {
+            new_id[old] = by_new_id.len() as u32;
+            by_new_id.push(std::mem::take(&mut hashes[old]));
+        }
+        event.user_id = new_id[old];
+    }
+    by_new_id
+}
+
+/// Writes the canvas before each partition and after the last event (see [`crate::dataset`]).
+fn write_snapshots(path: &Path, events: &[Event], partition_size: usize, stop: &AtomicBool) -> Result<()> {
+    let (width, height) = (CANVAS_SIZE as usize, CANVAS_SIZE as usize);
+    let partitions = events.len().div_ceil(partition_size);
+    let mut out = BufWriter::new(File::create(path).at(path)?);
+    npy::write_u8_header(&mut out, &[partitions + 1, height, width]).at(path)?;
+    let mut canvas = vec![WHITE; width * height];
+    for part in events.chunks(partition_size) {
+        check(stop)?;
+        out.write_all(&canvas).at(path)?;
+        for event in part {
+            canvas[event.y() as usize * width + event.x() as usize] = event.color();
+        }
+    }
+    out.write_all(&canvas).at(path)?;
+    out.flush().at(path)
+}

@@ -1,0 +1,56 @@
+//! Long work that the user can interrupt. Python only delivers Ctrl-C to its main thread, so the
+//! work runs on a helper thread while the calling thread keeps asking `should_stop` and raises a
+//! flag that the work checks between blocks.
+
+use crate::error::{Error, Result};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+/// Runs `work` on a scoped thread; sets its flag as soon as `should_stop()` returns true.
+/// A panic in `work` comes back as [`Error::Internal`] instead of unwinding into the caller.
+pub fn run_stoppable<T: Send>(should_stop: &dyn Fn() -> bool, work: impl FnOnce(&AtomicBool) -> Result<T> + Send) -> Result<T> {
+    let stop = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let worker = scope.spawn(|| work(&stop));
+        while !worker.is_finished() {
+            std::thread::park_timeout(Duration::from_millis(20));
+            if !stop.load(Ordering::Relaxed) && should_stop() {
+                stop.store(true, Ordering::Relaxed);
+            }
+        }
+        worker.join().unwrap_or_else(|panic| {
+            let message = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "unknown panic".to_string());
+            Err(Error::Internal(message))
+        })
+    })
+}
+
+/// `Err(Interrupted)` once the flag is up.
+pub fn check(stop: &AtomicBool) -> Result<()> {
+    if stop.load(Ordering::Relaxed) {
+        Err(Error::Interrupted)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stops_when_asked_and_reports_panics() {
+        let result: Result<()> = run_stoppable(&|| true, |stop| loop {
+            check(stop)?;
+            std::thread::sleep(Duration::from_millis(1));
+        });
+        assert!(matches!(result, Err(Error::Interrupted)));
+        let result: Result<()> = run_stoppable(&|| false, |_| panic!("boom"));
+        assert!(matches!(result, Err(Error::Internal(m)) if m == "boom"));
+        assert_eq!(run_stoppable(&|| false, |_| Ok(7)).unwrap(), 7);
+    }
+}

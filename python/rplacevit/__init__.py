@@ -1,0 +1,31 @@
+"""rplacevit: the r/place canvas history as a fast, exact dataset, and Vision Transformers that
+learn how the canvas evolves.
+
+The heavy work (CSV ingestion, SQLite partitions, canvas reconstruction) runs in Rust
+(:mod:`rplacevit._core`); this package is the Python face of it.
+"""
+
+from pathlib import Path
+
+from ._core import CANVAS_SIZE, OUTSIDE, PALETTE_HEX, PALETTE_RGB, WHITE, DatasetError, FormatError
+from .store import info, ingest, synth
+
+__version__ = "0.1.0"
+
+#: The sample shipped with the package: 102,670 real-derived events of the 128×128 region
+#: x 250..377, y 375..502 over the first 24 hours of r/place 2022.
+SAMPLE_CSV = Path(__file__).parent / "data" / "place2022_crop128_24h.csv.gz"
+
+__all__ = [
+    "CANVAS_SIZE",
+    "OUTSIDE",
+    "PALETTE_HEX",
+    "PALETTE_RGB",
+    "SAMPLE_CSV",
+    "WHITE",
+    "DatasetError",
+    "FormatError",
+    "info",
+    "ingest",
+    "synth",
+]

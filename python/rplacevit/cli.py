@@ -1,0 +1,139 @@
+"""The ``rplacevit`` command: one subcommand per feature, each a thin shell over the Python API."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+from . import DatasetError, FormatError, SAMPLE_CSV, store
+
+
+def format_time(ms: int) -> str:
+    """ISO 8601 UTC text of a timestamp in milliseconds."""
+    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def print_dataset(summary: dict) -> None:
+    print(f"  events             {summary['events']:,}")
+    print(f"  users              {summary['users']:,}")
+    print(f"  partitions         {summary['partitions']:,} (of up to {summary['partition_size']:,} events)")
+    print(f"  first event        {format_time(summary['first_timestamp_ms'])}")
+    print(f"  last event         {format_time(summary['last_timestamp_ms'])}")
+    print(f"  canvas             {summary['canvas_width']}×{summary['canvas_height']}")
+    print(f"  moderation events  {summary['moderation_events']:,}")
+    print(f"  rows read          {summary['rows']:,} ({summary['rejected_rows']:,} rejected)")
+
+
+def print_ingest(summary: dict) -> None:
+    seconds = sum(summary["phase_seconds"].values())
+    rate = summary["rows"] / seconds if seconds > 0 else float("inf")
+    print(f"ingested {len(summary['sources'])} file(s) into {summary['path']}")
+    print_dataset(summary)
+    phases = ", ".join(f"{name} {s:.2f} s" for name, s in summary["phase_seconds"].items())
+    print(f"  took               {seconds:.2f} s, {rate:,.0f} rows/s ({phases})")
+    if summary["rejected_rows"]:
+        print(f"  rejected rows are listed in {Path(summary['path']) / 'rejects.csv'}")
+
+
+def cmd_ingest(args: argparse.Namespace) -> None:
+    summary = store.ingest(
+        args.inputs,
+        args.output,
+        partition_size=args.partition_size,
+        on_error=args.on_error,
+        force=args.force,
+        progress=not args.quiet and sys.stderr.isatty(),
+    )
+    if not args.quiet:
+        print_ingest(summary)
+
+
+INFO_KEYS = [
+    "events",
+    "users",
+    "partitions",
+    "first_timestamp_ms",
+    "last_timestamp_ms",
+    "canvas_width",
+    "canvas_height",
+    "moderation_events",
+    "rejected_rows",
+]
+
+
+def cmd_info(args: argparse.Namespace) -> None:
+    summary = store.info(args.dataset)
+    if args.json:
+        print(json.dumps({key: summary[key] for key in INFO_KEYS}, indent=2))
+    else:
+        print(f"dataset {args.dataset}")
+        print_dataset(summary)
+
+
+def cmd_synth(args: argparse.Namespace) -> None:
+    summary = store.synth(args.output, args.events, seed=args.seed, progress=not args.quiet and sys.stderr.isatty())
+    if not args.quiet:
+        print(
+            f"wrote {summary['rows']:,} rows ({summary['events']:,} events, {summary['users']:,} users, "
+            f"{summary['moderation_rows']:,} moderation rectangles) to {args.output}, "
+            f"{format_time(summary['first_timestamp_ms'])} → {format_time(summary['last_timestamp_ms'])}"
+        )
+
+
+def cmd_demo(args: argparse.Namespace) -> None:
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    dataset = out / "dataset"
+    print(f"rplacevit demo: the shipped sample {SAMPLE_CSV.name} → {out}")
+    summary = store.ingest([SAMPLE_CSV], dataset, force=True, progress=sys.stderr.isatty())
+    print_ingest(summary)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rplacevit",
+        description="The r/place canvas history as a fast, exact dataset, and Vision Transformers that paint it.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = sub.add_parser("demo", help="run the whole pipeline on the sample shipped in the package")
+    demo.add_argument("-o", "--output", default="rplacevit-demo", help="output folder (default: %(default)s)")
+    demo.set_defaults(run=cmd_demo)
+
+    synth = sub.add_parser("synth", help="write a realistic synthetic history in the official 2022 CSV format")
+    synth.add_argument("-o", "--output", required=True, help="output file (.csv, or .csv.gz for gzip)")
+    synth.add_argument("--events", type=int, required=True, help="number of data rows to write")
+    synth.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    synth.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    synth.set_defaults(run=cmd_synth)
+
+    ingest = sub.add_parser("ingest", help="ingest official r/place CSV files into a dataset folder")
+    ingest.add_argument("inputs", nargs="+", metavar="INPUT", help=".csv, .csv.gz or .gzip files (single file or numbered parts)")
+    ingest.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder to create")
+    ingest.add_argument("--partition-size", type=int, default=1_000_000, metavar="N", help="events per SQLite partition (default: %(default)s)")
+    ingest.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="stop at the first bad row, or skip bad rows into DATASET/rejects.csv (default: %(default)s)")
+    ingest.add_argument("--force", action="store_true", help="replace an existing dataset")
+    ingest.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    ingest.set_defaults(run=cmd_ingest)
+
+    info = sub.add_parser("info", help="summarise a dataset folder")
+    info.add_argument("dataset", metavar="DATASET")
+    info.add_argument("--json", action="store_true", help="print JSON")
+    info.set_defaults(run=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        args.run(args)
+    except KeyboardInterrupt:
+        print("rplacevit: interrupted", file=sys.stderr)
+        return 130
+    except (FormatError, DatasetError, OSError, ValueError) as error:
+        print(f"rplacevit: error: {error}", file=sys.stderr)
+        return 1
+    return 0

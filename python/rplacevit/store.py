@@ -1,0 +1,58 @@
+"""Dataset folders: build one from the official CSV (:func:`ingest`), describe one
+(:func:`info`), and write synthetic histories in the official format (:func:`synth`)."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Iterable, Union
+
+from . import _core
+
+PathLike = Union[str, "os.PathLike[str]"]
+
+
+def ingest(
+    inputs: PathLike | Iterable[PathLike],
+    out: PathLike,
+    partition_size: int = 1_000_000,
+    on_error: str = "fail",
+    force: bool = False,
+    progress: bool | None = None,
+) -> dict:
+    """Ingests official r/place 2022 CSV files (plain, ``.gz`` or ``.gzip``) into the dataset
+    folder ``out``.
+
+    Events are sorted by timestamp (ties keep the order of ``inputs``, then of lines) and split
+    into SQLite partitions of ``partition_size`` events. ``on_error="fail"`` stops at the first
+    bad row (:class:`rplacevit.FormatError` naming file and line; nothing is written);
+    ``"skip"`` keeps the good rows and lists the bad ones in ``out/rejects.csv``. An existing
+    dataset is replaced only with ``force=True``. ``progress`` (default: when stderr is a
+    terminal) draws a progress bar on stderr. Ctrl-C stops the ingest and leaves no ``out``.
+
+    Returns the summary: ``events``, ``rows``, ``rejected_rows``, ``users``, ``partitions``,
+    ``first_timestamp_ms``/``last_timestamp_ms`` (ms since the Unix epoch, UTC), canvas size,
+    ``moderation_events``, per-file ``sources`` and ``phase_seconds``.
+    """
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]
+    if progress is None:
+        progress = sys.stderr.isatty()
+    return _core.ingest([os.fspath(p) for p in inputs], os.fspath(out), partition_size, on_error, force, progress)
+
+
+def info(dataset: PathLike) -> dict:
+    """The summary of a dataset folder: ``events``, ``users``, ``partitions``,
+    ``first_timestamp_ms``, ``last_timestamp_ms``, ``canvas_width``, ``canvas_height``,
+    ``moderation_events``, ``rejected_rows`` (and ``rows``, ``partition_size``).
+    Raises :class:`rplacevit.DatasetError` for a missing or incomplete dataset."""
+    return _core.dataset_info(os.fspath(dataset))
+
+
+def synth(out: PathLike, events: int, seed: int = 0, progress: bool | None = None) -> dict:
+    """Writes ``events`` rows of a realistic synthetic history in the official 2022 format to
+    ``out`` (gzip when it ends in ``.gz``/``.gzip``); deterministic for a ``seed``."""
+    if progress is None:
+        progress = sys.stderr.isatty()
+    return _core.synth(os.fspath(out), events, seed, progress)
+

@@ -1,0 +1,49 @@
+"""Shared fixtures: data files in tests/data and datasets built from them once per session."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import rplacevit
+
+DATA = Path(__file__).parent / "data"
+
+
+def read_events(dataset: Path) -> np.ndarray:
+    """All events of a dataset from its SQLite partitions, in id order: (N, 6) int64 columns
+    id, timestamp, user_id, color_id, x, y."""
+    rows = []
+    for part in sorted((dataset / "partitions").glob("partition_*.sqlite")):
+        with sqlite3.connect(f"file:{part}?mode=ro", uri=True) as connection:
+            rows += connection.execute("SELECT id, timestamp, user_id, color_id, x, y FROM pixels ORDER BY id").fetchall()
+    return np.array(rows, dtype=np.int64).reshape(-1, 6)
+
+
+def replay(events: np.ndarray, stop: int, canvas: np.ndarray | None = None, start: int = 0) -> np.ndarray:
+    """The canvas after events[start:stop], plainly, one event at a time."""
+    canvas = np.full((2000, 2000), rplacevit.WHITE, np.uint8) if canvas is None else canvas.copy()
+    for _, _, _, color, x, y in events[start:stop]:
+        canvas[y, x] = color
+    return canvas
+
+
+@pytest.fixture(scope="session")
+def sample_dataset(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sample") / "dataset"
+    rplacevit.ingest(rplacevit.SAMPLE_CSV, out, partition_size=25_000)
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_events(sample_dataset) -> np.ndarray:
+    return read_events(sample_dataset)
+
+
+@pytest.fixture(scope="session")
+def real_snapshots():
+    with np.load(DATA / "place2022_crop128_24h_snapshots.npz") as npz:
+        return {key: npz[key] for key in npz.files}
