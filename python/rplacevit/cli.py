@@ -5,15 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
 from pathlib import Path
 
 from . import DatasetError, FormatError, SAMPLE_CSV, store
-
-
-def format_time(ms: int) -> str:
-    """ISO 8601 UTC text of a timestamp in milliseconds."""
-    return datetime.fromtimestamp(ms / 1000, tz=timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from .times import format_time
 
 
 def print_dataset(summary: dict) -> None:

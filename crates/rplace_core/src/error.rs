@@ -29,6 +29,10 @@ pub enum Error {
     #[error("{0}")]
     Argument(String),
 
+    /// An event id (or other index) outside the dataset.
+    #[error("{0}")]
+    Index(String),
+
     /// A bug: a panic caught before it could reach the caller.
     #[error("internal error (please report it): {0}")]
     Internal(String),

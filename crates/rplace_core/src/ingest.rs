@@ -13,9 +13,9 @@ use crate::error::{Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
 use crate::palette::WHITE;
+use crate::progress;
 use crate::stop::{check, run_stoppable};
 use crate::CANVAS_SIZE;
-use indicatif::{ProgressBar, ProgressStyle};
 use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
@@ -270,17 +270,6 @@ impl Collected<'_> {
     }
 }
 
-fn progress_bar(options: &IngestOptions, length: u64, template: &str) -> ProgressBar {
-    if !options.progress {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(length);
-    if let Ok(style) = ProgressStyle::with_template(template) {
-        bar.set_style(style.progress_chars("█▉▊▋▌▍▎▏ "));
-    }
-    bar
-}
-
 fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOptions, stop: &AtomicBool) -> Result<IngestSummary> {
     let mut phases = Vec::new();
     let mut clock = Instant::now();
@@ -291,8 +280,8 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
 
     // Read and parse.
     let total_bytes: u64 = sizes.iter().sum();
-    let bar = progress_bar(
-        options,
+    let bar = progress::bar(
+        options.progress,
         total_bytes,
         "{prefix} [{elapsed_precise}] {wide_bar} {bytes}/{total_bytes} {bytes_per_sec} ETA {eta} {msg}",
     );
@@ -377,7 +366,7 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     check(stop)?;
     let partition_size = options.partition_size as usize;
     let partition_count = events.len().div_ceil(partition_size);
-    let bar = progress_bar(options, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
+    let bar = progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
     bar.set_prefix("write");
     let (partitions, snapshots) = rayon::join(
         || -> Result<Vec<PartitionInfo>> {

@@ -12,8 +12,9 @@ pub mod event;
 pub mod ingest;
 pub mod npy;
 pub mod palette;
+pub mod progress;
 pub mod stop;
-
+pub mod synth;
 pub mod timestamp;
 
 #[cfg(feature = "python")]

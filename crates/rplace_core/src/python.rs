@@ -5,8 +5,9 @@ use crate::dataset::{self, DatasetInfo, SourceInfo};
 use crate::error::Error;
 use crate::ingest::{IngestOptions, OnError};
 use crate::palette;
+use crate::synth::{synthesize, SynthOptions};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyFileNotFoundError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError, PyValueError};
+use pyo3::exceptions::{PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -25,6 +26,7 @@ fn to_py(error: Error) -> PyErr {
         Error::Row { .. } | Error::File { .. } => FormatError::new_err(message),
         Error::Sqlite { .. } | Error::Dataset { .. } => DatasetError::new_err(message),
         Error::Argument(_) => PyValueError::new_err(message),
+        Error::Index(_) => PyIndexError::new_err(message),
         Error::Internal(_) => PyRuntimeError::new_err(message),
         Error::Interrupted => PyKeyboardInterrupt::new_err(message),
     }
@@ -91,6 +93,27 @@ fn ingest<'py>(
 }
 
 #[pyfunction]
+#[pyo3(signature = (out, rows, seed = 0, progress = false))]
+fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: bool) -> PyResult<Bound<'py, PyDict>> {
+    let bar = crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {per_sec} ETA {eta}");
+    bar.set_prefix("synth");
+    let options = SynthOptions { rows, seed };
+    let summary = py
+        .detach(|| synthesize(&options, &out, &python_wants_stop, &|written| bar.set_position(written)))
+        .map_err(to_py)?;
+    bar.finish_and_clear();
+    let dict = PyDict::new(py);
+    dict.set_item("path", &out)?;
+    dict.set_item("rows", summary.rows)?;
+    dict.set_item("events", summary.events)?;
+    dict.set_item("users", summary.users)?;
+    dict.set_item("moderation_rows", summary.moderation_rows)?;
+    dict.set_item("first_timestamp_ms", summary.first_timestamp_ms)?;
+    dict.set_item("last_timestamp_ms", summary.last_timestamp_ms)?;
+    Ok(dict)
+}
+
+#[pyfunction]
 fn dataset_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let info = py.detach(|| dataset::read_info(&path)).map_err(to_py)?;
     info_dict(py, &info)
@@ -100,6 +123,7 @@ fn dataset_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDi
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
+    m.add_function(wrap_pyfunction!(synth, m)?)?;
     m.add("FormatError", m.py().get_type::<FormatError>())?;
     m.add("DatasetError", m.py().get_type::<DatasetError>())?;
     m.add("PALETTE_RGB", palette::PALETTE_RGB.to_vec())?;

@@ -1,0 +1,101 @@
+"""Pictures of the canvas: a PNG at one moment, and a timelapse video (mp4, gif) through time."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+import numpy as np
+
+from . import PALETTE_RGB
+from .files import atomic_path
+from .history import History
+
+# Palette index → RGB, with OUTSIDE (32) drawn dark grey.
+_RGB = np.array(list(PALETTE_RGB) + [(40, 40, 40)], dtype=np.uint8)
+
+
+def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
+    """``x0,y0,x1,y1`` (x1, y1 exclusive) → a tuple; None stays None."""
+    if text is None:
+        return None
+    try:
+        x0, y0, x1, y1 = (int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"region {text!r}: expected x0,y0,x1,y1 (four integers)") from None
+    if not (x0 < x1 and y0 < y1):
+        raise ValueError(f"region {text!r}: needs x0 < x1 and y0 < y1")
+    return x0, y0, x1, y1
+
+
+def to_rgb(canvas: np.ndarray, region: tuple[int, int, int, int] | None = None, scale: int = 1) -> np.ndarray:
+    """(H, W) palette indices → (h·scale, w·scale, 3) uint8 RGB in the official colors."""
+    if region is not None:
+        x0, y0, x1, y1 = region
+        height, width = canvas.shape
+        if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
+            raise ValueError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} canvas")
+        canvas = canvas[y0:y1, x0:x1]
+    if scale < 1:
+        raise ValueError(f"scale must be at least 1, not {scale}")
+    rgb = _RGB[canvas]
+    if scale > 1:
+        rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
+    return rgb
+
+
+def render(history: History, t_ms: int, out: str | os.PathLike[str], region=None, scale: int = 1) -> Path:
+    """Writes the canvas at ``t_ms`` (every event with timestamp ≤ t_ms) as a PNG."""
+    import imageio.v3 as iio
+
+    rgb = to_rgb(history.canvas_at(t_ms), region, scale)
+    with atomic_path(out) as temporary:
+        iio.imwrite(temporary, rgb)
+    return Path(out)
+
+
+def frame_times(history: History, every_ms: int, start_ms: int | None = None, stop_ms: int | None = None) -> list[int]:
+    """Frame times from the first to the last event (both included), ``every_ms`` apart."""
+    first, last = history.time_range
+    start = first if start_ms is None else start_ms
+    stop = last if stop_ms is None else stop_ms
+    if every_ms <= 0:
+        raise ValueError("the frame interval must be positive")
+    times = list(range(start, stop, every_ms))
+    return times + [stop]
+
+
+def timelapse(
+    history: History,
+    out: str | os.PathLike[str],
+    every_ms: int = 30 * 60_000,
+    fps: int = 30,
+    gif: str | os.PathLike[str] | None = None,
+    region=None,
+    scale: int = 1,
+    progress: bool = True,
+) -> int:
+    """Writes an H.264 mp4 (and optionally a gif) of the canvas every ``every_ms`` through the
+    history; returns the number of frames. The mp4 is streamed; a gif keeps its frames in memory
+    until the end, so keep gifs small (``region``, ``every_ms``)."""
+    import imageio.v2 as iio
+    from tqdm import tqdm
+
+    times = frame_times(history, every_ms)
+    gif_frames = []
+    with atomic_path(out) as video_path:
+        video = iio.get_writer(video_path, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=1)
+        with contextlib.closing(video):
+            for t in tqdm(times, desc="timelapse", unit="frame", disable=not progress):
+                rgb = to_rgb(history.canvas_at(t), region, scale)
+                # yuv420p needs even sides: pad by one dark row/column where needed.
+                video.append_data(np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0))))
+                if gif is not None:
+                    gif_frames.append(rgb)
+        if gif is not None:
+            import imageio.v3 as iio3
+
+            with atomic_path(gif) as gif_path:
+                iio3.imwrite(gif_path, np.stack(gif_frames), duration=1000 / fps, loop=0)
+    return len(times)

@@ -1,0 +1,45 @@
+"""Times and durations as users type them, to and from integer milliseconds since the Unix epoch
+(UTC), the unit of every timestamp in rplacevit."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+_DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
+
+
+def parse_time(text: str | int) -> int:
+    """``2022-04-03T12:00:00Z`` (ISO 8601; no zone means UTC) or integer milliseconds → ms."""
+    if isinstance(text, int):
+        return text
+    text = text.strip()
+    if re.fullmatch(r"-?\d+", text):
+        return int(text)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
+    except ValueError:
+        raise ValueError(f"time {text!r}: expected ISO 8601 like 2022-04-03T12:00:00Z or integer milliseconds") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return round(moment.timestamp() * 1000)
+
+
+def parse_duration(text: str | int) -> int:
+    """``30m``, ``1h``, ``90s``, ``500ms``, ``2d`` (or integer milliseconds) → ms."""
+    if isinstance(text, int):
+        return text
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
+    if not match:
+        raise ValueError(f"duration {text!r}: expected a number with a unit ms, s, m, h or d, like 30m")
+    value, unit = match.groups()
+    milliseconds = float(value) * _DURATION_UNITS_MS[unit or "ms"]
+    if milliseconds <= 0:
+        raise ValueError(f"duration {text!r} must be positive")
+    return round(milliseconds)
+
+
+def format_time(ms: int) -> str:
+    """ISO 8601 UTC text of a timestamp in milliseconds."""
+    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
