@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parent.parent
 CHILD = """
 import json, sys, rplacevit
 summary = rplacevit.ingest(sys.argv[1:-1], sys.argv[-1], force=True, progress=False)
-summary.pop("sources")
+summary.pop("sources"); summary.pop("path")
 print(json.dumps(summary))
 """
 
@@ -36,7 +36,9 @@ def ingest_in_child(inputs: list[Path], out: Path) -> tuple[dict, float, int]:
     """(summary, wall seconds, peak RSS bytes) of one ingest in a fresh process."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     start = time.perf_counter()
-    result = subprocess.run([sys.executable, "-c", CHILD, *map(str, inputs), str(out)], capture_output=True, text=True, check=True)
+    result = subprocess.run([sys.executable, "-c", CHILD, *map(str, inputs), str(out)], capture_output=True, text=True)
+    if result.returncode != 0:
+        sys.exit(f"ingest failed:\n{result.stderr}")
     wall = time.perf_counter() - start
     peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     if peak_kib <= before:

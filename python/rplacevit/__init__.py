@@ -8,6 +8,7 @@ The heavy work (CSV ingestion, SQLite partitions, canvas reconstruction) runs in
 from pathlib import Path
 
 from ._core import CANVAS_SIZE, OUTSIDE, PALETTE_HEX, PALETTE_RGB, WHITE, DatasetError, FormatError
+from .history import History, open
 from .store import info, ingest, synth
 
 __version__ = "0.1.0"
@@ -25,7 +26,9 @@ __all__ = [
     "WHITE",
     "DatasetError",
     "FormatError",
+    "History",
     "info",
     "ingest",
+    "open",
     "synth",
 ]

@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
-from . import DatasetError, FormatError, SAMPLE_CSV, store
-from .times import format_time
+from . import DatasetError, FormatError, SAMPLE_CSV, history, render, store
+from .times import format_time, parse_duration, parse_time
 
 
 def print_dataset(summary: dict) -> None:
@@ -78,13 +78,51 @@ def cmd_synth(args: argparse.Namespace) -> None:
         )
 
 
+def cmd_render(args: argparse.Namespace) -> None:
+    reader = history.open(args.dataset)
+    t_ms = parse_time(args.at)
+    render.render(reader, t_ms, args.output, region=render.parse_region(args.region), scale=args.scale)
+    print(f"wrote {args.output}: the canvas at {format_time(t_ms)}")
+
+
+def cmd_timelapse(args: argparse.Namespace) -> None:
+    reader = history.open(args.dataset)
+    frames = render.timelapse(
+        reader,
+        args.output,
+        every_ms=parse_duration(args.every),
+        fps=args.fps,
+        gif=args.gif,
+        region=render.parse_region(args.region),
+        scale=args.scale,
+        progress=sys.stderr.isatty(),
+    )
+    also = f" and {args.gif}" if args.gif else ""
+    print(f"wrote {args.output}{also}: {frames} frames, one every {args.every}, at {args.fps} fps")
+
+
+def event_region(reader: history.History) -> tuple[int, int, int, int]:
+    """The bounding box of every event: where there is something to see."""
+    columns = reader.events()
+    return int(columns["x"].min()), int(columns["y"].min()), int(columns["x"].max()) + 1, int(columns["y"].max()) + 1
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
     dataset = out / "dataset"
+    progress = sys.stderr.isatty()
     print(f"rplacevit demo: the shipped sample {SAMPLE_CSV.name} → {out}")
-    summary = store.ingest([SAMPLE_CSV], dataset, force=True, progress=sys.stderr.isatty())
+    summary = store.ingest([SAMPLE_CSV], dataset, force=True, progress=progress)
     print_ingest(summary)
+
+    reader = history.open(dataset)
+    region = event_region(reader)
+    final = render.render(reader, reader.time_range[1], out / "final.png", region=region, scale=4)
+    frames = render.timelapse(reader, out / "timelapse.mp4", every_ms=30 * 60_000, fps=8, gif=out / "timelapse.gif",
+                              region=region, scale=2, progress=progress)
+    print(f"rendered the final canvas of region {','.join(map(str, region))} to {final}")
+    print(f"rendered a {frames}-frame timelapse (one frame every 30 minutes) to {out / 'timelapse.mp4'} and {out / 'timelapse.gif'}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -113,6 +151,24 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--force", action="store_true", help="replace an existing dataset")
     ingest.add_argument("--quiet", action="store_true", help="print nothing but errors")
     ingest.set_defaults(run=cmd_ingest)
+
+    render_cmd = sub.add_parser("render", help="render the canvas at a moment as a PNG")
+    render_cmd.add_argument("dataset", metavar="DATASET")
+    render_cmd.add_argument("--at", required=True, metavar="TIME", help="ISO 8601 (2022-04-03T12:00:00Z) or integer milliseconds")
+    render_cmd.add_argument("-o", "--output", required=True, help="PNG file")
+    render_cmd.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
+    render_cmd.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
+    render_cmd.set_defaults(run=cmd_render)
+
+    timelapse = sub.add_parser("timelapse", help="render a video of the canvas through time")
+    timelapse.add_argument("dataset", metavar="DATASET")
+    timelapse.add_argument("-o", "--output", required=True, help="mp4 file (H.264)")
+    timelapse.add_argument("--gif", metavar="GIF", help="also write a gif")
+    timelapse.add_argument("--every", default="30m", help="time between frames: 30m, 1h, 90s… (default: %(default)s)")
+    timelapse.add_argument("--fps", type=int, default=30, help="frames per second (default: %(default)s)")
+    timelapse.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
+    timelapse.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
+    timelapse.set_defaults(run=cmd_timelapse)
 
     info = sub.add_parser("info", help="summarise a dataset folder")
     info.add_argument("dataset", metavar="DATASET")

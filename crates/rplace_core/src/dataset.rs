@@ -16,6 +16,8 @@
 use crate::error::{Context, Error, Result};
 use crate::event::Event;
 use crate::palette::{hex_string, PALETTE_RGB};
+use crate::sqlite_writer::write_pixels_database;
+use crate::stop::check;
 use rusqlite::{params, Connection, OpenFlags};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -94,56 +96,17 @@ fn checksum(first_event: u64, events: &[Event]) -> u32 {
 fn create_bulk(path: &Path) -> Result<Connection> {
     let connection = Connection::open(path).at(path)?;
     connection
-        .execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -131072;")
+        .execute_batch("PRAGMA journal_mode = OFF; PRAGMA synchronous = OFF; PRAGMA locking_mode = EXCLUSIVE; PRAGMA cache_size = -65536;")
         .at(path)?;
     Ok(connection)
 }
 
-/// Rows per INSERT statement: one statement for many rows saves most of SQLite's per-statement
-/// work (6 × 256 parameters stays far below SQLite's limit of 32,766).
-const INSERT_ROWS: usize = 256;
-
-/// Inserts `events` as rows `first_id ..` with one multi-row statement.
-fn insert_rows(connection: &Connection, first_id: u64, events: &[Event]) -> rusqlite::Result<()> {
-    let mut sql = String::from("INSERT INTO pixels VALUES ");
-    for i in 0..events.len() {
-        sql.push_str(if i == 0 { "(?,?,?,?,?,?)" } else { ",(?,?,?,?,?,?)" });
-    }
-    let mut insert = connection.prepare_cached(&sql)?;
-    for (i, (id, event)) in (first_id..).zip(events).enumerate() {
-        let at = i * 6;
-        insert.raw_bind_parameter(at + 1, id as i64)?;
-        insert.raw_bind_parameter(at + 2, event.timestamp_ms)?;
-        insert.raw_bind_parameter(at + 3, event.user_id)?;
-        insert.raw_bind_parameter(at + 4, event.color())?;
-        insert.raw_bind_parameter(at + 5, event.x())?;
-        insert.raw_bind_parameter(at + 6, event.y())?;
-    }
-    insert.raw_execute()?;
-    Ok(())
-}
-
-/// Writes partition `index` (events `first_event ..`) to `dataset/partitions/`. Checks `stop`
-/// every few thousand rows and returns [`Error::Interrupted`] when it is set.
+/// Writes partition `index` (events `first_event ..`) to `dataset/partitions/`, directly in
+/// SQLite's file format (see [`crate::sqlite_writer`] for why not through SQLite itself).
 pub fn write_partition(dataset: &Path, index: usize, first_event: u64, events: &[Event], stop: &AtomicBool) -> Result<PartitionInfo> {
+    check(stop)?;
     let path = dataset.join(partition_file(index));
-    let connection = create_bulk(&path)?;
-    connection
-        .execute_batch(
-            "CREATE TABLE pixels (id INTEGER PRIMARY KEY, timestamp INTEGER, user_id INTEGER, color_id INTEGER, x INTEGER, y INTEGER); BEGIN;",
-        )
-        .at(&path)?;
-    for (block_start, block) in (first_event..).step_by(INSERT_ROWS).zip(events.chunks(INSERT_ROWS)) {
-        if stop.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
-        insert_rows(&connection, block_start, block).at(&path)?;
-    }
-    // Indexes after the rows: one sort each instead of a B-tree update per row.
-    connection
-        .execute_batch("COMMIT; CREATE INDEX pixels_timestamp ON pixels (timestamp); CREATE INDEX pixels_xy ON pixels (x, y);")
-        .at(&path)?;
-    connection.close().map_err(|(_, source)| Error::Sqlite { path: path.clone(), source })?;
+    write_pixels_database(&path, first_event, events).at(&path)?;
     Ok(PartitionInfo {
         index,
         first_event,

@@ -13,6 +13,7 @@ pub mod ingest;
 pub mod npy;
 pub mod palette;
 pub mod progress;
+pub mod sqlite_writer;
 pub mod stop;
 pub mod synth;
 pub mod timestamp;

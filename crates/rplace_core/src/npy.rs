@@ -46,3 +46,46 @@ mod tests {
         assert!(String::from_utf8_lossy(&single).contains("'shape': (7,)"));
     }
 }
+
+/// What an `.npy` header says: the numpy type (`|u1`, `<i8`…), the shape, and where the
+/// C-ordered data starts (bytes from the start of the file).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    pub descr: String,
+    pub shape: Vec<usize>,
+    pub data_offset: usize,
+}
+
+/// Reads the header at the start of `bytes` (format versions 1.0 to 3.0, as numpy writes them).
+/// `Err` says what is wrong; Fortran-ordered arrays are refused.
+pub fn read_header(bytes: &[u8]) -> Result<Header, String> {
+    if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
+        return Err("not an .npy file (no \\x93NUMPY magic)".into());
+    }
+    // Version 1 stores the dictionary length in 2 bytes, versions 2 and 3 in 4.
+    let (length, start) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        version => return Err(format!("unsupported .npy version {version}")),
+    };
+    let dict = bytes.get(start..start + length).ok_or("truncated .npy header")?;
+    let dict = std::str::from_utf8(dict).map_err(|_| "the .npy header is not text")?;
+    let value_of = |key: &str| -> Result<&str, String> {
+        let at = dict.find(&format!("'{key}':")).ok_or(format!("the .npy header has no '{key}'"))?;
+        Ok(dict[at + key.len() + 3..].trim_start())
+    };
+    let descr = value_of("descr")?;
+    let descr = descr.strip_prefix('\'').and_then(|rest| rest.split('\'').next()).ok_or("unreadable 'descr' in the .npy header")?;
+    if !value_of("fortran_order")?.starts_with("False") {
+        return Err("Fortran-ordered .npy arrays are not supported".into());
+    }
+    let shape = value_of("shape")?;
+    let shape = shape.strip_prefix('(').and_then(|rest| rest.split(')').next()).ok_or("unreadable 'shape' in the .npy header")?;
+    let shape = shape
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| d.parse::<usize>().map_err(|_| format!("unreadable dimension `{d}` in the .npy header")))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(Header { descr: descr.to_string(), shape, data_offset: start + length })
+}

@@ -126,7 +126,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(synth, m)?)?;
     m.add("FormatError", m.py().get_type::<FormatError>())?;
     m.add("DatasetError", m.py().get_type::<DatasetError>())?;
-    m.add("PALETTE_RGB", palette::PALETTE_RGB.to_vec())?;
+    m.add("PALETTE_RGB", palette::PALETTE_RGB.iter().map(|c| (c[0], c[1], c[2])).collect::<Vec<_>>())?;
     m.add("PALETTE_HEX", (0..palette::N_COLORS as u8).map(palette::hex_string).collect::<Vec<_>>())?;
     m.add("OUTSIDE", palette::OUTSIDE)?;
     m.add("WHITE", palette::WHITE)?;

@@ -1,0 +1,1052 @@
+//! Exact reads of the canvas history: the canvas at any moment, windows around events, training
+//! targets and region queries, all from the memory-mapped files of [`crate::index`] and the
+//! partition snapshots of [`crate::dataset`].
+//!
+//! Opening maps the files and checks their headers and lengths; nothing is rebuilt, and
+//! processes that open the same dataset share its pages. Batch calls run on the rayon pool and
+//! each result depends only on its id, so the output is the same for any number of threads.
+
+use crate::dataset::{self, DatasetInfo};
+use crate::error::{Context, Error, Result};
+use crate::index::{
+    tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE, TILE_CHECKPOINTS_FILE,
+    TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
+};
+use crate::npy;
+use crate::palette::{OUTSIDE, WHITE};
+use memmap2::Mmap;
+use rayon::prelude::*;
+use std::fs::File;
+use std::marker::PhantomData;
+use std::ops::Range;
+use std::path::Path;
+
+// The files are little-endian and mapped as they are.
+#[cfg(target_endian = "big")]
+compile_error!("rplace_core reads its little-endian dataset files in place");
+
+/// What a batch of `color_targets` returns for each event.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ColorTarget {
+    /// The color the event placed.
+    Placed,
+    /// The most frequent color placed at the event's pixel by later events within the horizon
+    /// (ties to the color placed last), else the color the event placed.
+    NextMinuteMajority,
+}
+
+/// Numbers a file can hold as they are.
+///
+/// # Safety
+/// Every bit pattern of `size_of::<Self>()` bytes must be a valid value.
+unsafe trait Element: Copy {
+    /// The numpy type of the files that hold it.
+    const DESCR: &'static str;
+}
+
+unsafe impl Element for u8 {
+    const DESCR: &'static str = "|u1";
+}
+unsafe impl Element for u16 {
+    const DESCR: &'static str = "<u2";
+}
+unsafe impl Element for u32 {
+    const DESCR: &'static str = "<u4";
+}
+unsafe impl Element for u64 {
+    const DESCR: &'static str = "<u8";
+}
+unsafe impl Element for i64 {
+    const DESCR: &'static str = "<i8";
+}
+
+/// A memory-mapped `.npy` array whose type, shape and length were checked on open.
+struct Array<T> {
+    map: Mmap,
+    offset: usize,
+    len: usize,
+    element: PhantomData<T>,
+}
+
+impl<T: Element> Array<T> {
+    /// Maps `dataset/file` and checks that it holds a `T` array of `shape`.
+    fn open(dataset: &Path, file: &str, shape: &[usize]) -> Result<Array<T>> {
+        let path = dataset.join(file);
+        let damaged = |reason: String| Error::Dataset { path: path.clone(), reason: format!("{reason}: ingest the dataset again") };
+        let handle = match File::open(&path) {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("missing".into())),
+            Err(e) => return Err(e).at(&path),
+        };
+        // SAFETY: dataset files are never written after the ingest renames its folder into
+        // place, and a replaced dataset is renamed away and unlinked, which keeps existing
+        // mappings valid.
+        let map = unsafe { Mmap::map(&handle) }.at(&path)?;
+        let header = npy::read_header(&map).map_err(damaged)?;
+        if header.descr != T::DESCR {
+            return Err(damaged(format!("holds {} values where {} was expected", header.descr, T::DESCR)));
+        }
+        if header.shape != shape {
+            return Err(damaged(format!("has shape {:?} where {shape:?} was expected", header.shape)));
+        }
+        let len = shape.iter().product::<usize>();
+        let expected = len.checked_mul(size_of::<T>()).and_then(|bytes| bytes.checked_add(header.data_offset));
+        if expected != Some(map.len()) {
+            return Err(damaged(format!(
+                "is {} bytes long where its header announces {} (truncated?)",
+                map.len(),
+                expected.unwrap_or(usize::MAX)
+            )));
+        }
+        if (map.as_ptr() as usize + header.data_offset) % align_of::<T>() != 0 {
+            return Err(damaged(format!("its data starts at byte {}, not aligned for {}", header.data_offset, T::DESCR)));
+        }
+        Ok(Array { map, offset: header.data_offset, len, element: PhantomData })
+    }
+
+    fn as_slice(&self) -> &[T] {
+        // SAFETY: `open` checked that the map holds `len` values of `T` from `offset`, aligned,
+        // and `T: Element` accepts any bytes; the map is read-only and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.offset).cast::<T>(), self.len) }
+    }
+}
+
+/// Where a tile meets a rectangle of the canvas.
+struct TilePart {
+    /// `ty * tiles_x + tx`.
+    tile: usize,
+    /// Canvas pixel of the tile's top-left corner.
+    x0: usize,
+    y0: usize,
+    /// The rectangle's pixels inside the tile (canvas pixels).
+    xs: Range<usize>,
+    ys: Range<usize>,
+}
+
+/// The reader of one dataset's history. Cheap to share between threads.
+pub struct History {
+    info: DatasetInfo,
+    width: usize,
+    height: usize,
+    tiles_x: usize,
+    partition_size: usize,
+    timestamps: Array<i64>,
+    user_ids: Array<u32>,
+    colors: Array<u8>,
+    xs: Array<u16>,
+    ys: Array<u16>,
+    snapshots: Array<u8>,
+    tile_offsets: Array<u64>,
+    tile_event_ids: Array<u32>,
+    tile_event_cells: Array<u16>,
+    checkpoint_offsets: Array<u64>,
+    checkpoint_event_ids: Array<u32>,
+    tile_checkpoints: Array<u8>,
+}
+
+impl History {
+    /// Opens the dataset folder `dataset`: maps its files and checks their types, shapes and
+    /// lengths; [`Error::Dataset`] names the first file that is missing or inconsistent.
+    pub fn open(dataset: &Path) -> Result<History> {
+        let info = dataset::read_info(dataset)?;
+        let meta = dataset.join(dataset::META_FILE);
+        let damaged =
+            |file: &str, reason: &str| Error::Dataset { path: dataset.join(file), reason: format!("{reason}: ingest the dataset again") };
+        let n = info.events as usize;
+        let (width, height) = (info.canvas_width as usize, info.canvas_height as usize);
+        let partition_size = info.partition_size as usize;
+        if partition_size == 0 || width == 0 || height == 0 || u32::try_from(n).is_err() {
+            return Err(Error::Dataset {
+                path: meta,
+                reason: "impossible partition size, canvas size or event count: ingest the dataset again".into(),
+            });
+        }
+        let (tiles_x, tiles_y) = tile_grid(width, height);
+        let tiles = tiles_x * tiles_y;
+
+        let tile_offsets = Array::<u64>::open(dataset, TILE_OFFSETS_FILE, &[tiles + 1])?;
+        let offsets = tile_offsets.as_slice();
+        if offsets[0] != 0 || offsets[tiles] != n as u64 || offsets.windows(2).any(|w| w[0] > w[1]) {
+            return Err(damaged(TILE_OFFSETS_FILE, "offsets do not split the events into tiles"));
+        }
+        let checkpoint_offsets = Array::<u64>::open(dataset, CHECKPOINT_OFFSETS_FILE, &[tiles + 1])?;
+        let checkpoints = checkpoint_offsets.as_slice();
+        let consistent = checkpoints[0] == 0
+            && (0..tiles)
+                .all(|t| checkpoints[t + 1].checked_sub(checkpoints[t]) == Some((offsets[t + 1] - offsets[t]) / CHECKPOINT_EVERY as u64));
+        if !consistent {
+            return Err(damaged(CHECKPOINT_OFFSETS_FILE, "offsets do not match the tiles' event counts"));
+        }
+        let checkpoint_count = checkpoints[tiles] as usize;
+        Ok(History {
+            timestamps: Array::open(dataset, TIMESTAMP_FILE, &[n])?,
+            user_ids: Array::open(dataset, USER_ID_FILE, &[n])?,
+            colors: Array::open(dataset, COLOR_FILE, &[n])?,
+            xs: Array::open(dataset, X_FILE, &[n])?,
+            ys: Array::open(dataset, Y_FILE, &[n])?,
+            snapshots: Array::open(dataset, dataset::SNAPSHOTS_FILE, &[n.div_ceil(partition_size) + 1, height, width])?,
+            tile_event_ids: Array::open(dataset, TILE_EVENT_IDS_FILE, &[n])?,
+            tile_event_cells: Array::open(dataset, TILE_EVENT_CELLS_FILE, &[n])?,
+            tile_checkpoints: Array::open(dataset, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
+            checkpoint_event_ids: Array::open(dataset, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
+            tile_offsets,
+            checkpoint_offsets,
+            info,
+            width,
+            height,
+            tiles_x,
+            partition_size,
+        })
+    }
+
+    /// Number of events, `N`; ids run `0 .. N` in time order.
+    pub fn len(&self) -> usize {
+        self.timestamps.len
+    }
+
+    /// No events at all.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Canvas width in pixels.
+    pub fn width(&self) -> usize {
+        self.width
+    }
+
+    /// Canvas height in pixels.
+    pub fn height(&self) -> usize {
+        self.height
+    }
+
+    /// Timestamps of the first and the last event (milliseconds since the Unix epoch).
+    pub fn time_range(&self) -> (i64, i64) {
+        (self.info.first_timestamp_ms, self.info.last_timestamp_ms)
+    }
+
+    /// Milliseconds since the Unix epoch, `(N,)`, by event id.
+    pub fn timestamps(&self) -> &[i64] {
+        self.timestamps.as_slice()
+    }
+
+    /// User ids (numbered by first event), `(N,)`.
+    pub fn user_ids(&self) -> &[u32] {
+        self.user_ids.as_slice()
+    }
+
+    /// Palette indices, `(N,)`.
+    pub fn colors(&self) -> &[u8] {
+        self.colors.as_slice()
+    }
+
+    /// Pixel columns, `(N,)`.
+    pub fn xs(&self) -> &[u16] {
+        self.xs.as_slice()
+    }
+
+    /// Pixel rows, `(N,)`.
+    pub fn ys(&self) -> &[u16] {
+        self.ys.as_slice()
+    }
+
+    /// The canvas after every event with timestamp ≤ `t_ms` (milliseconds since the Unix
+    /// epoch): `(height, width)` palette indices, row-major, white before the first event.
+    pub fn canvas_at(&self, t_ms: i64) -> Vec<u8> {
+        self.canvas_after(self.timestamps().partition_point(|&t| t <= t_ms))
+    }
+
+    /// The canvas after events `0 .. event_id` (`event_id` may be `len()`: the final canvas):
+    /// `(height, width)` palette indices, row-major.
+    pub fn canvas_before(&self, event_id: i64) -> Result<Vec<u8>> {
+        match usize::try_from(event_id) {
+            Ok(id) if id <= self.len() => Ok(self.canvas_after(id)),
+            _ => Err(Error::Index(format!(
+                "event id {event_id} is out of range for a history of {n} events (a canvas before takes 0..={n})",
+                n = self.len()
+            ))),
+        }
+    }
+
+    /// The canvas after the first `count` events: the nearest snapshot at or before it, then the
+    /// rest of the events from the columns (at most one partition).
+    fn canvas_after(&self, count: usize) -> Vec<u8> {
+        let row = if count == self.len() { self.len().div_ceil(self.partition_size) } else { count / self.partition_size };
+        let area = self.width * self.height;
+        let mut canvas = self.snapshots.as_slice()[row * area..(row + 1) * area].to_vec();
+        let first = (row * self.partition_size).min(count);
+        let (xs, ys, colors) = (&self.xs()[first..count], &self.ys()[first..count], &self.colors()[first..count]);
+        for ((&x, &y), &color) in xs.iter().zip(ys).zip(colors) {
+            // `get_mut`: a damaged column must not panic.
+            if let Some(pixel) = canvas.get_mut(y as usize * self.width + x as usize) {
+                *pixel = color;
+            }
+        }
+        canvas
+    }
+
+    /// For each event, the `size`×`size` window of the canvas strictly before it, centred on
+    /// its pixel: `window[r, c] = canvas[y - size/2 + r, x - size/2 + c]`, [`OUTSIDE`] where
+    /// that falls outside the canvas (`size / 2` rounds down for odd sizes). `(B, size, size)`
+    /// palette indices, row-major; any `size` ≥ 1.
+    pub fn windows(&self, ids: &[i64], size: usize) -> Result<Vec<u8>> {
+        self.per_event(ids, grid_cells(size)?, |scratch, id, window| self.window_into(id, size, window, scratch))
+    }
+
+    /// Rebuilds the whole tiles under the window into a scratch region, where every tile row is
+    /// one fixed-size copy, then crops the window out of it.
+    fn window_into(&self, id: usize, size: usize, window: &mut [u8], scratch: &mut WindowScratch) {
+        let (left, top) = self.corner(id, size);
+        let (xs, ys) = (clip(left, size, self.width), clip(top, size, self.height));
+        let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
+        let stride = xs.end.next_multiple_of(TILE) - x0;
+        let WindowScratch { region, checkpoints } = scratch;
+        region.resize(stride * (ys.end.next_multiple_of(TILE) - y0), 0);
+        // First find every tile's checkpoint and start loading what the tile needs, so that the
+        // cache misses of all tiles overlap instead of coming one after the other.
+        checkpoints.clear();
+        for part in self.tiles_in(xs.clone(), ys.clone()) {
+            let done = self.checkpoints_before(part.tile, id);
+            let (state, block) = self.tile_sources(part.tile, done);
+            prefetch(state);
+            prefetch(&self.tile_event_ids.as_slice()[block.clone()]);
+            prefetch(&self.tile_event_cells.as_slice()[block]);
+            checkpoints.push(done);
+        }
+        for (part, &done) in self.tiles_in(xs.clone(), ys.clone()).zip(checkpoints.iter()) {
+            self.tile_into(part.tile, done, id, &mut region[(part.y0 - y0) * stride + part.x0 - x0..], stride);
+        }
+        let inside = (xs.start as i64 - left) as usize..(xs.end as i64 - left) as usize;
+        for (row, out) in (top..).zip(window.chunks_exact_mut(size)) {
+            let Some(row) = usize::try_from(row).ok().filter(|row| ys.contains(row)) else {
+                out.fill(OUTSIDE);
+                continue;
+            };
+            let from = (row - y0) * stride + xs.start - x0;
+            out[..inside.start].fill(OUTSIDE);
+            out[inside.clone()].copy_from_slice(&region[from..from + xs.len()]);
+            out[inside.end..].fill(OUTSIDE);
+        }
+    }
+
+    /// One color per event, `(B,)` palette indices; `horizon_ms` (milliseconds, > 0) bounds
+    /// the look-ahead of [`ColorTarget::NextMinuteMajority`].
+    pub fn color_targets(&self, ids: &[i64], mode: ColorTarget, horizon_ms: i64) -> Result<Vec<i64>> {
+        check_horizon(horizon_ms)?;
+        self.per_event(ids, 1, |_: &mut (), id, target| {
+            target[0] = match mode {
+                ColorTarget::Placed => self.colors()[id],
+                ColorTarget::NextMinuteMajority => self.majority_color(id, horizon_ms),
+            } as i64
+        })
+    }
+
+    /// The most frequent color among events after `id` at its pixel with timestamps in
+    /// `(t, t + horizon_ms]`, ties to the one placed last; the event's own color if none.
+    fn majority_color(&self, id: usize, horizon_ms: i64) -> u8 {
+        let timestamps = self.timestamps();
+        let t = timestamps[id];
+        // Later events with the same timestamp are not "after" it in time.
+        let first = first_after(timestamps, id + 1, t);
+        let end = first_after(timestamps, first, t.saturating_add(horizon_ms));
+        let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
+        let pixel = (y % TILE * TILE + x % TILE) as u16;
+        let tile = y / TILE * self.tiles_x + x / TILE;
+        let end_of_tile = self.tile_span(tile).end;
+        let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+        let from = self.first_position_from(tile, first);
+        let mut counts = [0u32; 256];
+        let mut latest = [0usize; 256];
+        for (position, (&e, &cell)) in (from..).zip(ids[from..end_of_tile].iter().zip(&cells[from..end_of_tile])) {
+            if e as usize >= end {
+                break;
+            }
+            if cell & 0xFF == pixel {
+                let color = (cell >> 8) as usize;
+                counts[color] += 1;
+                latest[color] = position;
+            }
+        }
+        (0..256).filter(|&c| counts[c] > 0).max_by_key(|&c| (counts[c], latest[c])).map_or(self.colors()[id], |c| c as u8)
+    }
+
+    /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the time
+    /// until the first later event at that pixel divided by `horizon_ms`, capped at 1.0; 1.0
+    /// where none comes within the horizon (milliseconds, > 0) or the pixel is outside the
+    /// canvas. `(B, size, size)` f32.
+    pub fn time_targets(&self, ids: &[i64], size: usize, horizon_ms: i64) -> Result<Vec<f32>> {
+        check_horizon(horizon_ms)?;
+        self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| self.time_grid_into(id, size, horizon_ms, grid))
+    }
+
+    fn time_grid_into(&self, id: usize, size: usize, horizon_ms: i64, grid: &mut [f32]) {
+        grid.fill(1.0);
+        let timestamps = self.timestamps();
+        let t = timestamps[id];
+        // Every event the scans below may see comes before `end`, so its timestamp is in bounds.
+        let end = first_after(timestamps, id + 1, t.saturating_add(horizon_ms));
+        if end == id + 1 {
+            return;
+        }
+        let (left, top) = self.corner(id, size);
+        let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+        for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
+            let mut wanted = [false; TILE * TILE];
+            for y in part.ys.clone() {
+                wanted[(y - part.y0) * TILE + part.xs.start - part.x0..(y - part.y0) * TILE + part.xs.end - part.x0].fill(true);
+            }
+            let mut remaining = part.xs.len() * part.ys.len();
+            let (from, end_of_tile) = (self.first_position_from(part.tile, id + 1), self.tile_span(part.tile).end);
+            for (&e, &cell) in ids[from..end_of_tile].iter().zip(&cells[from..end_of_tile]) {
+                if remaining == 0 || e as usize >= end {
+                    break;
+                }
+                let pixel = (cell & 0xFF) as usize;
+                if wanted[pixel] {
+                    wanted[pixel] = false;
+                    remaining -= 1;
+                    let (x, y) = (part.x0 + pixel % TILE, part.y0 + pixel / TILE);
+                    let at = (y as i64 - top) as usize * size + (x as i64 - left) as usize;
+                    grid[at] = ((timestamps[e as usize] - t) as f64 / horizon_ms as f64).min(1.0) as f32;
+                }
+            }
+        }
+    }
+
+    /// Ids of the events with `x0 ≤ x < x1`, `y0 ≤ y < y1` (pixels) and `t0 ≤ timestamp < t1`
+    /// (milliseconds), ascending; `None` leaves a side open.
+    pub fn select(&self, x0: Option<i64>, y0: Option<i64>, x1: Option<i64>, y1: Option<i64>, t0: Option<i64>, t1: Option<i64>) -> Vec<i64> {
+        let timestamps = self.timestamps();
+        let first = t0.map_or(0, |t0| timestamps.partition_point(|&t| t < t0));
+        let end = t1.map_or(self.len(), |t1| timestamps.partition_point(|&t| t < t1)).max(first);
+        if [x0, y0, x1, y1].iter().all(Option::is_none) {
+            return (first as i64..end as i64).collect();
+        }
+        let bounds = |low: Option<i64>, high: Option<i64>, limit: usize| {
+            let low = low.unwrap_or(0).clamp(0, limit as i64) as usize;
+            low..(high.unwrap_or(limit as i64).clamp(0, limit as i64) as usize).max(low)
+        };
+        let parts: Vec<TilePart> = self.tiles_in(bounds(x0, x1, self.width), bounds(y0, y1, self.height)).collect();
+        let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+        let mut selected: Vec<i64> = parts
+            .par_iter()
+            .flat_map_iter(|part| {
+                let range = self.first_position_from(part.tile, first)..self.first_position_from(part.tile, end);
+                ids[range.clone()].iter().zip(&cells[range]).filter_map(move |(&e, &cell)| {
+                    let pixel = (cell & 0xFF) as usize;
+                    let inside = part.xs.contains(&(part.x0 + pixel % TILE)) && part.ys.contains(&(part.y0 + pixel / TILE));
+                    inside.then_some(e as i64)
+                })
+            })
+            .collect();
+        selected.par_sort_unstable();
+        selected
+    }
+
+    /// Runs `fill(scratch, id, out)` for every id on the rayon pool, each with its own
+    /// `per_event` items of one `(B, per_event)` output and a scratch `S` that each rayon job
+    /// reuses; checks every id first.
+    fn per_event<T, S>(&self, ids: &[i64], per_event: usize, fill: impl Fn(&mut S, usize, &mut [T]) + Sync) -> Result<Vec<T>>
+    where
+        T: Copy + Default + Send,
+        S: Default,
+    {
+        if let Some(&bad) = ids.iter().find(|&&id| usize::try_from(id).map_or(true, |id| id >= self.len())) {
+            return Err(Error::Index(format!("event id {bad} is out of range for a history of {} events", self.len())));
+        }
+        let too_big = || Error::Argument(format!("{} outputs of {per_event} values do not fit in memory", ids.len()));
+        let total = ids.len().checked_mul(per_event).ok_or_else(too_big)?;
+        let mut out = Vec::new();
+        out.try_reserve_exact(total).map_err(|_| too_big())?;
+        out.resize(total, T::default());
+        out.par_chunks_mut(per_event)
+            .zip(ids.par_iter())
+            .for_each_init(S::default, |scratch, (chunk, &id)| fill(scratch, id as usize, chunk));
+        Ok(out)
+    }
+
+    /// Canvas pixel of the top-left corner of the `size`×`size` grid centred on event `id`.
+    fn corner(&self, id: usize, size: usize) -> (i64, i64) {
+        let half = (size / 2) as i64;
+        (self.xs()[id] as i64 - half, self.ys()[id] as i64 - half)
+    }
+
+    /// Positions of tile `tile`'s events in the tile files.
+    fn tile_span(&self, tile: usize) -> Range<usize> {
+        let offsets = self.tile_offsets.as_slice();
+        offsets[tile] as usize..offsets[tile + 1] as usize
+    }
+
+    /// The tiles that the canvas rectangle `xs`×`ys` (pixels) meets, row by row.
+    fn tiles_in(&self, xs: Range<usize>, ys: Range<usize>) -> impl Iterator<Item = TilePart> + '_ {
+        let tile_range = |r: &Range<usize>| if r.is_empty() { 0..0 } else { r.start / TILE..r.end.div_ceil(TILE) };
+        let (columns, rows) = (tile_range(&xs), tile_range(&ys));
+        rows.flat_map(move |ty| {
+            let (xs, ys) = (xs.clone(), ys.clone());
+            columns.clone().map(move |tx| {
+                let (x0, y0) = (tx * TILE, ty * TILE);
+                TilePart {
+                    tile: ty * self.tiles_x + tx,
+                    x0,
+                    y0,
+                    xs: xs.start.max(x0)..xs.end.min(x0 + TILE),
+                    ys: ys.start.max(y0)..ys.end.min(y0 + TILE),
+                }
+            })
+        })
+    }
+
+    /// How many of tile `tile`'s checkpoints hold only events before event `id`.
+    fn checkpoints_before(&self, tile: usize, id: usize) -> usize {
+        let offsets = self.checkpoint_offsets.as_slice();
+        let last_ids = &self.checkpoint_event_ids.as_slice()[offsets[tile] as usize..offsets[tile + 1] as usize];
+        last_ids.partition_point(|&e| (e as usize) < id)
+    }
+
+    /// Position in the tile files of tile `tile`'s first event with an id ≥ `id` (the end of
+    /// the tile's span if none): the checkpoint search, then at most 64 events.
+    fn first_position_from(&self, tile: usize, id: usize) -> usize {
+        let span = self.tile_span(tile);
+        let block = span.start + self.checkpoints_before(tile, id) * CHECKPOINT_EVERY;
+        let block_end = (block + CHECKPOINT_EVERY).min(span.end);
+        block + self.tile_event_ids.as_slice()[block..block_end].partition_point(|&e| (e as usize) < id)
+    }
+
+    /// Where the state of tile `tile` after its first `checkpoints` checkpoints lies (empty for
+    /// none: the tile starts white), and the positions of the (at most 64) events that follow.
+    fn tile_sources(&self, tile: usize, checkpoints: usize) -> (&[u8], Range<usize>) {
+        let state = match checkpoints {
+            0 => &[][..],
+            _ => {
+                let at = (self.checkpoint_offsets.as_slice()[tile] as usize + checkpoints - 1) * TILE * TILE;
+                &self.tile_checkpoints.as_slice()[at..at + TILE * TILE]
+            }
+        };
+        let span = self.tile_span(tile);
+        let block = span.start + checkpoints * CHECKPOINT_EVERY;
+        (state, block..(block + CHECKPOINT_EVERY).min(span.end))
+    }
+
+    /// Writes the 16×16 state of tile `tile` strictly before event `id` (palette indices) into
+    /// `region`, row `r` at `region[r * stride ..][..16]`: its checkpoint number `checkpoints`
+    /// (the last one before `id`), then at most 63 of its events.
+    fn tile_into(&self, tile: usize, checkpoints: usize, id: usize, region: &mut [u8], stride: usize) {
+        let (state, block) = self.tile_sources(tile, checkpoints);
+        for row in 0..TILE {
+            let pixels = &mut region[row * stride..row * stride + TILE];
+            // No checkpoint yet: an empty state, a white tile.
+            match state.get(row * TILE..(row + 1) * TILE) {
+                Some(from) => pixels.copy_from_slice(from),
+                None => pixels.fill(WHITE),
+            }
+        }
+        let (ids, cells) = (&self.tile_event_ids.as_slice()[block.clone()], &self.tile_event_cells.as_slice()[block]);
+        for (&e, &cell) in ids.iter().zip(cells) {
+            if e as usize >= id {
+                break;
+            }
+            let pixel = (cell & 0xFF) as usize;
+            region[pixel / TILE * stride + pixel % TILE] = (cell >> 8) as u8;
+        }
+    }
+}
+
+/// What [`History::windows`] reuses from one window to the next.
+#[derive(Default)]
+struct WindowScratch {
+    /// The tiles under the window, whole, row-major.
+    region: Vec<u8>,
+    /// The number of the checkpoint each tile starts from.
+    checkpoints: Vec<usize>,
+}
+
+/// Asks the CPU to start loading `items` into its caches, without waiting for them.
+#[inline]
+fn prefetch<T>(items: &[T]) {
+    #[cfg(target_arch = "x86_64")]
+    {
+        const LINE: usize = 64;
+        let misalignment = items.as_ptr() as usize % LINE;
+        let first_line = items.as_ptr().cast::<i8>().wrapping_sub(misalignment);
+        for line in 0..(misalignment + size_of_val(items)).div_ceil(LINE) {
+            // SAFETY: a prefetch is only a hint, never a memory access: it cannot fault.
+            unsafe { std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(first_line.wrapping_add(line * LINE)) }
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = items;
+}
+
+/// The pixels `start .. start + size` that lie in `0 .. limit`.
+fn clip(start: i64, size: usize, limit: usize) -> Range<usize> {
+    let low = start.clamp(0, limit as i64) as usize;
+    low..(start.saturating_add(size as i64).clamp(0, limit as i64) as usize).max(low)
+}
+
+/// The first index ≥ `from` whose timestamp is after `t_ms`: an exponential search from `from`,
+/// so the cost grows with the distance to the answer, not with the length of the history.
+fn first_after(timestamps: &[i64], from: usize, t_ms: i64) -> usize {
+    let rest = &timestamps[from..];
+    let mut bound = 1;
+    while bound < rest.len() && rest[bound] <= t_ms {
+        bound *= 2;
+    }
+    let low = bound / 2;
+    from + low + rest[low..bound.min(rest.len())].partition_point(|&t| t <= t_ms)
+}
+
+/// Cells of a `size`×`size` grid; refuses 0 and sizes whose square overflows.
+fn grid_cells(size: usize) -> Result<usize> {
+    size.checked_mul(size)
+        .filter(|&cells| cells > 0)
+        .ok_or_else(|| Error::Argument(format!("a window or grid size must be at least 1 pixel and fit in memory, not {size}")))
+}
+
+fn check_horizon(horizon_ms: i64) -> Result<()> {
+    if horizon_ms <= 0 {
+        return Err(Error::Argument(format!("the horizon must be a positive number of milliseconds, not {horizon_ms}")));
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dataset::{Meta, SNAPSHOTS_FILE};
+    use crate::event::Event;
+    use crate::index::write_index;
+    use std::io::Write;
+    use std::sync::atomic::AtomicBool;
+
+    /// SplitMix64: reproducible randomness without a dependency.
+    struct Rng(u64);
+
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = self.0;
+            z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ z >> 31
+        }
+
+        fn below(&mut self, n: usize) -> usize {
+            (self.next() % n as u64) as usize
+        }
+    }
+
+    /// `n` events in time order: runs of equal timestamps, most events on a few hot pixels
+    /// (corners among them) with few colors so majorities tie, and a hot square of `hot` pixels.
+    fn random_events(rng: &mut Rng, n: usize, width: usize, height: usize, hot: usize) -> Vec<Event> {
+        let hot_pixels =
+            [(0, 0), (width - 1, height - 1), (width - 1, 0), (width / 2, height / 2), (TILE.min(width - 1), 3.min(height - 1))];
+        let square = (rng.below(width - hot.min(width) + 1), rng.below(height - hot.min(height) + 1));
+        let mut t = 1_648_817_050_000i64;
+        (0..n)
+            .map(|_| {
+                t += [0, 0, 0, 1, 2, 7][rng.below(6)];
+                let (x, y, color) = match rng.below(10) {
+                    0..=4 => {
+                        let (x, y) = hot_pixels[rng.below(hot_pixels.len())];
+                        (x, y, [2, 13, 27][rng.below(3)])
+                    }
+                    5..=7 => ((square.0 + rng.below(hot)).min(width - 1), (square.1 + rng.below(hot)).min(height - 1), rng.below(4) as u8),
+                    _ => (rng.below(width), rng.below(height), rng.below(32) as u8),
+                };
+                Event::new(t, rng.below(50) as u32, x as u16, y as u16, color, false)
+            })
+            .collect()
+    }
+
+    /// Writes what [`History::open`] reads: the info table, the snapshots and the index.
+    fn write_dataset(dir: &Path, events: &[Event], width: usize, height: usize, partition_size: usize) {
+        let info = DatasetInfo {
+            events: events.len() as u64,
+            users: 50,
+            partitions: events.len().div_ceil(partition_size) as u64,
+            partition_size: partition_size as u64,
+            first_timestamp_ms: events[0].timestamp_ms,
+            last_timestamp_ms: events[events.len() - 1].timestamp_ms,
+            canvas_width: width as u32,
+            canvas_height: height as u32,
+            moderation_events: 0,
+            rows: events.len() as u64,
+            rejected_rows: 0,
+        };
+        let stop = AtomicBool::new(false);
+        dataset::write_meta(dir, &Meta { info, partitions: &[], sources: &[], users: &[], moderation: &[] }, &stop).unwrap();
+        let mut out = std::io::BufWriter::new(File::create(dir.join(SNAPSHOTS_FILE)).unwrap());
+        npy::write_u8_header(&mut out, &[events.len().div_ceil(partition_size) + 1, height, width]).unwrap();
+        let mut canvas = vec![WHITE; width * height];
+        for part in events.chunks(partition_size) {
+            out.write_all(&canvas).unwrap();
+            replay(&mut canvas, width, part);
+        }
+        out.write_all(&canvas).unwrap();
+        out.flush().unwrap();
+        write_index(dir, events, width, height, &stop).unwrap();
+    }
+
+    fn replay(canvas: &mut [u8], width: usize, events: &[Event]) {
+        for e in events {
+            canvas[e.y() as usize * width + e.x() as usize] = e.color();
+        }
+    }
+
+    /// The oracle: replays the events one by one and reads everything off the plain canvas.
+    struct Oracle {
+        events: Vec<Event>,
+        width: usize,
+        height: usize,
+    }
+
+    impl Oracle {
+        fn canvas_before(&self, id: usize) -> Vec<u8> {
+            let mut canvas = vec![WHITE; self.width * self.height];
+            replay(&mut canvas, self.width, &self.events[..id]);
+            canvas
+        }
+
+        /// Windows (`grid` = false) or the cells' canvas pixels of every id, read off one replay.
+        fn windows(&self, ids: &[i64], size: usize) -> Vec<u8> {
+            let mut order: Vec<usize> = (0..ids.len()).collect();
+            order.sort_by_key(|&k| ids[k]);
+            let mut canvas = vec![WHITE; self.width * self.height];
+            let mut replayed = 0;
+            let mut out = vec![0; ids.len() * size * size];
+            for k in order {
+                let id = ids[k] as usize;
+                replay(&mut canvas, self.width, &self.events[replayed..id]);
+                replayed = id;
+                let e = self.events[id];
+                for r in 0..size {
+                    for c in 0..size {
+                        let x = e.x() as i64 - (size / 2) as i64 + c as i64;
+                        let y = e.y() as i64 - (size / 2) as i64 + r as i64;
+                        let inside = (0..self.width as i64).contains(&x) && (0..self.height as i64).contains(&y);
+                        out[k * size * size + r * size + c] = if inside { canvas[y as usize * self.width + x as usize] } else { OUTSIDE };
+                    }
+                }
+            }
+            out
+        }
+
+        fn majority(&self, id: usize, horizon: i64) -> i64 {
+            let e = self.events[id];
+            let mut counts = [0; 32];
+            let mut latest = [0; 32];
+            for (j, later) in self.events.iter().enumerate().skip(id + 1) {
+                if later.timestamp_ms > e.timestamp_ms + horizon {
+                    break;
+                }
+                if later.timestamp_ms > e.timestamp_ms && (later.x(), later.y()) == (e.x(), e.y()) {
+                    counts[later.color() as usize] += 1;
+                    latest[later.color() as usize] = j;
+                }
+            }
+            let best = (0..32).max_by_key(|&c| (counts[c], latest[c])).unwrap();
+            if counts[best] == 0 {
+                e.color() as i64
+            } else {
+                best as i64
+            }
+        }
+
+        fn time_grid(&self, id: usize, size: usize, horizon: i64) -> Vec<f32> {
+            let e = self.events[id];
+            let (left, top) = (e.x() as i64 - (size / 2) as i64, e.y() as i64 - (size / 2) as i64);
+            let mut grid = vec![1.0f32; size * size];
+            let mut seen = vec![false; size * size];
+            for later in &self.events[id + 1..] {
+                if later.timestamp_ms > e.timestamp_ms + horizon {
+                    break;
+                }
+                let (c, r) = (later.x() as i64 - left, later.y() as i64 - top);
+                if (0..size as i64).contains(&c) && (0..size as i64).contains(&r) {
+                    let at = r as usize * size + c as usize;
+                    if !seen[at] {
+                        seen[at] = true;
+                        grid[at] = ((later.timestamp_ms - e.timestamp_ms) as f64 / horizon as f64).min(1.0) as f32;
+                    }
+                }
+            }
+            grid
+        }
+    }
+
+    fn pool(threads: usize) -> rayon::ThreadPool {
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
+    }
+
+    /// Runs `read` on a 1-thread and a 4-thread pool and checks that both agree.
+    fn same_on_any_pool<T: PartialEq + std::fmt::Debug + Send>(read: impl Fn() -> T + Sync + Send) -> T {
+        let one = pool(1).install(&read);
+        let four = pool(4).install(&read);
+        assert!(one == four, "results differ between 1 and 4 threads");
+        one
+    }
+
+    /// Every batch call against the oracle on one history.
+    fn check_against_oracle(history: &History, oracle: &Oracle, rng: &mut Rng, sizes: &[usize]) {
+        let n = oracle.events.len();
+        let mut ids: Vec<i64> = (0..n as i64).collect();
+        ids.extend((0..500).map(|_| rng.below(n) as i64));
+        for &size in sizes {
+            let windows = same_on_any_pool(|| history.windows(&ids, size).unwrap());
+            assert!(windows == oracle.windows(&ids, size), "windows of size {size}");
+        }
+        let placed = same_on_any_pool(|| history.color_targets(&ids, ColorTarget::Placed, 1).unwrap());
+        assert!(placed.iter().zip(&ids).all(|(&c, &id)| c == oracle.events[id as usize].color() as i64));
+        for horizon in [1, 40, 2_000] {
+            let majority = same_on_any_pool(|| history.color_targets(&ids, ColorTarget::NextMinuteMajority, horizon).unwrap());
+            for (k, &id) in ids.iter().enumerate() {
+                assert_eq!(majority[k], oracle.majority(id as usize, horizon), "majority of event {id}, horizon {horizon}");
+            }
+        }
+        let sample: Vec<i64> = ids.iter().step_by(7).copied().chain([0, n as i64 - 1]).collect();
+        for (size, horizon) in [(16, 3_000), (5, 30), (1, 1)] {
+            let grids = same_on_any_pool(|| history.time_targets(&sample, size, horizon).unwrap());
+            for (k, &id) in sample.iter().enumerate() {
+                assert_eq!(
+                    &grids[k * size * size..(k + 1) * size * size],
+                    &oracle.time_grid(id as usize, size, horizon)[..],
+                    "time grid of {id}"
+                );
+            }
+        }
+    }
+
+    fn check_canvases(history: &History, oracle: &Oracle, rng: &mut Rng, partition_size: usize) {
+        let n = oracle.events.len();
+        let mut counts = vec![0, 1, n - 1, n];
+        for k in 1..n.div_ceil(partition_size) {
+            counts.extend([k * partition_size - 1, k * partition_size, k * partition_size + 1]);
+        }
+        counts.extend((0..20).map(|_| rng.below(n + 1)));
+        for count in counts {
+            assert!(history.canvas_before(count as i64).unwrap() == oracle.canvas_before(count), "canvas before {count}");
+        }
+        let (first, last) = history.time_range();
+        let mut times = vec![first - 1, first, last, last + 1, i64::MIN, i64::MAX];
+        times.extend((0..20).map(|_| oracle.events[rng.below(n)].timestamp_ms + rng.below(3) as i64 - 1));
+        for t in times {
+            let count = oracle.events.iter().filter(|e| e.timestamp_ms <= t).count();
+            assert!(history.canvas_at(t) == oracle.canvas_before(count), "canvas at {t}");
+        }
+    }
+
+    fn check_select(history: &History, oracle: &Oracle, rng: &mut Rng) {
+        let (first, last) = history.time_range();
+        for combination in 0..64u32 {
+            for _ in 0..4 {
+                let mut pick =
+                    |bit: u32, low: i64, high: i64| (combination >> bit & 1 == 1).then(|| low + rng.below((high - low) as usize) as i64);
+                let (w, h) = (oracle.width as i64, oracle.height as i64);
+                let (x0, y0, x1, y1) = (pick(0, -3, w + 3), pick(1, -3, h + 3), pick(2, -3, w + 3), pick(3, -3, h + 3));
+                let (t0, t1) = (pick(4, first - 5, last + 5), pick(5, first - 5, last + 5));
+                let inside = |v: i64, low: Option<i64>, high: Option<i64>| low.is_none_or(|l| l <= v) && high.is_none_or(|h| v < h);
+                let expected: Vec<i64> = (0..oracle.events.len() as i64)
+                    .filter(|&i| {
+                        let e = oracle.events[i as usize];
+                        inside(e.x() as i64, x0, x1) && inside(e.y() as i64, y0, y1) && inside(e.timestamp_ms, t0, t1)
+                    })
+                    .collect();
+                let selected = same_on_any_pool(|| history.select(x0, y0, x1, y1, t0, t1));
+                assert!(selected == expected, "select {x0:?} {y0:?} {x1:?} {y1:?} {t0:?} {t1:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn matches_the_oracle_on_a_canvas_that_is_not_a_multiple_of_the_tile() {
+        let mut rng = Rng(7);
+        let (width, height, partition_size) = (37, 23, 777);
+        let events = random_events(&mut rng, 20_000, width, height, 6);
+        let dir = tempfile::tempdir().unwrap();
+        write_dataset(dir.path(), &events, width, height, partition_size);
+        let history = History::open(dir.path()).unwrap();
+        assert_eq!((history.len(), history.width(), history.height()), (20_000, 37, 23));
+        assert_eq!(history.timestamps()[5], events[5].timestamp_ms);
+        let oracle = Oracle { events, width, height };
+        check_against_oracle(&history, &oracle, &mut rng, &[1, 7, 16, 64]);
+        check_canvases(&history, &oracle, &mut rng, partition_size);
+        check_select(&history, &oracle, &mut rng);
+    }
+
+    #[test]
+    fn matches_the_oracle_after_a_real_ingest() {
+        let mut rng = Rng(11);
+        let events = random_events(&mut rng, 6_000, 2000, 2000, 40);
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("history.csv");
+        let mut text = String::from("timestamp,user_id,pixel_color,coordinate\n");
+        for e in &events {
+            let time = crate::timestamp::format_timestamp(e.timestamp_ms);
+            text.push_str(&format!("{time},user{},{},\"{},{}\"\n", e.user_id, crate::palette::hex_string(e.color()), e.x(), e.y()));
+        }
+        std::fs::write(&csv, text).unwrap();
+        let out = dir.path().join("dataset");
+        let options = crate::ingest::IngestOptions { partition_size: 1_000, ..Default::default() };
+        crate::ingest::ingest(&[csv], &out, &options, &|| false).unwrap();
+        let history = History::open(&out).unwrap();
+        assert_eq!(history.colors(), events.iter().map(|e| e.color()).collect::<Vec<_>>());
+        let oracle = Oracle { events, width: 2000, height: 2000 };
+        check_against_oracle(&history, &oracle, &mut rng, &[64, 9]);
+        check_canvases(&history, &oracle, &mut rng, 1_000);
+    }
+
+    #[test]
+    fn refuses_bad_ids_and_arguments() {
+        let mut rng = Rng(3);
+        let events = random_events(&mut rng, 300, 20, 20, 3);
+        let dir = tempfile::tempdir().unwrap();
+        write_dataset(dir.path(), &events, 20, 20, 100);
+        let history = History::open(dir.path()).unwrap();
+        fn shareable<T: Send + Sync>(_: &T) {}
+        shareable(&history);
+        for bad in [-1, 300, i64::MAX, i64::MIN] {
+            let index = |r: Result<Vec<u8>>| matches!(r, Err(Error::Index(m)) if m.contains(&bad.to_string()) && m.contains("300 events"));
+            assert!(index(history.windows(&[0, bad], 64)));
+            assert!(matches!(history.color_targets(&[bad], ColorTarget::Placed, 60_000), Err(Error::Index(_))));
+            assert!(matches!(history.time_targets(&[bad], 16, 1_000), Err(Error::Index(_))));
+        }
+        assert!(matches!(history.canvas_before(-1), Err(Error::Index(_))));
+        assert!(matches!(history.canvas_before(301), Err(Error::Index(_))));
+        assert!(matches!(history.windows(&[1], 0), Err(Error::Argument(_))));
+        assert!(matches!(history.time_targets(&[1], 0, 1_000), Err(Error::Argument(_))));
+        assert!(matches!(history.time_targets(&[1], 16, 0), Err(Error::Argument(_))));
+        assert!(matches!(history.color_targets(&[1], ColorTarget::NextMinuteMajority, -5), Err(Error::Argument(_))));
+        assert_eq!(history.windows(&[], 64).unwrap(), Vec::<u8>::new());
+        assert_eq!(history.select(Some(5), None, Some(5), None, None, None), Vec::<i64>::new());
+        assert_eq!(history.select(None, None, None, None, Some(i64::MAX), Some(i64::MIN)), Vec::<i64>::new());
+    }
+
+    #[test]
+    fn damaged_datasets_name_the_file() {
+        let mut rng = Rng(5);
+        let events = random_events(&mut rng, 500, 40, 30, 4);
+        let dir = tempfile::tempdir().unwrap();
+        write_dataset(dir.path(), &events, 40, 30, 100);
+        assert!(History::open(dir.path()).is_ok());
+        let damaged = |file: &str, says: &str| {
+            let error = History::open(dir.path()).err().expect("a damaged dataset opened");
+            let message = error.to_string();
+            assert!(
+                matches!(error, Error::Dataset { .. }) && message.contains(file) && message.contains(says) && message.contains("ingest"),
+                "{message}"
+            );
+        };
+        let cells = dir.path().join(crate::index::TILE_EVENT_CELLS_FILE);
+        let bytes = std::fs::read(&cells).unwrap();
+        std::fs::write(&cells, &bytes[..bytes.len() - 3]).unwrap();
+        damaged("tile_event_cells.npy", "truncated");
+        std::fs::write(&cells, &bytes[..5]).unwrap();
+        damaged("tile_event_cells.npy", "npy");
+        std::fs::write(&cells, &bytes).unwrap();
+
+        let color = dir.path().join(COLOR_FILE);
+        let bytes = std::fs::read(&color).unwrap();
+        let mut wrong = Vec::new();
+        npy::write_header(&mut wrong, "<u2", &[250]).unwrap();
+        wrong.extend_from_slice(&bytes[npy::header_len("|u1", &[500])..]);
+        std::fs::write(&color, wrong).unwrap();
+        damaged("color.npy", "<u2");
+        std::fs::write(&color, &bytes).unwrap();
+
+        let offsets = dir.path().join(TILE_OFFSETS_FILE);
+        let mut bytes = std::fs::read(&offsets).unwrap();
+        let last = bytes.len() - 8;
+        bytes[last] ^= 1;
+        std::fs::write(&offsets, &bytes).unwrap();
+        damaged("tile_offsets.npy", "tiles");
+        bytes[last] ^= 1;
+        std::fs::write(&offsets, &bytes).unwrap();
+
+        std::fs::remove_file(dir.path().join(X_FILE)).unwrap();
+        damaged("x.npy", "missing");
+    }
+
+    /// Windows per second on a 2-million-event hotspot history (run with `--release --ignored`).
+    #[test]
+    #[ignore]
+    fn throughput() {
+        let mut rng = Rng(1);
+        let n = std::env::var("HISTORY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
+        let centres: Vec<(usize, usize, usize)> = (0..200).map(|_| (rng.below(2000), rng.below(2000), 3 + rng.below(60))).collect();
+        let mut t = 1_648_817_050_000i64;
+        let events: Vec<Event> = (0..n)
+            .map(|_| {
+                t += rng.below(40) as i64;
+                let (x, y) = if rng.below(5) == 0 {
+                    (rng.below(2000), rng.below(2000))
+                } else {
+                    let (cx, cy, r) = centres[rng.below(centres.len()).min(rng.below(centres.len()))];
+                    ((cx + rng.below(r)).min(1999), (cy + rng.below(r)).min(1999))
+                };
+                Event::new(t, rng.below(100_000) as u32, x as u16, y as u16, rng.below(32) as u8, false)
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        let clock = std::time::Instant::now();
+        write_dataset(dir.path(), &events, 2000, 2000, 1_000_000);
+        let written = clock.elapsed();
+        let clock = std::time::Instant::now();
+        let history = History::open(dir.path()).unwrap();
+        let opened = clock.elapsed();
+        let batches: Vec<Vec<i64>> = (0..400).map(|_| (0..256).map(|_| rng.below(n) as i64).collect()).collect();
+        let windows = || {
+            for batch in &batches {
+                std::hint::black_box(history.windows(batch, 64).unwrap());
+                std::hint::black_box(history.color_targets(batch, ColorTarget::Placed, 60_000).unwrap());
+            }
+        };
+        // The CPU time of one thread, which other processes on the machine do not inflate.
+        let cpu_ns = || {
+            std::fs::read_to_string("/proc/thread-self/schedstat")
+                .ok()
+                .and_then(|s| s.split(' ').next()?.parse::<f64>().ok())
+                .unwrap_or(f64::NAN)
+        };
+        // A first pass maps the pages, as a long training run would have.
+        let clock = std::time::Instant::now();
+        windows();
+        let cold = (batches.len() * 256) as f64 / clock.elapsed().as_secs_f64();
+        let per_core = pool(1).install(|| {
+            // The best of three: the machine's other processes share the caches.
+            (0..3)
+                .map(|_| {
+                    let start = cpu_ns();
+                    windows();
+                    (batches.len() * 256) as f64 / (cpu_ns() - start) * 1e9
+                })
+                .fold(0.0, f64::max)
+        });
+        let wall = |threads| {
+            pool(threads).install(|| {
+                let clock = std::time::Instant::now();
+                windows();
+                (batches.len() * 256) as f64 / clock.elapsed().as_secs_f64()
+            })
+        };
+        let (rate, rate_one) = (wall(rayon::current_num_threads()), wall(1));
+        let clock = std::time::Instant::now();
+        for batch in &batches[..40] {
+            std::hint::black_box(history.color_targets(batch, ColorTarget::NextMinuteMajority, 60_000).unwrap());
+        }
+        let majority = (40 * 256) as f64 / clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
+        for batch in &batches[..40] {
+            std::hint::black_box(history.time_targets(batch, 16, 3_600_000).unwrap());
+        }
+        let time = (40 * 256) as f64 / clock.elapsed().as_secs_f64();
+        let clock = std::time::Instant::now();
+        for k in 0..20 {
+            std::hint::black_box(history.canvas_at(events[k * n / 20 + 12_345].timestamp_ms));
+        }
+        let canvas_ms = clock.elapsed().as_secs_f64() * 1000.0 / 20.0;
+        println!(
+            "{n} events, {} threads: index written in {written:.2?}, opened in {opened:.2?}; windows(64)+placed {rate:.0}/s (first pass {cold:.0}/s, {rate_one:.0}/s on 1 thread, {per_core:.0}/s per core of CPU time); \
+             majority {majority:.0}/s; time_targets(16, 1 h) {time:.0}/s; canvas_at {canvas_ms:.1} ms",
+            rayon::current_num_threads()
+        );
+    }
+}

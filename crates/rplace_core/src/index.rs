@@ -1,0 +1,261 @@
+//! The history index: the event columns and a tile index of the canvas, written once by the
+//! ingest and memory-mapped by [`crate::history`] for exact reads in bounded time.
+//!
+//! Every file is an `.npy` array (numpy opens them with `np.load(path, mmap_mode="r")`); `N` is
+//! the number of events, ids are positions in time order:
+//!
+//! - `events/timestamp.npy` (`<i8`, N) milliseconds since the Unix epoch, `events/user_id.npy`
+//!   (`<u4`, N), `events/color.npy` (`|u1`, N) palette indices, `events/x.npy` and
+//!   `events/y.npy` (`<u2`, N) pixels: the columns in id order (17 bytes per event).
+//! - The canvas is cut into tiles of [`TILE`]×[`TILE`] pixels, `tiles_x = ceil(width / 16)` by
+//!   `tiles_y = ceil(height / 16)`, tile `t = ty * tiles_x + tx`. `index/tile_event_ids.npy`
+//!   (`<u4`, N) holds the event ids grouped by tile, ascending inside a tile; tile `t` owns
+//!   positions `tile_offsets[t] .. tile_offsets[t + 1]` (`index/tile_offsets.npy`, `<u8`,
+//!   T + 1). `index/tile_event_cells.npy` (`<u2`, N) gives, for the same positions, the pixel
+//!   inside the tile in the low byte (`(y % 16) * 16 + x % 16`) and the color in the high byte
+//!   (6 bytes per event), so a tile replays without touching the columns.
+//! - Every [`CHECKPOINT_EVERY`] events of a tile, its 16×16 state: checkpoint `j` (1-based) of
+//!   tile `t` is row `checkpoint_offsets[t] + j - 1` of `index/tile_checkpoints.npy` (`|u1`,
+//!   (C, 256)) and holds the tile after its first `64 * j` events (`index/checkpoint_offsets.npy`,
+//!   `<u8`, T + 1). `index/checkpoint_event_ids.npy` (`<u4`, C) holds the id of the last event
+//!   each checkpoint includes: the search for the checkpoint before an event runs in this array,
+//!   16 times smaller than the tile lists and mostly in cache, and ends with a scan of at most
+//!   64 consecutive events. About 4.1 bytes per event; any tile state costs one copy and at most
+//!   63 events.
+
+use crate::error::{Context, Error, Result};
+use crate::event::Event;
+use crate::npy;
+use crate::palette::WHITE;
+use crate::stop::check;
+use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+
+/// Side of a tile in pixels.
+pub const TILE: usize = 16;
+
+/// Events of a tile between two checkpoints.
+pub const CHECKPOINT_EVERY: usize = 64;
+
+pub const EVENTS_DIR: &str = "events";
+pub const INDEX_DIR: &str = "index";
+pub const TIMESTAMP_FILE: &str = "events/timestamp.npy";
+pub const USER_ID_FILE: &str = "events/user_id.npy";
+pub const COLOR_FILE: &str = "events/color.npy";
+pub const X_FILE: &str = "events/x.npy";
+pub const Y_FILE: &str = "events/y.npy";
+pub const TILE_OFFSETS_FILE: &str = "index/tile_offsets.npy";
+pub const TILE_EVENT_IDS_FILE: &str = "index/tile_event_ids.npy";
+pub const TILE_EVENT_CELLS_FILE: &str = "index/tile_event_cells.npy";
+pub const CHECKPOINT_OFFSETS_FILE: &str = "index/checkpoint_offsets.npy";
+pub const TILE_CHECKPOINTS_FILE: &str = "index/tile_checkpoints.npy";
+pub const CHECKPOINT_EVENT_IDS_FILE: &str = "index/checkpoint_event_ids.npy";
+
+/// Tiles across and down a `width`×`height` canvas (pixels).
+pub fn tile_grid(width: usize, height: usize) -> (usize, usize) {
+    (width.div_ceil(TILE), height.div_ceil(TILE))
+}
+
+/// Events per block between two checks of the stop flag.
+const STOP_CHECK_EVENTS: usize = 1 << 20;
+
+/// Writes `events/` and `index/` into `dataset` from `events` in id (time) order on a
+/// `width`×`height` canvas (pixels). Refuses events outside the canvas and more events than a
+/// `u32` id can name; returns [`Error::Interrupted`] soon after `stop` is raised.
+pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize, stop: &AtomicBool) -> Result<()> {
+    if width == 0 || height == 0 {
+        return Err(Error::Argument(format!("a {width}x{height} canvas has no pixels")));
+    }
+    if u32::try_from(events.len()).is_err() {
+        return Err(Error::Argument(format!("{} events: the index numbers events with 32 bits", events.len())));
+    }
+    if let Some((id, event)) = events.iter().enumerate().find(|(_, e)| e.x() as usize >= width || e.y() as usize >= height) {
+        return Err(Error::Argument(format!("event {id} at ({}, {}) lies outside the {width}x{height} canvas", event.x(), event.y())));
+    }
+    for dir in [EVENTS_DIR, INDEX_DIR] {
+        let path = dataset.join(dir);
+        std::fs::create_dir_all(&path).at(&path)?;
+    }
+    let n = events.len();
+    write_column(&dataset.join(TIMESTAMP_FILE), "<i8", events, stop, |e| e.timestamp_ms.to_le_bytes())?;
+    write_column(&dataset.join(USER_ID_FILE), "<u4", events, stop, |e| e.user_id.to_le_bytes())?;
+    write_column(&dataset.join(COLOR_FILE), "|u1", events, stop, |e| [e.color()])?;
+    write_column(&dataset.join(X_FILE), "<u2", events, stop, |e| e.x().to_le_bytes())?;
+    write_column(&dataset.join(Y_FILE), "<u2", events, stop, |e| e.y().to_le_bytes())?;
+
+    // A stable counting sort by tile: ids stay ascending inside each tile.
+    let (tiles_x, tiles_y) = tile_grid(width, height);
+    let tile_of = |e: &Event| e.y() as usize / TILE * tiles_x + e.x() as usize / TILE;
+    let mut tile_offsets = vec![0u64; tiles_x * tiles_y + 1];
+    for event in events {
+        tile_offsets[tile_of(event) + 1] += 1;
+    }
+    for t in 1..tile_offsets.len() {
+        tile_offsets[t] += tile_offsets[t - 1];
+    }
+    check(stop)?;
+    let mut next = tile_offsets.clone();
+    let mut ids = vec![0u32; n];
+    let mut cells = vec![0u16; n];
+    for (id, event) in events.iter().enumerate() {
+        let slot = &mut next[tile_of(event)];
+        ids[*slot as usize] = id as u32;
+        let pixel = event.y() as usize % TILE * TILE + event.x() as usize % TILE;
+        cells[*slot as usize] = (event.color() as u16) << 8 | pixel as u16;
+        *slot += 1;
+    }
+    check(stop)?;
+    write_column(&dataset.join(TILE_OFFSETS_FILE), "<u8", &tile_offsets, stop, |o| o.to_le_bytes())?;
+    write_column(&dataset.join(TILE_EVENT_IDS_FILE), "<u4", &ids, stop, |id| id.to_le_bytes())?;
+    write_column(&dataset.join(TILE_EVENT_CELLS_FILE), "<u2", &cells, stop, |cell| cell.to_le_bytes())?;
+
+    let mut checkpoint_offsets = vec![0u64; tile_offsets.len()];
+    let mut checkpoint_ids = Vec::with_capacity(n / CHECKPOINT_EVERY);
+    for t in 1..tile_offsets.len() {
+        let tile_ids = &ids[tile_offsets[t - 1] as usize..tile_offsets[t] as usize];
+        checkpoint_ids.extend(tile_ids.chunks_exact(CHECKPOINT_EVERY).map(|block| block[CHECKPOINT_EVERY - 1]));
+        checkpoint_offsets[t] = checkpoint_ids.len() as u64;
+    }
+    drop(ids);
+    write_column(&dataset.join(CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
+    write_column(&dataset.join(CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
+    write_checkpoints(&dataset.join(TILE_CHECKPOINTS_FILE), &tile_offsets, &cells, checkpoint_ids.len(), stop)
+}
+
+/// Writes `items` as the one-dimensional array `path` of numpy type `descr`, each item as the
+/// little-endian bytes `encode` gives.
+fn write_column<T, const B: usize>(path: &Path, descr: &str, items: &[T], stop: &AtomicBool, encode: impl Fn(&T) -> [u8; B]) -> Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+    npy::write_header(&mut out, descr, &[items.len()]).at(path)?;
+    for block in items.chunks(STOP_CHECK_EVENTS) {
+        check(stop)?;
+        for item in block {
+            out.write_all(&encode(item)).at(path)?;
+        }
+    }
+    out.flush().at(path)
+}
+
+/// Replays every tile from white and writes its state after each [`CHECKPOINT_EVERY`] events,
+/// tile after tile: the rows come out in file order, so nothing is held in memory.
+fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoints: usize, stop: &AtomicBool) -> Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+    npy::write_header(&mut out, "|u1", &[checkpoints, TILE * TILE]).at(path)?;
+    let mut replayed = 0;
+    for bounds in tile_offsets.windows(2) {
+        let tile_cells = &cells[bounds[0] as usize..bounds[1] as usize];
+        replayed += tile_cells.len();
+        if replayed >= STOP_CHECK_EVENTS {
+            check(stop)?;
+            replayed = 0;
+        }
+        let mut state = [WHITE; TILE * TILE];
+        for block in tile_cells.chunks_exact(CHECKPOINT_EVERY) {
+            for &cell in block {
+                state[(cell & 0xFF) as usize] = (cell >> 8) as u8;
+            }
+            out.write_all(&state).at(path)?;
+        }
+    }
+    out.flush().at(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::Error;
+
+    /// The shape and raw data of the array `dataset/file`, checking its numpy type.
+    fn read_array(dataset: &Path, file: &str, descr: &str) -> (Vec<usize>, Vec<u8>) {
+        let bytes = std::fs::read(dataset.join(file)).unwrap();
+        let header = npy::read_header(&bytes).unwrap();
+        assert_eq!(header.descr, descr, "{file}");
+        (header.shape, bytes[header.data_offset..].to_vec())
+    }
+
+    fn numbers<const B: usize>(bytes: &[u8], decode: fn([u8; B]) -> u64) -> Vec<u64> {
+        bytes.chunks_exact(B).map(|c| decode(c.try_into().unwrap())).collect()
+    }
+
+    #[test]
+    fn tiles_replay_to_their_checkpoints() {
+        // A 20×17 canvas: 2×2 tiles, the right and bottom ones partly outside it. Tile 0 gets
+        // enough events for three checkpoints, tile 3 (one pixel column, one row) for one.
+        let (width, height) = (20, 17);
+        let events: Vec<Event> = (0..400u32)
+            .map(|i| {
+                let (x, y) = if i % 5 == 4 { (16 + i % 4, 16) } else { ((i * 7 % 16), (i * 3 % 16)) };
+                Event::new(1_000 + i as i64 / 3, i % 9, x as u16, y as u16, (i * 13 % 32) as u8, false)
+            })
+            .collect();
+        let dir = tempfile::tempdir().unwrap();
+        write_index(dir.path(), &events, width, height, &AtomicBool::new(false)).unwrap();
+
+        let (shape, timestamps) = read_array(dir.path(), TIMESTAMP_FILE, "<i8");
+        assert_eq!(shape, [400]);
+        assert_eq!(numbers(&timestamps, |b| i64::from_le_bytes(b) as u64)[399], 1_133);
+        let (_, xs) = read_array(dir.path(), X_FILE, "<u2");
+        assert_eq!(numbers(&xs, |b| u16::from_le_bytes(b) as u64)[4], 16);
+        assert_eq!(read_array(dir.path(), COLOR_FILE, "|u1").1, events.iter().map(|e| e.color()).collect::<Vec<_>>());
+        read_array(dir.path(), Y_FILE, "<u2");
+        read_array(dir.path(), USER_ID_FILE, "<u4");
+
+        let offsets = numbers(&read_array(dir.path(), TILE_OFFSETS_FILE, "<u8").1, u64::from_le_bytes);
+        assert_eq!(offsets, [0, 320, 320, 320, 400]);
+        let ids = numbers(&read_array(dir.path(), TILE_EVENT_IDS_FILE, "<u4").1, |b| u32::from_le_bytes(b) as u64);
+        let cells = numbers(&read_array(dir.path(), TILE_EVENT_CELLS_FILE, "<u2").1, |b| u16::from_le_bytes(b) as u64);
+        let checkpoint_offsets = numbers(&read_array(dir.path(), CHECKPOINT_OFFSETS_FILE, "<u8").1, u64::from_le_bytes);
+        assert_eq!(checkpoint_offsets, [0, 5, 5, 5, 6]);
+        let (shape, checkpoints) = read_array(dir.path(), TILE_CHECKPOINTS_FILE, "|u1");
+        assert_eq!(shape, [6, 256]);
+        let last_ids = numbers(&read_array(dir.path(), CHECKPOINT_EVENT_IDS_FILE, "<u4").1, |b| u32::from_le_bytes(b) as u64);
+
+        for (tile, (tx, ty)) in [(0, 0), (1, 0), (0, 1), (1, 1)].into_iter().enumerate() {
+            let mine: Vec<usize> = (0..events.len()).filter(|&i| (events[i].x() / 16, events[i].y() / 16) == (tx, ty)).collect();
+            let span = offsets[tile] as usize..offsets[tile + 1] as usize;
+            assert_eq!(ids[span.clone()].iter().map(|&id| id as usize).collect::<Vec<_>>(), mine, "ids of tile {tile}");
+            let mut state = [WHITE; 256];
+            for (k, &id) in mine.iter().enumerate() {
+                let e = events[id];
+                let pixel = (e.y() % 16 * 16 + e.x() % 16) as usize;
+                assert_eq!(cells[span.start + k], (e.color() as u64) << 8 | pixel as u64);
+                state[pixel] = e.color();
+                if (k + 1) % CHECKPOINT_EVERY == 0 {
+                    let row = checkpoint_offsets[tile] as usize + (k + 1) / CHECKPOINT_EVERY - 1;
+                    assert_eq!(&checkpoints[row * 256..(row + 1) * 256], &state[..], "checkpoint {row}");
+                    assert_eq!(last_ids[row], id as u64);
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn refuses_what_it_cannot_index_and_stops_when_asked() {
+        let dir = tempfile::tempdir().unwrap();
+        let events = [Event::new(0, 0, 3, 3, 1, false), Event::new(1, 0, 20, 3, 1, false)];
+        let error = write_index(dir.path(), &events, 20, 10, &AtomicBool::new(false)).unwrap_err();
+        assert!(matches!(&error, Error::Argument(m) if m.contains("event 1 at (20, 3)")), "{error}");
+        assert!(matches!(write_index(dir.path(), &events, 0, 10, &AtomicBool::new(false)), Err(Error::Argument(_))));
+        assert!(matches!(write_index(dir.path(), &events, 21, 10, &AtomicBool::new(true)), Err(Error::Interrupted)));
+    }
+
+    #[test]
+    fn npy_headers_read_back() {
+        for shape in [vec![0], vec![7], vec![3, 2000, 2000], vec![]] {
+            let mut bytes = Vec::new();
+            npy::write_header(&mut bytes, "<u4", &shape).unwrap();
+            let header = npy::read_header(&bytes).unwrap();
+            assert_eq!((header.descr.as_str(), header.shape, header.data_offset), ("<u4", shape, bytes.len()));
+        }
+        let mut bytes = Vec::new();
+        npy::write_header(&mut bytes, "<u4", &[5]).unwrap();
+        assert!(npy::read_header(&bytes[..40]).unwrap_err().contains("truncated"));
+        assert!(npy::read_header(b"PK\x03\x04 not numpy").unwrap_err().contains("magic"));
+        let mut fortran = bytes.clone();
+        let at = fortran.windows(5).position(|w| w == b"False").unwrap();
+        fortran[at..at + 5].copy_from_slice(b"True ");
+        assert!(npy::read_header(&fortran).unwrap_err().contains("Fortran"));
+    }
+}

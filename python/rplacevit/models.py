@@ -1,0 +1,351 @@
+"""The two Vision Transformers: :class:`ColorModel` (which color the centre pixel takes next) and
+:class:`TimeModel` (how soon each central pixel changes), both built from a :class:`ModelConfig`.
+
+A window is a ``(B, window, window)`` integer tensor (uint8 or int64) of palette indices 0..31,
+with OUTSIDE (32) for cells off the canvas; the event's pixel is at row and column ``window // 2``.
+The trunk sees it as tokens::
+
+    [cls] + centre² pixel tokens (the central centre×centre pixels, one token each)
+          + (window/patch)² patch tokens (the whole window in patch×patch squares; optional)
+
+then pre-norm Transformer blocks and a final LayerNorm. The color head reads the cls token;
+the time head reads every pixel token. Checkpoints carry their config (:func:`to_checkpoint`,
+:func:`load_model`), so no hyperparameter is ever typed twice.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+# Same values as rplacevit.PALETTE_HEX / rplacevit.OUTSIDE; repeated here so that this module
+# imports nothing from the package and loads without the Rust extension.
+PALETTE_SIZE = 32
+OUTSIDE = 32
+VOCABULARY = PALETTE_SIZE + 1  # the 32 colors and OUTSIDE
+
+KINDS = ("color", "time")
+POSITIONS = ("learned", "sinusoidal")
+
+#: Size presets: tiny trains in seconds on a CPU; small (≈1.9 M parameters) and base (≈85 M)
+#: are the sizes of the original author's two runs.
+PRESETS = {
+    "tiny": dict(d_model=32, heads=2, blocks=2, d_ff=64),
+    "small": dict(d_model=192, heads=6, blocks=4, d_ff=768),
+    "base": dict(d_model=768, heads=12, blocks=12, d_ff=3072),
+}
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a model; stored in every checkpoint.
+
+    kind: "color" or "time". window: side of the input view in pixels. centre: side of the
+    central square seen as pixel tokens (and predicted by the time model). patch: side of a
+    periphery patch in pixels. periphery: add the whole window as patch tokens. positions:
+    "sinusoidal" (fixed 2-D sin/cos of each token's centre in window pixels) or "learned".
+    d_model, heads, blocks, d_ff: width, attention heads, Transformer blocks, MLP hidden width.
+    dropout: on the token sum, attention weights and residual branches (0 disables it).
+    """
+
+    kind: str
+    window: int = 64
+    centre: int = 16
+    patch: int = 4
+    periphery: bool = True
+    d_model: int = 192
+    heads: int = 6
+    blocks: int = 4
+    d_ff: int = 768
+    dropout: float = 0.0
+    positions: str = "sinusoidal"
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind {self.kind!r}: expected one of {KINDS}")
+        if self.positions not in POSITIONS:
+            raise ValueError(f"positions {self.positions!r}: expected one of {POSITIONS}")
+        for name in ("window", "centre", "patch", "d_model", "heads", "blocks", "d_ff"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0):
+                raise ValueError(f"{name} = {getattr(self, name)!r}: expected a positive integer")
+        if self.window % self.patch:
+            raise ValueError(f"window {self.window} is not a multiple of patch {self.patch}")
+        if self.centre > self.window:
+            raise ValueError(f"centre {self.centre} is larger than window {self.window}")
+        if (self.window - self.centre) % 2:
+            raise ValueError(
+                f"centre {self.centre} and window {self.window} differ in parity: "
+                "the centre square could not be centred"
+            )
+        if self.d_model % self.heads:
+            raise ValueError(f"d_model {self.d_model} is not a multiple of heads {self.heads}")
+        if self.positions == "sinusoidal" and self.d_model % 4:
+            raise ValueError(f"d_model {self.d_model}: sinusoidal 2-D positions need a multiple of 4")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout {self.dropout}: expected 0 <= dropout < 1")
+
+    @classmethod
+    def preset(cls, name: str, kind: str, **overrides) -> ModelConfig:
+        """The config of preset ``name`` (see :data:`PRESETS`) for ``kind``; ``overrides`` replace
+        any field, e.g. ``ModelConfig.preset("tiny", "color", window=16, centre=4)``."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown preset {name!r}: expected one of {tuple(PRESETS)}")
+        return cls(kind=kind, **{**PRESETS[name], **overrides})
+
+    @property
+    def centre_start(self) -> int:
+        """First row (and column) of the centre square in the window: 24 for 64/16."""
+        return (self.window - self.centre) // 2
+
+
+def sinusoidal_positions(rows: torch.Tensor, cols: torch.Tensor, d_model: int) -> torch.Tensor:
+    """(N,) float row and column coordinates in pixels → (N, d_model): the first half of the
+    features encodes the row, the second the column, each as sin and cos at geometric
+    frequencies from 1 to 1/10000 radians per pixel."""
+    quarter = d_model // 4
+    frequencies = 10000.0 ** (-torch.arange(quarter, dtype=torch.float32) / quarter)
+    row_angles, col_angles = rows[:, None] * frequencies, cols[:, None] * frequencies
+    return torch.cat([row_angles.sin(), row_angles.cos(), col_angles.sin(), col_angles.cos()], dim=1)
+
+
+def cell_centres(first: int, count: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Row and column, in window pixels, of the centres of a count×count grid of size×size cells
+    whose first cell starts at (first, first); each (count²,), in row-major order."""
+    coordinates = first + size * (torch.arange(count, dtype=torch.float32) + 0.5)
+    return coordinates.repeat_interleave(count), coordinates.repeat(count)
+
+
+class PatchEmbedding(nn.Module):
+    """(B, window, window) int64 palette indices → (B, (window/patch)², d_model) patch tokens.
+
+    The same map as a bias-free Linear layer on one-hot patches (patch²·33 inputs), without the
+    one-hot: row ``cell·33 + color`` of the table is the weight column that cell's one-hot bit
+    would select, so a patch's token is the sum of its cells' rows. The patch token type
+    embedding plays the part of the bias.
+    """
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.patch = config.patch
+        self.table = nn.EmbeddingBag(config.patch**2 * VOCABULARY, config.d_model, mode="sum")
+        self.register_buffer("cell_offsets", torch.arange(config.patch**2) * VOCABULARY, persistent=False)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        batch, side, _ = windows.shape
+        p, n = self.patch, side // self.patch
+        cells = windows.reshape(batch, n, p, n, p).transpose(2, 3).reshape(batch * n * n, p * p)
+        return self.table(cells + self.cell_offsets).view(batch, n * n, -1)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention without a mask: every token sees the whole window."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.heads, self.dropout = config.heads, config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.proj = nn.Linear(config.d_model, config.d_model)
+        self.residual_dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        batch, tokens, width = x.shape
+        q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        return self.residual_dropout(self.proj(y.transpose(1, 2).reshape(batch, tokens, width)))
+
+
+class MLP(nn.Module):
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.fc = nn.Linear(config.d_model, config.d_ff)
+        self.proj = nn.Linear(config.d_ff, config.d_model)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.dropout(self.proj(F.relu(self.fc(x))))
+
+
+class Block(nn.Module):
+    """Pre-norm Transformer block: x + attention(norm(x)), then x + mlp(norm(x))."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.attention_norm = nn.LayerNorm(config.d_model)
+        self.attention = Attention(config)
+        self.mlp_norm = nn.LayerNorm(config.d_model)
+        self.mlp = MLP(config)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attention(self.attention_norm(x))
+        return x + self.mlp(self.mlp_norm(x))
+
+
+class Trunk(nn.Module):
+    """(B, window, window) palette indices → (B, 1 + centre² [+ (window/patch)²], d_model)
+    normalised tokens: cls first, then the pixel tokens in row-major order, then the patches."""
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        self.config = config
+        d, c, n = config.d_model, config.centre, config.window // config.patch
+        # The original projected one-hot colors linearly; an embedding row is that projection's column.
+        self.pixel_embedding = nn.Embedding(VOCABULARY, d)
+        self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, d))
+        self.pixel_type = nn.Parameter(0.02 * torch.randn(d))
+        self._add_positions("pixel_positions", cell_centres(config.centre_start, c, 1))
+        if config.periphery:
+            self.patch_embedding = PatchEmbedding(config)
+            self.patch_type = nn.Parameter(0.02 * torch.randn(d))
+            self._add_positions("patch_positions", cell_centres(0, n, config.patch))
+        self.dropout = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.blocks))
+        self.norm = nn.LayerNorm(d)
+
+    def _add_positions(self, name: str, centres: tuple[torch.Tensor, torch.Tensor]):
+        """Both grids are placed by their cells' centres in window pixels, so a pixel token and
+        the patch that contains it get nearby sinusoidal positions."""
+        if self.config.positions == "learned":
+            learned = nn.Parameter(0.02 * torch.randn(len(centres[0]), self.config.d_model))
+            self.register_parameter(name, learned)
+        else:  # derived from the config, so kept out of the state dict
+            self.register_buffer(name, sinusoidal_positions(*centres, self.config.d_model), persistent=False)
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        windows = check_windows(windows, self.config.window)
+        batch, start, c = len(windows), self.config.centre_start, self.config.centre
+        centre = windows[:, start : start + c, start : start + c].reshape(batch, c * c)
+        pixels = self.pixel_embedding(centre) + self.pixel_positions + self.pixel_type
+        tokens = [self.cls_token.expand(batch, -1, -1), pixels]
+        if self.config.periphery:
+            tokens.append(self.patch_embedding(windows) + self.patch_positions + self.patch_type)
+        x = self.dropout(torch.cat(tokens, dim=1))
+        for block in self.blocks:
+            x = block(x)
+        return self.norm(x)
+
+
+def check_windows(windows: torch.Tensor, window: int) -> torch.Tensor:
+    """Validate a (B, window, window) batch of palette indices and return it as int64.
+
+    Raises TypeError for a floating (or complex) dtype and ValueError for a wrong shape or a
+    value outside 0..32. The range check reads the batch's minimum and maximum back from the
+    device: an index past 32 would otherwise silently select another patch cell's embedding.
+    """
+    if windows.is_floating_point() or windows.is_complex():
+        raise TypeError(f"windows must hold integer palette indices (uint8 or int64), not {windows.dtype}")
+    if windows.dim() != 3 or windows.shape[1:] != (window, window):
+        raise ValueError(f"windows of shape {tuple(windows.shape)}: expected (B, {window}, {window})")
+    low, high = torch.aminmax(windows)
+    if low < 0 or high > OUTSIDE:
+        raise ValueError(
+            f"window values {int(low)}..{int(high)}: expected palette indices 0..31 or OUTSIDE ({OUTSIDE})"
+        )
+    return windows.long()
+
+
+class WindowModel(nn.Module):
+    """What ColorModel and TimeModel share: the config, the trunk, a Linear head of
+    ``outputs`` features and the weight initialisation."""
+
+    kind: str
+    outputs: int
+
+    def __init__(self, config: ModelConfig):
+        super().__init__()
+        if config.kind != self.kind:
+            raise ValueError(f"a {config.kind} model config was given to {type(self).__name__}")
+        self.config = config
+        self.trunk = Trunk(config)
+        self.head = nn.Linear(config.d_model, self.outputs)
+        for module in self.modules():
+            if isinstance(module, (nn.Linear, nn.Embedding, nn.EmbeddingBag)):
+                nn.init.normal_(module.weight, std=0.02)
+            if isinstance(module, nn.Linear):
+                nn.init.zeros_(module.bias)
+        for name, parameter in self.named_parameters():
+            if name.endswith("proj.weight"):
+                # GPT-2's scaling: each block adds two residual branches, so they start smaller in
+                # deeper models to keep the variance of the residual stream steady.
+                nn.init.normal_(parameter, std=0.02 / math.sqrt(2 * config.blocks))
+
+
+class ColorModel(WindowModel):
+    """(B, window, window) palette indices → (B, 32) logits of the color the centre pixel
+    (row and column window // 2) takes next."""
+
+    kind, outputs = "color", PALETTE_SIZE
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        return self.head(self.trunk(windows)[:, 0])
+
+
+class TimeModel(WindowModel):
+    """(B, window, window) palette indices → (B, centre, centre) predicted time until each
+    central pixel next changes, as a fraction of the horizon in [0, 1] (a sigmoid output;
+    targets are capped at 1.0, i.e. "not within the horizon")."""
+
+    kind, outputs = "time", 1
+
+    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+        c = self.config.centre
+        pixels = self.trunk(windows)[:, 1 : 1 + c * c]
+        return torch.sigmoid(self.head(pixels)).view(-1, c, c)
+
+
+MODELS = {model.kind: model for model in (ColorModel, TimeModel)}
+
+
+def build_model(config: ModelConfig) -> WindowModel:
+    """A freshly initialised ColorModel or TimeModel, as ``config.kind`` says."""
+    return MODELS[config.kind](config)
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Number of parameters (trainable or not; buffers such as sinusoidal positions excluded)."""
+    return sum(parameter.numel() for parameter in model.parameters())
+
+
+def to_checkpoint(model: WindowModel) -> dict:
+    """``{"kind", "config", "state_dict"}`` of plain types and tensors, loadable by
+    ``torch.load(weights_only=True)``; a training loop may add keys (optimizer, step)."""
+    model = getattr(model, "_orig_mod", model)  # a torch.compile'd model prefixes its keys
+    return {"kind": model.kind, "config": asdict(model.config), "state_dict": model.state_dict()}
+
+
+def load_model(
+    source: str | os.PathLike[str] | dict,
+    map_location: str | torch.device = "cpu",
+    expect_kind: str | None = None,
+) -> WindowModel:
+    """The model of a checkpoint file (or of a dict from :func:`to_checkpoint`), rebuilt from
+    its stored config, on device ``map_location``, in eval mode.
+
+    Raises ValueError when ``source`` is not an rplacevit model checkpoint, or when
+    ``expect_kind`` ("color" or "time") is given and the checkpoint holds the other kind.
+    """
+    if isinstance(source, dict):
+        name, checkpoint = "checkpoint", source
+    else:
+        name = os.fspath(source)
+        try:
+            checkpoint = torch.load(source, map_location=map_location, weights_only=True)
+        except OSError:
+            raise
+        except Exception as error:  # foreign files fail as UnpicklingError, KeyError, RuntimeError…
+            raise ValueError(f"{name} is not an rplacevit checkpoint ({type(error).__name__})") from error
+    if not (isinstance(checkpoint, dict) and {"kind", "config", "state_dict"} <= checkpoint.keys()):
+        raise ValueError(f"{name} is not an rplacevit checkpoint (no kind, config and state_dict keys)")
+    try:
+        config = ModelConfig(**checkpoint["config"])
+    except TypeError as error:
+        raise ValueError(f"{name} is not an rplacevit checkpoint: its config does not fit ({error})") from error
+    if expect_kind is not None and config.kind != expect_kind:
+        raise ValueError(f"{name} is a {config.kind} model checkpoint, a {expect_kind} model is expected")
+    model = build_model(config)
+    model.load_state_dict(checkpoint["state_dict"])
+    return model.to(map_location).eval()
