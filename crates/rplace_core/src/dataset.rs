@@ -9,6 +9,8 @@
 //! - `snapshots.npy`: `(partitions + 1, height, width)` uint8 palette indices; row `k` is the
 //!   canvas before the first event of partition `k`, the last row the canvas after every event.
 //!   Any partition replays alone from its row.
+//! - `events/*.npy` and `index/*.npy`: the event columns and the tile index that
+//!   [`crate::history`] memory-maps (see [`crate::index`]).
 //! - `rejects.csv` (skip mode only): every rejected input row with file, line, reason and text.
 //!
 //! `meta.sqlite` is written last and the folder is renamed into place only when complete.

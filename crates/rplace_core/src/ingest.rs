@@ -386,6 +386,8 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     snapshots?;
     bar.finish_and_clear();
     lap("partitions_snapshots", &mut phases);
+    crate::index::write_index(staging, &events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)?;
+    lap("index", &mut phases);
 
     let info = DatasetInfo {
         events: events.len() as u64,

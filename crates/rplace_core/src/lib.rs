@@ -1,14 +1,17 @@
 //! rplace_core: the r/place canvas history as an exact, fast dataset.
 //!
 //! Modules follow the data's path: [`csv_rows`] reads the official CSV, [`ingest`] sorts its
-//! events into a [`dataset`] folder of SQLite partitions with canvas snapshots, and [`synth`]
-//! writes realistic synthetic histories in the official format. The `python` feature adds the
+//! events into a [`dataset`] folder of SQLite partitions with canvas snapshots and the
+//! memory-mapped [`index`] that [`history`] reads canvases, windows and targets from, and
+//! [`synth`] writes realistic synthetic histories in the official format. The `python` feature adds the
 //! binding module; everything else runs and tests without an interpreter.
 
 pub mod csv_rows;
 pub mod dataset;
 pub mod error;
 pub mod event;
+pub mod history;
+pub mod index;
 pub mod ingest;
 pub mod npy;
 pub mod palette;

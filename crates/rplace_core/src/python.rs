@@ -3,11 +3,16 @@
 
 use crate::dataset::{self, DatasetInfo, SourceInfo};
 use crate::error::Error;
+use crate::history::{ColorTarget, History};
 use crate::ingest::{IngestOptions, OnError};
 use crate::palette;
 use crate::synth::{synthesize, SynthOptions};
 use pyo3::create_exception;
-use pyo3::exceptions::{PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError, PyValueError};
+use numpy::ndarray::{Array2, Array3};
+use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::exceptions::{
+    PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
+};
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
@@ -119,11 +124,143 @@ fn dataset_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDi
     info_dict(py, &info)
 }
 
+/// A 1-D int64 numpy array of event ids, copied out (cheap: 8 bytes an id) so the work can run
+/// without the GIL; anything else is a TypeError or ValueError that says what was expected.
+fn event_ids(ids: &Bound<'_, PyAny>) -> PyResult<Vec<i64>> {
+    if let Ok(array) = ids.cast::<PyArray1<i64>>() {
+        let array = array.readonly();
+        return Ok(match array.as_slice() {
+            Ok(slice) => slice.to_vec(),
+            Err(_) => array.as_array().to_vec(),
+        });
+    }
+    match ids.cast::<PyUntypedArray>() {
+        Ok(array) if array.ndim() != 1 => {
+            Err(PyValueError::new_err(format!("event_ids must be a 1-D array, got shape {:?}", array.shape())))
+        }
+        Ok(array) => Err(PyTypeError::new_err(format!("event_ids must have dtype int64, got {}", array.dtype()))),
+        Err(_) => Err(PyTypeError::new_err(format!(
+            "event_ids must be a numpy int64 array, got {}",
+            ids.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".into())
+        ))),
+    }
+}
+
+fn positive(name: &str, value: i64) -> PyResult<usize> {
+    if value < 1 {
+        return Err(PyValueError::new_err(format!("{name} must be at least 1, not {value}")));
+    }
+    Ok(value as usize)
+}
+
+/// The reader of one dataset folder; see `rplacevit.History` for the documented Python face.
+#[pyclass(name = "History", module = "rplacevit._core", frozen)]
+struct PyHistory {
+    inner: History,
+}
+
+#[pymethods]
+impl PyHistory {
+    #[new]
+    fn new(py: Python<'_>, path: PathBuf) -> PyResult<Self> {
+        let inner = py.detach(|| History::open(&path)).map_err(to_py)?;
+        Ok(PyHistory { inner })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    #[getter]
+    fn width(&self) -> usize {
+        self.inner.width()
+    }
+
+    #[getter]
+    fn height(&self) -> usize {
+        self.inner.height()
+    }
+
+    #[getter]
+    fn time_range(&self) -> (i64, i64) {
+        self.inner.time_range()
+    }
+
+    fn canvas_at<'py>(&self, py: Python<'py>, t_ms: i64) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let canvas = py.detach(|| self.inner.canvas_at(t_ms));
+        to_array2(py, canvas, self.inner.height(), self.inner.width())
+    }
+
+    fn canvas_before<'py>(&self, py: Python<'py>, event_id: i64) -> PyResult<Bound<'py, PyArray2<u8>>> {
+        let canvas = py.detach(|| self.inner.canvas_before(event_id)).map_err(to_py)?;
+        to_array2(py, canvas, self.inner.height(), self.inner.width())
+    }
+
+    #[pyo3(signature = (event_ids, size = 64))]
+    fn windows<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArray3<u8>>> {
+        let ids = self::event_ids(event_ids)?;
+        let size = positive("size", size)?;
+        let windows = py.detach(|| self.inner.windows(&ids, size)).map_err(to_py)?;
+        to_array3(py, windows, ids.len(), size)
+    }
+
+    #[pyo3(signature = (event_ids, mode = "placed", horizon_ms = 60_000))]
+    fn color_targets<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, mode: &str, horizon_ms: i64) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        let ids = self::event_ids(event_ids)?;
+        let mode = match mode {
+            "placed" => ColorTarget::Placed,
+            "next_minute_majority" => ColorTarget::NextMinuteMajority,
+            other => {
+                return Err(PyValueError::new_err(format!("mode must be \"placed\" or \"next_minute_majority\", not {other:?}")))
+            }
+        };
+        positive("horizon_ms", horizon_ms)?;
+        let targets = py.detach(|| self.inner.color_targets(&ids, mode, horizon_ms)).map_err(to_py)?;
+        Ok(targets.into_pyarray(py))
+    }
+
+    #[pyo3(signature = (event_ids, size = 16, horizon_ms = 3_600_000))]
+    fn time_targets<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64, horizon_ms: i64) -> PyResult<Bound<'py, PyArray3<f32>>> {
+        let ids = self::event_ids(event_ids)?;
+        let size = positive("size", size)?;
+        positive("horizon_ms", horizon_ms)?;
+        let targets = py.detach(|| self.inner.time_targets(&ids, size, horizon_ms)).map_err(to_py)?;
+        to_array3(py, targets, ids.len(), size)
+    }
+
+    #[pyo3(signature = (x0 = None, y0 = None, x1 = None, y1 = None, t0 = None, t1 = None))]
+    #[allow(clippy::too_many_arguments)]
+    fn select<'py>(
+        &self,
+        py: Python<'py>,
+        x0: Option<i64>,
+        y0: Option<i64>,
+        x1: Option<i64>,
+        y1: Option<i64>,
+        t0: Option<i64>,
+        t1: Option<i64>,
+    ) -> Bound<'py, PyArray1<i64>> {
+        py.detach(|| self.inner.select(x0, y0, x1, y1, t0, t1)).into_pyarray(py)
+    }
+}
+
+/// Moves a Rust buffer into a numpy array of the given shape (no copy).
+fn to_array2<T: numpy::Element>(py: Python<'_>, data: Vec<T>, rows: usize, columns: usize) -> PyResult<Bound<'_, PyArray2<T>>> {
+    let array = Array2::from_shape_vec((rows, columns), data).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py))
+}
+
+fn to_array3<T: numpy::Element>(py: Python<'_>, data: Vec<T>, batch: usize, size: usize) -> PyResult<Bound<'_, PyArray3<T>>> {
+    let array = Array3::from_shape_vec((batch, size, size), data).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+    Ok(array.into_pyarray(py))
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
     m.add_function(wrap_pyfunction!(synth, m)?)?;
+    m.add_class::<PyHistory>()?;
     m.add("FormatError", m.py().get_type::<FormatError>())?;
     m.add("DatasetError", m.py().get_type::<DatasetError>())?;
     m.add("PALETTE_RGB", palette::PALETTE_RGB.iter().map(|c| (c[0], c[1], c[2])).collect::<Vec<_>>())?;
