@@ -193,19 +193,11 @@ fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncS
     let mut carry = Vec::new();
     loop {
         let mut buffer = std::mem::take(&mut carry);
-        let filled = buffer.len();
-        buffer.resize(filled + CHUNK_BYTES, 0);
-        let mut end = filled;
-        while end < buffer.len() {
-            match text.read(&mut buffer[end..]) {
-                Ok(0) => break,
-                Ok(n) => end += n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(read_error(e)),
-            }
-        }
-        let at_end = end < buffer.len();
-        buffer.truncate(end);
+        buffer.reserve(CHUNK_BYTES);
+        // `take` stops at the chunk size, so reading less means the input has ended.
+        let read = (&mut text).take(CHUNK_BYTES as u64).read_to_end(&mut buffer).map_err(read_error)?;
+        let at_end = read < CHUNK_BYTES;
+        let end = buffer.len();
         let cut = if at_end { Some(end) } else { buffer.iter().rposition(|&b| b == b'\n').map(|i| i + 1) };
         let Some(cut) = cut else {
             carry = buffer; // one line longer than a chunk: read on
@@ -368,7 +360,7 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     let partition_count = events.len().div_ceil(partition_size);
     let bar = progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
     bar.set_prefix("write");
-    let (partitions, snapshots) = rayon::join(
+    let (partitions, snapshots_and_index) = rayon::join(
         || -> Result<Vec<PartitionInfo>> {
             events
                 .par_chunks(partition_size)
@@ -380,14 +372,17 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
                 })
                 .collect()
         },
-        || write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), &events, partition_size, stop),
+        // The snapshots and the reader's index are sequential work: they share the cores with
+        // the partition writers instead of following them.
+        || -> Result<()> {
+            write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), &events, partition_size, stop)?;
+            crate::index::write_index(staging, &events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)
+        },
     );
     let partitions = partitions?;
-    snapshots?;
+    snapshots_and_index?;
     bar.finish_and_clear();
-    lap("partitions_snapshots", &mut phases);
-    crate::index::write_index(staging, &events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)?;
-    lap("index", &mut phases);
+    lap("partitions_snapshots_index", &mut phases);
 
     let info = DatasetInfo {
         events: events.len() as u64,
