@@ -86,7 +86,7 @@ pub fn parse_chunk(chunk: &[u8], first_line: u64) -> ParsedChunk {
         while start < end && matches!(chunk[start], b'\r' | b'\n') {
             start += 1;
         }
-        line += chunk[counted_to..start].iter().filter(|&&b| b == b'\n').count() as u64;
+        line += memchr::memchr_iter(b'\n', &chunk[counted_to..start]).count() as u64;
         counted_to = start;
         match more {
             Ok(false) => break,
@@ -150,16 +150,13 @@ fn parse_coordinate(text: &[u8]) -> Result<Coordinate, String> {
 /// A pixel position on the 2000×2000 canvas.
 fn parse_position(text: &[u8]) -> Result<u16, String> {
     let text = text.trim_ascii();
-    let show = String::from_utf8_lossy(text);
-    if text.first() == Some(&b'-') && text.len() > 1 && text[1..].iter().all(u8::is_ascii_digit) {
-        return Err(format!("{show} is outside the {CANVAS_SIZE}x{CANVAS_SIZE} canvas"));
+    let digits = text.strip_prefix(b"-").unwrap_or(text);
+    if digits.is_empty() || digits.len() > 9 || !digits.iter().all(u8::is_ascii_digit) {
+        return Err(format!("`{}` is not a number", String::from_utf8_lossy(text)));
     }
-    if text.is_empty() || text.len() > 9 || !text.iter().all(u8::is_ascii_digit) {
-        return Err(format!("`{show}` is not a number"));
-    }
-    let value = text.iter().fold(0u32, |acc, &d| acc * 10 + (d - b'0') as u32);
-    if value >= CANVAS_SIZE as u32 {
-        return Err(format!("{value} is outside the {CANVAS_SIZE}x{CANVAS_SIZE} canvas"));
+    let value = digits.iter().fold(0u32, |acc, &d| acc * 10 + (d - b'0') as u32);
+    if digits.len() < text.len() || value >= CANVAS_SIZE as u32 {
+        return Err(format!("{} is outside the {CANVAS_SIZE}x{CANVAS_SIZE} canvas", String::from_utf8_lossy(text)));
     }
     Ok(value as u16)
 }

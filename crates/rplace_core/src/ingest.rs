@@ -7,7 +7,7 @@
 //! number of threads); user ids are numbered by first appearance in that order. Partitions and
 //! snapshots are written to a temporary folder beside the destination, renamed into place last.
 
-use crate::csv_rows::{check_header, parse_chunk, ParsedChunk};
+use crate::csv_rows::{check_header, parse_chunk, Coordinate, Reject};
 use crate::dataset::{self, DatasetInfo, Meta, PartitionInfo, SourceInfo};
 use crate::error::{Context, Error, Result};
 use crate::event::Event;
@@ -20,8 +20,10 @@ use rayon::prelude::*;
 use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc;
+use hashbrown::{hash_table, HashTable};
+use std::hash::BuildHasher;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
+use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::Instant;
 
 /// Size of the text chunks handed to the parsers.
@@ -198,14 +200,14 @@ fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncS
         let read = (&mut text).take(CHUNK_BYTES as u64).read_to_end(&mut buffer).map_err(read_error)?;
         let at_end = read < CHUNK_BYTES;
         let end = buffer.len();
-        let cut = if at_end { Some(end) } else { buffer.iter().rposition(|&b| b == b'\n').map(|i| i + 1) };
+        let cut = if at_end { Some(end) } else { memchr::memrchr(b'\n', &buffer).map(|i| i + 1) };
         let Some(cut) = cut else {
             carry = buffer; // one line longer than a chunk: read on
             continue;
         };
         carry = buffer[cut..].to_vec();
         buffer.truncate(cut);
-        let lines = buffer.iter().filter(|&&b| b == b'\n').count() as u64;
+        let lines = memchr::memchr_iter(b'\n', &buffer).count() as u64;
         if !buffer.is_empty() && send.send(Ok(Chunk { source, first_line, text: buffer })).is_err() {
             return Ok(());
         }
@@ -216,12 +218,78 @@ fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncS
     }
 }
 
-/// Events and users gathered from the parsed chunks, in input order.
+/// User hashes → provisional user ids, shared by the parsing threads (sharded to keep them
+/// from waiting on each other). Provisional ids depend on thread timing;
+/// [`number_users_by_first_event`] turns them into deterministic ones.
+struct UserIds {
+    shards: Vec<Mutex<HashTable<(u64, Box<[u8]>, u32)>>>,
+    next: AtomicU32,
+    hasher: hashbrown::DefaultHashBuilder,
+}
+
+impl UserIds {
+    const SHARDS: usize = 64;
+
+    fn new() -> Self {
+        UserIds {
+            shards: (0..Self::SHARDS).map(|_| Mutex::new(HashTable::new())).collect(),
+            next: AtomicU32::new(0),
+            hasher: Default::default(),
+        }
+    }
+
+    fn id(&self, user: &[u8]) -> u32 {
+        let hash = self.hasher.hash_one(user);
+        let shard = &self.shards[(hash >> 58) as usize % Self::SHARDS];
+        let mut table = shard.lock().unwrap_or_else(PoisonError::into_inner);
+        let entry = table.entry(hash, |(h, key, _)| *h == hash && **key == *user, |(h, _, _)| *h);
+        match entry {
+            hash_table::Entry::Occupied(found) => found.get().2,
+            hash_table::Entry::Vacant(slot) => {
+                let id = self.next.fetch_add(1, Ordering::Relaxed);
+                slot.insert((hash, user.into(), id));
+                id
+            }
+        }
+    }
+
+    /// The hashes indexed by provisional id.
+    fn into_hashes(self) -> Vec<Box<[u8]>> {
+        let mut hashes: Vec<Box<[u8]>> = vec![Box::default(); self.next.into_inner() as usize];
+        for shard in self.shards {
+            for (_, hash, id) in shard.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                hashes[id as usize] = hash;
+            }
+        }
+        hashes
+    }
+}
+
+/// One chunk turned into events (in file order) and rejected rows.
+struct ChunkEvents {
+    source: usize,
+    rows: u64,
+    rejects: Vec<Reject>,
+    events: Vec<Event>,
+}
+
+/// Parses a chunk and makes its events; runs on the parsing threads.
+fn chunk_events(chunk: &Chunk, users: &UserIds) -> ChunkEvents {
+    let parsed = parse_chunk(&chunk.text, chunk.first_line);
+    let mut events = Vec::with_capacity(parsed.rows.len());
+    for row in &parsed.rows {
+        let user_id = users.id(&parsed.users[row.user.clone()]);
+        let moderation = matches!(row.coordinate, Coordinate::Rectangle { .. });
+        events.extend(row.coordinate.pixels().map(|(x, y)| Event::new(row.timestamp_ms, user_id, x, y, row.color, moderation)));
+    }
+    ChunkEvents { source: chunk.source, rows: (parsed.rows.len() + parsed.rejects.len()) as u64, rejects: parsed.rejects, events }
+}
+
+/// Events gathered from the parsed chunks, in input order.
 struct Collected<'a> {
     inputs: &'a [PathBuf],
     on_error: OnError,
     events: Vec<Event>,
-    users: hashbrown::HashMap<Box<[u8]>, u32>,
     sources: Vec<SourceInfo>,
     rejects: Option<csv::Writer<BufWriter<File>>>,
     rejects_path: PathBuf,
@@ -229,19 +297,19 @@ struct Collected<'a> {
 }
 
 impl Collected<'_> {
-    fn absorb(&mut self, source: usize, parsed: ParsedChunk) -> Result<()> {
-        let path = &self.inputs[source];
-        let counts = &mut self.sources[source];
-        counts.rows += (parsed.rows.len() + parsed.rejects.len()) as u64;
-        counts.rejected_rows += parsed.rejects.len() as u64;
-        if let Some(reject) = parsed.rejects.first() {
+    fn absorb(&mut self, chunk: ChunkEvents) -> Result<()> {
+        let path = &self.inputs[chunk.source];
+        let counts = &mut self.sources[chunk.source];
+        counts.rows += chunk.rows;
+        counts.rejected_rows += chunk.rejects.len() as u64;
+        if let Some(reject) = chunk.rejects.first() {
             let row_error = Error::Row { path: path.clone(), line: reject.line, reason: reject.reason.clone() };
             match (self.on_error, &mut self.rejects) {
                 (OnError::Fail, _) | (_, None) => return Err(row_error),
                 (OnError::Skip, Some(writer)) => {
                     self.first_reject.get_or_insert_with(|| row_error.to_string());
                     let file = path.display().to_string();
-                    for reject in &parsed.rejects {
+                    for reject in &chunk.rejects {
                         writer
                             .write_record([file.as_str(), &reject.line.to_string(), &reject.reason, &reject.text])
                             .map_err(|e| Error::Io { path: self.rejects_path.clone(), source: e.into() })?;
@@ -249,15 +317,7 @@ impl Collected<'_> {
                 }
             }
         }
-        for row in &parsed.rows {
-            let hash = &parsed.users[row.user.clone()];
-            let next_id = self.users.len() as u32;
-            let user_id = *self.users.entry_ref(hash).or_insert(next_id);
-            let moderation = matches!(row.coordinate, crate::csv_rows::Coordinate::Rectangle { .. });
-            for (x, y) in row.coordinate.pixels() {
-                self.events.push(Event::new(row.timestamp_ms, user_id, x, y, row.color, moderation));
-            }
-        }
+        self.events.extend_from_slice(&chunk.events);
         Ok(())
     }
 }
@@ -294,12 +354,12 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         inputs,
         on_error: options.on_error,
         events: Vec::new(),
-        users: hashbrown::HashMap::new(),
         sources: inputs.iter().zip(sizes).map(|(p, &size)| SourceInfo { path: p.clone(), size, rows: 0, rejected_rows: 0 }).collect(),
         rejects,
         rejects_path: rejects_path.clone(),
         first_reject: None,
     };
+    let users = UserIds::new();
     let bytes_read = AtomicU64::new(0);
     std::thread::scope(|scope| -> Result<()> {
         let (send, receive) = mpsc::sync_channel::<Result<Chunk>>(2 * rayon::current_num_threads().max(2));
@@ -322,10 +382,10 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
                     Err(_) => break,
                 }
             }
-            let parsed: Vec<ParsedChunk> = batch.par_iter().map(|chunk| parse_chunk(&chunk.text, chunk.first_line)).collect();
-            for (chunk, parsed) in batch.iter().zip(parsed) {
-                rows += (parsed.rows.len() + parsed.rejects.len()) as u64;
-                collected.absorb(chunk.source, parsed)?;
+            let parsed: Vec<ChunkEvents> = batch.par_iter().map(|chunk| chunk_events(chunk, &users)).collect();
+            for chunk in parsed {
+                rows += chunk.rows;
+                collected.absorb(chunk)?;
             }
             bar.set_position(bytes.load(Ordering::Relaxed));
             bar.set_message(format!("{rows} rows"));
@@ -351,7 +411,7 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     events.par_sort_by_key(|event| event.timestamp_ms);
     lap("sort", &mut phases);
 
-    let users = number_users_by_first_event(&mut events, std::mem::take(&mut collected.users));
+    let users = number_users_by_first_event(&mut events, users.into_hashes());
     let moderation: Vec<u64> = events.iter().enumerate().filter(|(_, e)| e.moderation()).map(|(i, _)| i as u64).collect();
     lap("users", &mut phases);
 
@@ -405,11 +465,7 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
 
 /// Renumbers users by their first event in time order (so ids do not depend on how the input
 /// was split into files) and returns their hashes indexed by the new id.
-fn number_users_by_first_event(events: &mut [Event], users: hashbrown::HashMap<Box<[u8]>, u32>) -> Vec<Box<[u8]>> {
-    let mut hashes: Vec<Box<[u8]>> = vec![Box::default(); users.len()];
-    for (hash, id) in users {
-        hashes[id as usize] = hash;
-    }
+fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>) -> Vec<Box<[u8]>> {
     let mut new_id = vec![u32::MAX; hashes.len()];
     let mut by_new_id = Vec::with_capacity(hashes.len());
     for event in events.iter_mut() {

@@ -51,11 +51,40 @@ pub fn parse_hex_color(text: &[u8]) -> Option<u8> {
     }
     let mut value = 0u32;
     for &digit in &text[1..] {
-        let nibble = (digit as char).to_digit(16)?;
-        value = value << 4 | nibble;
+        let nibble = match digit {
+            b'0'..=b'9' => digit - b'0',
+            b'a'..=b'f' => digit - b'a' + 10,
+            b'A'..=b'F' => digit - b'A' + 10,
+            _ => return None,
+        };
+        value = value << 4 | nibble as u32;
     }
-    PALETTE_HEX.iter().position(|&hex| hex == value).map(|i| i as u8)
+    // Once per row: a binary search over the colors sorted by value.
+    BY_VALUE.binary_search_by_key(&value, |&(hex, _)| hex).ok().map(|i| BY_VALUE[i].1)
 }
+
+/// (0xRRGGBB, palette index), sorted by color value.
+const BY_VALUE: [(u32, u8); N_COLORS] = {
+    let mut table = [(0u32, 0u8); N_COLORS];
+    let mut i = 0;
+    while i < N_COLORS {
+        table[i] = (PALETTE_HEX[i], i as u8);
+        i += 1;
+    }
+    // Insertion sort: const evaluation, 32 entries.
+    let mut j = 1;
+    while j < N_COLORS {
+        let mut k = j;
+        while k > 0 && table[k - 1].0 > table[k].0 {
+            let swap = table[k - 1];
+            table[k - 1] = table[k];
+            table[k] = swap;
+            k -= 1;
+        }
+        j += 1;
+    }
+    table
+};
 
 /// `#RRGGBB` (upper case, as in the official files) of a palette index.
 pub fn hex_string(index: u8) -> String {

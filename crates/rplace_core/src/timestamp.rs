@@ -7,36 +7,45 @@
 /// The fraction may have 1 to 9 digits (a decimal fraction of a second, truncated to the
 /// millisecond); the official data omits it when the milliseconds are zero.
 pub fn parse_timestamp(text: &[u8]) -> Result<i64, String> {
-    let fail = || format!("`{}` is not a timestamp of the form YYYY-MM-DD HH:MM:SS[.fff] UTC", String::from_utf8_lossy(text));
-    let body = text.strip_suffix(b" UTC").ok_or_else(fail)?;
-    if body.len() < 19 || body[4] != b'-' || body[7] != b'-' || body[10] != b' ' || body[13] != b':' || body[16] != b':' {
-        return Err(fail());
-    }
-    let number = |range: std::ops::Range<usize>| -> Result<i64, String> {
-        body[range].iter().try_fold(0i64, |acc, &d| if d.is_ascii_digit() { Ok(acc * 10 + (d - b'0') as i64) } else { Err(fail()) })
+    let fail = |why: &str| {
+        format!("`{}` is not a timestamp of the form YYYY-MM-DD HH:MM:SS[.fff] UTC{why}", String::from_utf8_lossy(text))
     };
-    let (year, month, day) = (number(0..4)?, number(5..7)?, number(8..10)?);
-    let (hour, minute, second) = (number(11..13)?, number(14..16)?, number(17..19)?);
-    let mut millis = 0i64;
-    if body.len() > 19 {
-        let fraction = &body[20..];
-        if body[19] != b'.' || fraction.is_empty() || fraction.len() > 9 {
-            return Err(fail());
-        }
-        let digits = number(20..body.len())?;
-        millis = digits * 1000 / 10i64.pow(fraction.len() as u32);
-    }
+    let [year, month, day, hour, minute, second, millis] = fields(text).ok_or_else(|| fail(""))?;
     if !(1..=12).contains(&month) {
-        return Err(format!("{}: month {month} does not exist", fail()));
+        return Err(fail(&format!(": month {month} does not exist")));
     }
     if day < 1 || day > days_in_month(year, month) {
-        return Err(format!("{}: day {day} does not exist in that month", fail()));
+        return Err(fail(&format!(": day {day} does not exist in that month")));
     }
     if hour > 23 || minute > 59 || second > 59 {
-        return Err(format!("{}: time of day out of range", fail()));
+        return Err(fail(": time of day out of range"));
     }
     let days = days_from_civil(year, month, day);
     Ok(((days * 24 + hour) * 60 + minute) * 60_000 + second * 1000 + millis)
+}
+
+/// The numbers of a timestamp (milliseconds last), or `None` when the text has the wrong shape.
+/// Runs once per row of a 160-million-row file: plain byte arithmetic, no allocation.
+fn fields(text: &[u8]) -> Option<[i64; 7]> {
+    let body = text.strip_suffix(b" UTC")?;
+    if body.len() < 19 || body[4] != b'-' || body[7] != b'-' || body[10] != b' ' || body[13] != b':' || body[16] != b':' {
+        return None;
+    }
+    let number = |range: std::ops::Range<usize>| -> Option<i64> {
+        body[range].iter().try_fold(0i64, |acc, &d| {
+            let digit = d.wrapping_sub(b'0');
+            (digit <= 9).then_some(acc * 10 + digit as i64)
+        })
+    };
+    let mut millis = 0;
+    if body.len() > 19 {
+        let fraction = &body[20..];
+        if body[19] != b'.' || fraction.is_empty() || fraction.len() > 9 {
+            return None;
+        }
+        millis = number(20..body.len())? * 1000 / 10i64.pow(fraction.len() as u32);
+    }
+    Some([number(0..4)?, number(5..7)?, number(8..10)?, number(11..13)?, number(14..16)?, number(17..19)?, millis])
 }
 
 /// The official text of a timestamp in milliseconds: the fraction only when it is not zero.
