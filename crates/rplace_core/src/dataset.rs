@@ -108,20 +108,26 @@ fn create_bulk(path: &Path) -> Result<Connection> {
     Ok(connection)
 }
 
+impl PartitionInfo {
+    /// The manifest entry of partition `index`, events `first_event ..`.
+    pub fn of(index: usize, first_event: u64, events: &[Event]) -> PartitionInfo {
+        PartitionInfo {
+            index,
+            first_event,
+            events: events.len() as u64,
+            first_timestamp_ms: events.first().map_or(0, |e| e.timestamp_ms),
+            last_timestamp_ms: events.last().map_or(0, |e| e.timestamp_ms),
+            checksum: checksum(first_event, events),
+        }
+    }
+}
+
 /// Writes partition `index` (events `first_event ..`) to `dataset/partitions/`, directly in
 /// SQLite's file format (see [`crate::sqlite_writer`] for why not through SQLite itself).
-pub fn write_partition(dataset: &Path, index: usize, first_event: u64, events: &[Event], stop: &AtomicBool) -> Result<PartitionInfo> {
+pub fn write_partition(dataset: &Path, index: usize, first_event: u64, events: &[Event], stop: &AtomicBool) -> Result<()> {
     check(stop)?;
     let path = dataset.join(partition_file(index));
-    write_pixels_database(&path, first_event, events).at(&path)?;
-    Ok(PartitionInfo {
-        index,
-        first_event,
-        events: events.len() as u64,
-        first_timestamp_ms: events.first().map_or(0, |e| e.timestamp_ms),
-        last_timestamp_ms: events.last().map_or(0, |e| e.timestamp_ms),
-        checksum: checksum(first_event, events),
-    })
+    write_pixels_database(&path, first_event, events).at(&path)
 }
 
 /// Everything `meta.sqlite` holds besides what [`DatasetInfo`] summarises.

@@ -240,7 +240,9 @@ impl UserIds {
 
     fn id(&self, user: &[u8]) -> u32 {
         let hash = self.hasher.hash_one(user);
-        let shard = &self.shards[(hash >> 58) as usize % Self::SHARDS];
+        // The table itself uses the low bits (bucket) and the top 7 bits (tag) of the hash:
+        // choosing the shard from either would make every key of a shard collide.
+        let shard = &self.shards[(hash >> 40) as usize % Self::SHARDS];
         let mut table = shard.lock().unwrap_or_else(PoisonError::into_inner);
         let entry = table.entry(hash, |(h, key, _)| *h == hash && **key == *user, |(h, _, _)| *h);
         match entry {
@@ -418,32 +420,11 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     check(stop)?;
     let partition_size = options.partition_size as usize;
     let partition_count = events.len().div_ceil(partition_size);
-    let bar = progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
-    bar.set_prefix("write");
-    let (partitions, snapshots_and_index) = rayon::join(
-        || -> Result<Vec<PartitionInfo>> {
-            events
-                .par_chunks(partition_size)
-                .enumerate()
-                .map(|(index, part)| {
-                    let info = dataset::write_partition(staging, index, (index * partition_size) as u64, part, stop);
-                    bar.inc(1);
-                    info
-                })
-                .collect()
-        },
-        // The snapshots and the reader's index are sequential work: they share the cores with
-        // the partition writers instead of following them.
-        || -> Result<()> {
-            write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), &events, partition_size, stop)?;
-            crate::index::write_index(staging, &events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)
-        },
-    );
-    let partitions = partitions?;
-    snapshots_and_index?;
-    bar.finish_and_clear();
-    lap("partitions_snapshots_index", &mut phases);
-
+    let partitions: Vec<PartitionInfo> = events
+        .par_chunks(partition_size)
+        .enumerate()
+        .map(|(index, part)| PartitionInfo::of(index, (index * partition_size) as u64, part))
+        .collect();
     let info = DatasetInfo {
         events: events.len() as u64,
         users: users.len() as u64,
@@ -458,8 +439,34 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         rejected_rows,
     };
     let meta = Meta { info: info.clone(), partitions: &partitions, sources: &collected.sources, users: &users, moderation: &moderation };
-    dataset::write_meta(staging, &meta, stop)?;
-    lap("meta", &mut phases);
+
+    let bar = progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
+    bar.set_prefix("write");
+    // The snapshots, the reader's index and meta.sqlite are sequential work each: they share the
+    // cores with the partition writers instead of following them.
+    let (written, rest) = rayon::join(
+        || {
+            events.par_chunks(partition_size).enumerate().try_for_each(|(index, part)| {
+                dataset::write_partition(staging, index, (index * partition_size) as u64, part, stop)?;
+                bar.inc(1);
+                Ok(())
+            })
+        },
+        || {
+            rayon::join(
+                || -> Result<()> {
+                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), &events, partition_size, stop)?;
+                    crate::index::write_index(staging, &events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)
+                },
+                || dataset::write_meta(staging, &meta, stop),
+            )
+        },
+    );
+    written?;
+    rest.0?;
+    rest.1?;
+    bar.finish_and_clear();
+    lap("write", &mut phases);
     Ok(IngestSummary { info, sources: collected.sources, phase_seconds: phases })
 }
 
