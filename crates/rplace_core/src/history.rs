@@ -9,6 +9,7 @@
 use crate::dataset::{self, DatasetInfo};
 use crate::error::{Context, Error, Result};
 use crate::index::{
+    cell_color, cell_pixel,
     tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE, TILE_CHECKPOINTS_FILE,
     TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
@@ -349,7 +350,7 @@ impl History {
         let first = first_after(timestamps, id + 1, t);
         let end = first_after(timestamps, first, t.saturating_add(horizon_ms));
         let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
-        let pixel = (y % TILE * TILE + x % TILE) as u16;
+        let pixel = y % TILE * TILE + x % TILE;
         let tile = y / TILE * self.tiles_x + x / TILE;
         let end_of_tile = self.tile_span(tile).end;
         let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
@@ -360,8 +361,8 @@ impl History {
             if e as usize >= end {
                 break;
             }
-            if cell & 0xFF == pixel {
-                let color = (cell >> 8) as usize;
+            if cell_pixel(cell) == pixel {
+                let color = cell_color(cell) as usize;
                 counts[color] += 1;
                 latest[color] = position;
             }
@@ -400,7 +401,7 @@ impl History {
                 if remaining == 0 || e as usize >= end {
                     break;
                 }
-                let pixel = (cell & 0xFF) as usize;
+                let pixel = cell_pixel(cell);
                 if wanted[pixel] {
                     wanted[pixel] = false;
                     remaining -= 1;
@@ -432,7 +433,7 @@ impl History {
             .flat_map_iter(|part| {
                 let range = self.first_position_from(part.tile, first)..self.first_position_from(part.tile, end);
                 ids[range.clone()].iter().zip(&cells[range]).filter_map(move |(&e, &cell)| {
-                    let pixel = (cell & 0xFF) as usize;
+                    let pixel = cell_pixel(cell);
                     let inside = part.xs.contains(&(part.x0 + pixel % TILE)) && part.ys.contains(&(part.y0 + pixel / TILE));
                     inside.then_some(e as i64)
                 })
@@ -544,8 +545,8 @@ impl History {
             if e as usize >= id {
                 break;
             }
-            let pixel = (cell & 0xFF) as usize;
-            region[pixel / TILE * stride + pixel % TILE] = (cell >> 8) as u8;
+            let pixel = cell_pixel(cell);
+            region[pixel / TILE * stride + pixel % TILE] = cell_color(cell);
         }
     }
 }

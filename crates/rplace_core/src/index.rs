@@ -39,6 +39,24 @@ pub const TILE: usize = 16;
 /// Events of a tile between two checkpoints.
 pub const CHECKPOINT_EVERY: usize = 64;
 
+/// Bits of a tile event cell that hold the pixel inside the tile; the color sits above them.
+const PIXEL_BITS: u32 = (TILE * TILE).trailing_zeros();
+
+/// A tile event cell: the pixel inside the tile (`y % TILE * TILE + x % TILE`) and the color.
+pub fn cell(pixel: usize, color: u8) -> u16 {
+    (color as u16) << PIXEL_BITS | pixel as u16
+}
+
+/// The pixel inside the tile of a cell.
+pub fn cell_pixel(cell: u16) -> usize {
+    (cell & ((1 << PIXEL_BITS) - 1)) as usize
+}
+
+/// The color of a cell.
+pub fn cell_color(cell: u16) -> u8 {
+    (cell >> PIXEL_BITS) as u8
+}
+
 pub const EVENTS_DIR: &str = "events";
 pub const INDEX_DIR: &str = "index";
 pub const TIMESTAMP_FILE: &str = "events/timestamp.npy";
@@ -103,7 +121,7 @@ pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize
         let slot = &mut next[tile_of(event)];
         ids[*slot as usize] = id as u32;
         let pixel = event.y() as usize % TILE * TILE + event.x() as usize % TILE;
-        cells[*slot as usize] = (event.color() as u16) << 8 | pixel as u16;
+        cells[*slot as usize] = cell(pixel, event.color());
         *slot += 1;
     }
     check(stop)?;
@@ -154,7 +172,7 @@ fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoin
         let mut state = [WHITE; TILE * TILE];
         for block in tile_cells.chunks_exact(CHECKPOINT_EVERY) {
             for &cell in block {
-                state[(cell & 0xFF) as usize] = (cell >> 8) as u8;
+                state[cell_pixel(cell)] = cell_color(cell);
             }
             out.write_all(&state).at(path)?;
         }
@@ -220,7 +238,7 @@ mod tests {
             for (k, &id) in mine.iter().enumerate() {
                 let e = events[id];
                 let pixel = (e.y() % 16 * 16 + e.x() % 16) as usize;
-                assert_eq!(cells[span.start + k], (e.color() as u64) << 8 | pixel as u64);
+                assert_eq!(cells[span.start + k] as u16, cell(pixel, e.color()));
                 state[pixel] = e.color();
                 if (k + 1) % CHECKPOINT_EVERY == 0 {
                     let row = checkpoint_offsets[tile] as usize + (k + 1) / CHECKPOINT_EVERY - 1;
