@@ -222,7 +222,7 @@ fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncS
 /// from waiting on each other). Provisional ids depend on thread timing;
 /// [`number_users_by_first_event`] turns them into deterministic ones.
 struct UserIds {
-    shards: Vec<Mutex<HashTable<(u64, Box<[u8]>, u32)>>>,
+    shards: Vec<Mutex<HashTable<(u64, u32, UserKey)>>>,
     next: AtomicU32,
     hasher: hashbrown::DefaultHashBuilder,
 }
@@ -244,12 +244,12 @@ impl UserIds {
         // choosing the shard from either would make every key of a shard collide.
         let shard = &self.shards[(hash >> 40) as usize % Self::SHARDS];
         let mut table = shard.lock().unwrap_or_else(PoisonError::into_inner);
-        let entry = table.entry(hash, |(h, key, _)| *h == hash && **key == *user, |(h, _, _)| *h);
+        let entry = table.entry(hash, |(h, _, key)| *h == hash && key.as_bytes() == user, |(h, _, _)| *h);
         match entry {
-            hash_table::Entry::Occupied(found) => found.get().2,
+            hash_table::Entry::Occupied(found) => found.get().1,
             hash_table::Entry::Vacant(slot) => {
                 let id = self.next.fetch_add(1, Ordering::Relaxed);
-                slot.insert((hash, user.into(), id));
+                slot.insert((hash, id, UserKey::new(user)));
                 id
             }
         }
@@ -259,11 +259,47 @@ impl UserIds {
     fn into_hashes(self) -> Vec<Box<[u8]>> {
         let mut hashes: Vec<Box<[u8]>> = vec![Box::default(); self.next.into_inner() as usize];
         for shard in self.shards {
-            for (_, hash, id) in shard.into_inner().unwrap_or_else(PoisonError::into_inner) {
-                hashes[id as usize] = hash;
+            for (_, id, key) in shard.into_inner().unwrap_or_else(PoisonError::into_inner) {
+                hashes[id as usize] = key.into_boxed();
             }
         }
         hashes
+    }
+}
+
+/// A user hash, kept inside its table entry when it is short enough (the official hashes are
+/// 88 bytes): a lookup then touches one place in memory instead of two, which measurably
+/// speeds up the ingest of millions of rows.
+enum UserKey {
+    Inline { len: u8, bytes: [u8; UserKey::INLINE] },
+    Heap(Box<[u8]>),
+}
+
+impl UserKey {
+    const INLINE: usize = 94;
+
+    fn new(user: &[u8]) -> Self {
+        if user.len() <= Self::INLINE {
+            let mut bytes = [0; Self::INLINE];
+            bytes[..user.len()].copy_from_slice(user);
+            UserKey::Inline { len: user.len() as u8, bytes }
+        } else {
+            UserKey::Heap(user.into())
+        }
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        match self {
+            UserKey::Inline { len, bytes } => &bytes[..*len as usize],
+            UserKey::Heap(bytes) => bytes,
+        }
+    }
+
+    fn into_boxed(self) -> Box<[u8]> {
+        match self {
+            UserKey::Inline { .. } => self.as_bytes().into(),
+            UserKey::Heap(bytes) => bytes,
+        }
     }
 }
 
@@ -502,4 +538,25 @@ fn write_snapshots(path: &Path, events: &[Event], partition_size: usize, stop: &
     }
     out.write_all(&canvas).at(path)?;
     out.flush().at(path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_ids_are_stable_for_short_and_long_hashes() {
+        let users = UserIds::new();
+        let long = vec![b'x'; 300];
+        let keys: [&[u8]; 4] = [b"abc==", &long, b"", &[b'y'; UserKey::INLINE]];
+        let ids: Vec<u32> = keys.iter().map(|k| users.id(k)).collect();
+        assert_eq!(keys.iter().map(|k| users.id(k)).collect::<Vec<_>>(), ids);
+        let mut sorted = ids.clone();
+        sorted.sort();
+        assert_eq!(sorted, vec![0, 1, 2, 3]);
+        let hashes = users.into_hashes();
+        for (key, id) in keys.iter().zip(ids) {
+            assert_eq!(&*hashes[id as usize], *key);
+        }
+    }
 }
