@@ -147,7 +147,7 @@ class Attention(nn.Module):
 
     def __init__(self, config: ModelConfig):
         super().__init__()
-        self.heads, self.dropout = config.heads, config.dropout
+        self.heads, self.attention_dropout = config.heads, config.dropout
         self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
         self.proj = nn.Linear(config.d_model, config.d_model)
         self.residual_dropout = nn.Dropout(config.dropout)
@@ -155,11 +155,14 @@ class Attention(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         batch, tokens, width = x.shape
         q, k, v = self.qkv(x).view(batch, tokens, 3, self.heads, width // self.heads).permute(2, 0, 3, 1, 4)
-        y = F.scaled_dot_product_attention(q, k, v, dropout_p=self.dropout if self.training else 0.0)
+        dropout = self.attention_dropout if self.training else 0.0
+        y = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout)
         return self.residual_dropout(self.proj(y.transpose(1, 2).reshape(batch, tokens, width)))
 
 
 class MLP(nn.Module):
+    """d_model → d_ff → ReLU → d_model."""
+
     def __init__(self, config: ModelConfig):
         super().__init__()
         self.fc = nn.Linear(config.d_model, config.d_ff)
@@ -193,7 +196,7 @@ class Trunk(nn.Module):
         super().__init__()
         self.config = config
         d, c, n = config.d_model, config.centre, config.window // config.patch
-        # The original projected one-hot colors linearly; an embedding row is that projection's column.
+        # Equivalent to the original's Linear on one-hot colors: row k is color k's weight column.
         self.pixel_embedding = nn.Embedding(VOCABULARY, d)
         self.cls_token = nn.Parameter(0.02 * torch.randn(1, 1, d))
         self.pixel_type = nn.Parameter(0.02 * torch.randn(d))
@@ -343,7 +346,7 @@ def load_model(
     try:
         config = ModelConfig(**checkpoint["config"])
     except TypeError as error:
-        raise ValueError(f"{name} is not an rplacevit checkpoint: its config does not fit ({error})") from error
+        raise ValueError(f"{name} is not an rplacevit checkpoint: bad config ({error})") from error
     if expect_kind is not None and config.kind != expect_kind:
         raise ValueError(f"{name} is a {config.kind} model checkpoint, a {expect_kind} model is expected")
     model = build_model(config)
