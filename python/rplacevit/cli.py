@@ -101,6 +101,36 @@ def cmd_timelapse(args: argparse.Namespace) -> None:
     print(f"wrote {args.output}{also}: {frames} frames, one every {args.every}, at {args.fps} fps")
 
 
+def cmd_train(args: argparse.Namespace) -> None:
+    from .train import TrainConfig, train
+
+    config = TrainConfig(
+        task=args.task,
+        data=args.data,
+        out=args.output,
+        preset=args.preset,
+        steps=args.steps,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        weight_decay=args.weight_decay,
+        warmup=args.warmup,
+        region=render.parse_region(args.region),
+        until=None if args.until is None else parse_time(args.until),
+        val_from=None if args.val_from is None else parse_time(args.val_from),
+        val_every=args.val_every,
+        checkpoint_every=args.checkpoint_every,
+        device=args.device,
+        amp=args.amp,
+        compile=args.compile,
+        seed=args.seed,
+        target=args.target,
+        num_workers=args.num_workers,
+    )
+    train(config, resume=args.resume, progress=sys.stderr.isatty())
+    print(f"trained {args.task} model: {Path(args.output) / 'model.pt'}, metrics in {Path(args.output) / 'metrics.csv'}")
+
+
 def event_region(reader: history.History) -> tuple[int, int, int, int]:
     """The bounding box of every event: where there is something to see."""
     columns = reader.events()
@@ -169,6 +199,32 @@ def build_parser() -> argparse.ArgumentParser:
     timelapse.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
     timelapse.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
     timelapse.set_defaults(run=cmd_timelapse)
+
+    train = sub.add_parser("train", help="train a color or time model (torchrun for several GPUs)")
+    train.add_argument("task", choices=["color", "time"], help="which model to train")
+    train.add_argument("--data", required=True, metavar="DATASET")
+    train.add_argument("-o", "--output", required=True, metavar="RUN_DIR")
+    train.add_argument("--preset", choices=["tiny", "small", "base"], default="tiny", help="model size (default: %(default)s)")
+    length = train.add_mutually_exclusive_group(required=True)
+    length.add_argument("--steps", type=int, help="optimizer steps")
+    length.add_argument("--epochs", type=float, help="passes over the training events")
+    train.add_argument("--batch-size", type=int, default=64, help="events per step and process (default: %(default)s)")
+    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
+    train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
+    train.add_argument("--warmup", type=int, default=100, help="warmup steps before the cosine decay (default: %(default)s)")
+    train.add_argument("--region", metavar="x0,y0,x1,y1", help="train and validate on this region only")
+    train.add_argument("--until", metavar="TIME", help="train on events before TIME (default: at 90%% of the events)")
+    train.add_argument("--val-from", metavar="TIME", help="validate on events from TIME (default: --until)")
+    train.add_argument("--val-every", type=int, default=200, metavar="N", help="validate every N steps (default: %(default)s)")
+    train.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="checkpoint every N steps (default: %(default)s)")
+    train.add_argument("--target", choices=["placed", "next_minute_majority"], default="placed", help="color target (default: %(default)s)")
+    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s: cuda when there is one)")
+    train.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
+    train.add_argument("--compile", action="store_true", help="torch.compile the model")
+    train.add_argument("--num-workers", type=int, default=0, help="loader worker processes (default: %(default)s: batches come from Rust)")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
+    train.set_defaults(run=cmd_train)
 
     info = sub.add_parser("info", help="summarise a dataset folder")
     info.add_argument("dataset", metavar="DATASET")

@@ -1,0 +1,347 @@
+"""Training a color or time model on a dataset folder, readable top to bottom.
+
+One process per device; under ``torchrun`` the processes form a DistributedDataParallel group
+(NCCL on CUDA, gloo on CPU), each takes its slice of every global batch, and only rank 0 logs
+and saves. The data order is a function of the seed and the step (see
+:class:`rplacevit.data.EpochBatchSampler`), and checkpoints carry the model, optimizer,
+schedule, step and RNG states, so ``resume=True`` ends exactly where an uninterrupted run ends.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+import random
+import signal
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader
+
+from . import history as history_module
+from .data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch, select_events
+from .files import atomic_path
+from .models import ModelConfig, build_model, parameter_count, to_checkpoint
+
+
+@dataclass
+class TrainConfig:
+    """Everything a run depends on; stored in its checkpoints. Times are ms since the epoch."""
+
+    task: str  # "color" or "time"
+    data: str
+    out: str
+    preset: str = "tiny"
+    steps: int | None = None
+    epochs: float | None = None
+    batch_size: int = 64
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    warmup: int = 100
+    region: tuple[int, int, int, int] | None = None
+    until: int | None = None
+    val_from: int | None = None
+    val_every: int = 200
+    val_samples: int = 2048
+    log_every: int = 20
+    checkpoint_every: int = 1000
+    keep_checkpoints: int = 3
+    device: str = "auto"  # "auto": cuda when there is one
+    amp: bool = False
+    compile: bool = False
+    seed: int = 0
+    target: str = "placed"  # color models: "placed" or "next_minute_majority"
+    horizon_ms: int | None = None  # default: 60 s for color targets, 1 h for time targets
+    num_workers: int = 0
+    model: dict = field(default_factory=dict)  # overrides of the preset's ModelConfig fields
+
+    def __post_init__(self):
+        if self.task not in ("color", "time"):
+            raise ValueError(f"task must be color or time, not {self.task!r}")
+        if (self.steps is None) == (self.epochs is None):
+            raise ValueError("give exactly one of steps and epochs")
+        if self.target not in ("placed", "next_minute_majority"):
+            raise ValueError(f"target must be placed or next_minute_majority, not {self.target!r}")
+        if self.horizon_ms is None:
+            self.horizon_ms = 60_000 if self.task == "color" else 3_600_000
+        if self.region is not None:
+            self.region = tuple(self.region)
+
+
+def schedule(step: int, warmup: int, total: int) -> float:
+    """Learning-rate factor: linear warmup, then cosine decay to 10% at the last step."""
+    if step < warmup:
+        return (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+
+
+def loss_of(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    return F.cross_entropy(output.float(), target) if task == "color" else F.mse_loss(output.float(), target)
+
+
+def split(history, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
+    """(training ids, validation ids, until): training events have timestamp < until, validation
+    events timestamp ≥ val_from (default: until), so validation is always later. Without
+    ``until``, the split falls at the timestamp of the event at 90% of the selection."""
+    region_ids = select_events(history, config.region)
+    if len(region_ids) == 0:
+        raise ValueError(f"no events in region {config.region} of {config.data}")
+    until = config.until
+    if until is None:
+        until = int(history.events()["timestamp"][region_ids[int(len(region_ids) * 0.9)]])
+    val_from = until if config.val_from is None else config.val_from
+    if val_from < until:
+        raise ValueError("--val-from must not be earlier than --until: validation must come after training")
+    train_ids = select_events(history, config.region, t1=until)
+    val_ids = select_events(history, config.region, t0=val_from)
+    if len(train_ids) == 0:
+        raise ValueError(f"no training events in region {config.region} before {until} ms")
+    if len(val_ids) == 0:
+        raise ValueError(f"no validation events in region {config.region} from {val_from} ms")
+    return train_ids, val_ids, until
+
+
+def make_dataset(history, ids: np.ndarray, config: TrainConfig, model_config: ModelConfig):
+    if config.task == "color":
+        return ColorDataset(history, ids, model_config.window, config.target, config.horizon_ms)
+    return TimeDataset(history, ids, model_config.window, model_config.centre, config.horizon_ms)
+
+
+def device_of(config: TrainConfig, local_rank: int) -> torch.device:
+    if config.device == "auto":
+        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
+    if config.device == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError("--device cuda was asked for, but no CUDA device is available (use --device cpu)")
+        return torch.device("cuda", local_rank)
+    if config.device != "cpu":
+        raise ValueError(f"device must be auto, cpu or cuda, not {config.device!r}")
+    return torch.device("cpu")
+
+
+def rng_states() -> dict:
+    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def restore_rng(states: dict) -> None:
+    random.setstate(states["python"])
+    np.random.set_state(states["numpy"])
+    torch.set_rng_state(states["torch"])
+    if states["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def checkpoint_files(out: Path) -> list[Path]:
+    return sorted((out / "checkpoints").glob("step_*.pt"))
+
+
+def save_checkpoint(out: Path, state: dict, keep: int) -> Path:
+    """Writes ``checkpoints/step_NNNNNNNN.pt`` atomically and keeps the last ``keep``."""
+    path = out / "checkpoints" / f"step_{state['step']:08d}.pt"
+    with atomic_path(path) as temporary:
+        torch.save(state, temporary)
+    for old in checkpoint_files(out)[:-keep]:
+        old.unlink(missing_ok=True)
+    return path
+
+
+def evaluate(model, loader, task: str, device, amp: bool) -> dict:
+    """Mean loss (and accuracy for color) over the validation batches."""
+    model.eval()
+    total, count, correct = 0.0, 0, 0
+    with torch.no_grad():
+        for windows, targets in loader:
+            windows, targets = windows.to(device), targets.to(device)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                output = model(windows)
+            total += loss_of(task, output, targets).item() * len(targets)
+            count += len(targets)
+            if task == "color":
+                correct += (output.argmax(dim=1) == targets).sum().item()
+    model.train()
+    metrics = {"val_loss": total / count}
+    if task == "color":
+        metrics["val_accuracy"] = correct / count
+    return metrics
+
+
+class Interrupt:
+    """Turns SIGINT into a flag the loop checks after each step (then saves and stops)."""
+
+    def __init__(self):
+        self.raised = False
+        self.previous = signal.signal(signal.SIGINT, self.handle)
+
+    def handle(self, signum, frame):
+        self.raised = True
+
+    def restore(self):
+        signal.signal(signal.SIGINT, self.previous)
+
+
+def plot_losses(metrics_path: Path, out: Path) -> None:
+    """``loss.png``: training and validation loss against the step."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    with open(metrics_path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    figure, axes = plt.subplots(figsize=(7, 4))
+    for column, label in (("train_loss", "training"), ("val_loss", "validation")):
+        points = [(int(r["step"]), float(r[column])) for r in rows if r[column]]
+        if points:
+            axes.plot(*zip(*points), label=label, marker="." if column == "val_loss" else None)
+    axes.set_xlabel("step")
+    axes.set_ylabel("loss")
+    axes.legend()
+    axes.grid(alpha=0.3)
+    figure.tight_layout()
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary)
+    plt.close(figure)
+
+
+METRICS_COLUMNS = ["step", "train_loss", "val_loss", "val_accuracy"]
+
+
+def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> torch.nn.Module:
+    """Trains as ``config`` says and returns the model (unwrapped). Writes to ``config.out``:
+    ``metrics.csv``, ``loss.png``, ``checkpoints/``, and ``model.pt`` at the end."""
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    rank, world_size, local_rank = 0, 1, 0
+    if distributed:
+        rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    device = device_of(config, local_rank)
+    if distributed:
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return _train(config, resume, progress, device, rank, world_size)
+    finally:
+        if distributed:
+            dist.destroy_process_group()
+
+
+def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int, world_size: int) -> torch.nn.Module:
+    out = Path(config.out)
+    history = history_module.open(config.data)
+    model_config = ModelConfig.preset(config.preset, config.task, **config.model)
+    train_ids, val_ids, until = split(history, config)
+    train_set = make_dataset(history, train_ids, config, model_config)
+    val_ids = val_ids[np.random.default_rng([config.seed, 1]).permutation(len(val_ids))[: config.val_samples]]
+    val_set = make_dataset(history, np.sort(val_ids), config, model_config)
+    per_step = config.batch_size * world_size
+    total = config.steps if config.steps is not None else math.ceil(config.epochs * len(train_ids) / per_step)
+
+    random.seed(config.seed)
+    np.random.seed(config.seed)
+    torch.manual_seed(config.seed)
+    model = build_model(model_config).to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, config.warmup, total))
+    start, running = 0, [0.0, 0]
+    if resume:
+        found = checkpoint_files(out)
+        if not found:
+            raise ValueError(f"--resume: {out} has no checkpoint to resume from")
+        state = torch.load(found[-1], map_location=device, weights_only=False)
+        if state["train_config"]["task"] != config.task or state["model"]["config"] != asdict(model_config):
+            raise ValueError(f"--resume: {found[-1]} was made by a different task or model; use the same arguments")
+        model.load_state_dict(state["model"]["state_dict"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        start, running = state["step"], state["running"]
+        restore_rng(state["rng"])
+    elif checkpoint_files(out) or (out / "model.pt").exists():
+        raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another folder")
+
+    net = model
+    if world_size > 1:
+        net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+    if config.compile:
+        net = torch.compile(net)
+    amp = config.amp and device.type == "cuda"
+    sampler = EpochBatchSampler(len(train_set), config.batch_size, config.seed, start, total, rank, world_size)
+    loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=keep_batch, num_workers=config.num_workers,
+                        pin_memory=device.type == "cuda", persistent_workers=False)
+    val_loader = DataLoader(val_set, batch_size=max(config.batch_size, 256), collate_fn=keep_batch, num_workers=0)
+
+    metrics_path = out / "metrics.csv"
+    if rank == 0:
+        out.mkdir(parents=True, exist_ok=True)
+        kept = []
+        if resume and metrics_path.exists():
+            with open(metrics_path, newline="") as f:
+                kept = [row for row in csv.DictReader(f) if int(row["step"]) <= start]
+        with open(metrics_path, "w", newline="") as f:
+            writer = csv.DictWriter(f, METRICS_COLUMNS)
+            writer.writeheader()
+            writer.writerows(kept)
+        print(f"{config.task} model '{config.preset}': {parameter_count(model):,} parameters; "
+              f"{len(train_ids):,} training events before {until} ms, {len(val_set):,} validation events; "
+              f"{total:,} steps of {per_step} on {device}{f' × {world_size} processes' if world_size > 1 else ''}"
+              f"{f', resumed at step {start}' if start else ''}", flush=True)
+
+    def state_at(step: int) -> dict:
+        return {"step": step, "running": running, "train_config": asdict(config), "model": to_checkpoint(model),
+                "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states()}
+
+    from tqdm import tqdm
+
+    interrupt = Interrupt()
+    bar = tqdm(total=total, initial=start, desc=f"train {config.task}", unit="step", disable=not progress or rank != 0)
+    step, clock, seen = start, time.perf_counter(), 0
+    try:
+        for windows, targets in loader:
+            windows = windows.to(device, non_blocking=True)
+            targets = targets.to(device, non_blocking=True)
+            with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
+                output = net(windows)
+            loss = loss_of(config.task, output, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            running[0] += loss.item()
+            running[1] += 1
+            seen += len(targets) * world_size
+            bar.update(1)
+            row = None
+            if step % config.log_every == 0 or step % config.val_every == 0 or step == total:
+                row = {"step": step, "train_loss": running[0] / running[1], "val_loss": "", "val_accuracy": ""}
+                running = [0.0, 0]
+            if step % config.val_every == 0 or step == total:
+                row.update(evaluate(net, val_loader, config.task, device, amp))
+            if row is not None and rank == 0:
+                with open(metrics_path, "a", newline="") as f:
+                    csv.DictWriter(f, METRICS_COLUMNS).writerow(row)
+                rate = seen / (time.perf_counter() - clock)
+                bar.set_postfix(loss=f"{row['train_loss']:.4f}", samples_per_s=f"{rate:,.0f}")
+            if rank == 0 and (step % config.checkpoint_every == 0 or interrupt.raised) and step < total:
+                save_checkpoint(out, state_at(step), config.keep_checkpoints)
+            if interrupt.raised:
+                raise KeyboardInterrupt
+    finally:
+        bar.close()
+        interrupt.restore()
+
+    if rank == 0:
+        final = to_checkpoint(model)
+        final["training"] = {key: value for key, value in asdict(config).items() if key not in ("model",)}
+        with atomic_path(out / "model.pt") as temporary:
+            torch.save(final, temporary)
+        plot_losses(metrics_path, out / "loss.png")
+    return model

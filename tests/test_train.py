@@ -1,0 +1,173 @@
+"""Training: a tiny model learns a learnable rule, runs resume exactly after Ctrl-C, two gloo
+processes stay in step, checkpoints load without retyped hyperparameters, errors are clear."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import rplacevit
+from rplacevit.models import load_model
+from rplacevit.train import TrainConfig, split, train
+
+RUNNER = Path(__file__).parent / "train_runner.py"
+# A small window keeps CPU steps fast: 1 cls + 16 pixel + 16 patch tokens.
+SMALL_WINDOW = {"window": 16, "centre": 4, "patch": 4}
+BASE_TIME = 1_648_817_050_000
+
+
+def write_neighbour_majority_history(path: Path, seed: int = 0, events: int = 12_000) -> None:
+    """A learnable history on a 96×96 region: blobs of 4 colors, then events whose color is the
+    majority color of the pixel's 4 neighbours (ties: the lowest palette index among them)."""
+    rng = np.random.default_rng(seed)
+    colors = np.array([2, 12, 27, 31])
+    size = 96
+    canvas = np.full((size + 2, size + 2), 31, np.int64)
+    rows = []
+    t = BASE_TIME
+    for by in range(0, size, 8):
+        for bx in range(0, size, 8):
+            color = int(rng.choice(colors))
+            for y in range(by, by + 8):
+                for x in range(bx, bx + 8):
+                    canvas[y + 1, x + 1] = color
+                    t += 7
+                    rows.append((t, x, y, color))
+    for _ in range(events):
+        x, y = rng.integers(0, size, 2)
+        neighbours = [canvas[y, x + 1], canvas[y + 2, x + 1], canvas[y + 1, x], canvas[y + 1, x + 2]]
+        values, counts = np.unique(neighbours, return_counts=True)
+        color = int(values[np.argmax(counts)])
+        canvas[y + 1, x + 1] = color
+        t += 311
+        rows.append((t, x, y, color))
+    with open(path, "w") as f:
+        f.write("timestamp,user_id,pixel_color,coordinate\n")
+        for i, (t, x, y, color) in enumerate(rows):
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S", time.gmtime(t // 1000)) + f".{t % 1000:03d} UTC"
+            f.write(f'{stamp},user{i % 997},{rplacevit.PALETTE_HEX[color]},"{x + 500},{y + 500}"\n')
+
+
+@pytest.fixture(scope="module")
+def rule_dataset(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("rule")
+    write_neighbour_majority_history(folder / "rule.csv")
+    rplacevit.ingest(folder / "rule.csv", folder / "d")
+    return folder / "d"
+
+
+def base_config(data: Path, out: Path, **overrides) -> dict:
+    config = dict(task="color", data=str(data), out=str(out), preset="tiny", steps=300, batch_size=64, lr=3e-3,
+                  warmup=20, val_every=100, val_samples=1024, log_every=10, device="cpu", seed=3,
+                  model=dict(SMALL_WINDOW))
+    config.update(overrides)
+    return config
+
+
+def read_metrics(out: Path) -> list[dict]:
+    with open(out / "metrics.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def test_tiny_color_model_learns_the_neighbour_majority(rule_dataset, tmp_path):
+    config = TrainConfig(**base_config(rule_dataset, tmp_path / "run"))
+    model = train(config, progress=False)
+    history = rplacevit.open(rule_dataset)
+    last = read_metrics(tmp_path / "run")[-1]
+    assert int(last["step"]) == 300
+    _, val_ids, _ = split(history, config)
+    colors = history.color_targets(val_ids)
+    constant = np.bincount(colors).max() / len(colors)
+    accuracy = float(last["val_accuracy"])
+    assert accuracy >= max(0.6, 2 * constant), (accuracy, constant)
+    for name in ("model.pt", "loss.png", "metrics.csv"):
+        assert (tmp_path / "run" / name).stat().st_size > 0
+    # The checkpoint alone rebuilds the model: same outputs, no hyperparameters retyped.
+    loaded = load_model(tmp_path / "run" / "model.pt", expect_kind="color")
+    windows = torch.from_numpy(history.windows(val_ids[:32], 16))
+    model.eval()
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(windows), model(windows))
+    with pytest.raises(ValueError, match="color model checkpoint, a time model is expected"):
+        load_model(tmp_path / "run" / "model.pt", expect_kind="time")
+
+
+def test_tiny_time_model_loss_falls(sample_dataset, tmp_path):
+    config = TrainConfig(**base_config(sample_dataset, tmp_path / "run", task="time", steps=120, val_every=60,
+                                       model={"window": 16, "centre": 8, "patch": 4}))
+    train(config, progress=False)
+    rows = read_metrics(tmp_path / "run")
+    assert float(rows[-1]["train_loss"]) < 0.9 * float(rows[0]["train_loss"])
+    assert float(rows[-1]["val_loss"]) < float(rows[0]["train_loss"])
+
+
+def run_runner(config: dict, *extra: str, env=None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, str(RUNNER), json.dumps(config), *extra], capture_output=True, text=True, env=env)
+
+
+def test_interrupted_run_resumes_exactly(rule_dataset, tmp_path):
+    steps = dict(steps=160, checkpoint_every=10_000, val_every=40)
+    whole = base_config(rule_dataset, tmp_path / "whole", **steps)
+    assert run_runner(whole).returncode == 0
+
+    cut = base_config(rule_dataset, tmp_path / "cut", **steps)
+    process = subprocess.Popen([sys.executable, str(RUNNER), json.dumps(cut)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    metrics = tmp_path / "cut" / "metrics.csv"
+    deadline = time.monotonic() + 120
+    while not (metrics.exists() and len(metrics.read_text().splitlines()) >= 4):
+        assert process.poll() is None and time.monotonic() < deadline, process.stderr.read() if process.poll() is not None else "timeout"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGINT)
+    process.communicate(timeout=120)
+    assert process.returncode != 0
+    saved = sorted((tmp_path / "cut" / "checkpoints").glob("step_*.pt"))
+    assert len(saved) == 1 and not (tmp_path / "cut" / "model.pt").exists()
+    interrupted_at = int(saved[0].stem.split("_")[1])
+    assert 0 < interrupted_at < 160
+
+    resumed = run_runner(cut, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    expected, got = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "cut")
+    assert [r["step"] for r in got] == [r["step"] for r in expected]
+    for a, b in zip(expected, got):
+        for column in ("train_loss", "val_loss", "val_accuracy"):
+            if a[column]:
+                assert abs(float(a[column]) - float(b[column])) <= 1e-5, (a, b)
+    assert (tmp_path / "whole" / "weights-rank0.txt").read_text() == (tmp_path / "cut" / "weights-rank0.txt").read_text()
+
+
+def test_two_gloo_processes_hold_the_same_weights(rule_dataset, tmp_path):
+    config = base_config(rule_dataset, tmp_path / "ddp", steps=12, val_every=12, batch_size=16)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(RUNNER), json.dumps(config)]
+    result = subprocess.run(command, capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    ranks = [(tmp_path / "ddp" / f"weights-rank{r}.txt").read_text() for r in (0, 1)]
+    assert ranks[0] == ranks[1]
+    assert len(read_metrics(tmp_path / "ddp")) == 2  # only rank 0 logs
+
+
+def test_clear_errors(rule_dataset, tmp_path):
+    with pytest.raises(rplacevit.DatasetError):
+        train(TrainConfig(**base_config(tmp_path / "missing", tmp_path / "r")), progress=False)
+    with pytest.raises(ValueError, match="no events in region"):
+        train(TrainConfig(**base_config(rule_dataset, tmp_path / "r", region=(0, 0, 10, 10))), progress=False)
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA device"):
+            train(TrainConfig(**base_config(rule_dataset, tmp_path / "r", device="cuda")), progress=False)
+    with pytest.raises(ValueError, match="no checkpoint to resume"):
+        train(TrainConfig(**base_config(rule_dataset, tmp_path / "r")), resume=True, progress=False)
+    with pytest.raises(ValueError, match="exactly one of steps and epochs"):
+        TrainConfig(**base_config(rule_dataset, tmp_path / "r", epochs=1.0))
+    cli = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", "--data", str(tmp_path / "missing"),
+                          "-o", str(tmp_path / "r"), "--steps", "5"], capture_output=True, text=True)
+    assert cli.returncode == 1 and "no such dataset" in cli.stderr
