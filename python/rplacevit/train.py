@@ -17,6 +17,8 @@ import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from queue import Queue
+from threading import Thread
 
 import numpy as np
 import torch
@@ -138,6 +140,27 @@ def restore_rng(states: dict) -> None:
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+def prefetched(batches, depth: int = 2):
+    """Yields ``batches``, built by a background thread ``depth`` batches ahead: the Rust batch
+    calls release the GIL, so the next batch is made while the model trains on this one."""
+    queue: Queue = Queue(depth)
+    done = object()
+
+    def produce():
+        try:
+            for batch in batches:
+                queue.put(batch)
+        except BaseException as error:  # handed to the consumer, which raises it
+            queue.put(error)
+        queue.put(done)
+
+    Thread(target=produce, daemon=True).start()
+    while (item := queue.get()) is not done:
+        if isinstance(item, BaseException):
+            raise item
+        yield item
 
 
 def checkpoint_files(out: Path) -> list[Path]:
@@ -303,7 +326,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
     bar = tqdm(total=total, initial=start, desc=f"train {config.task}", unit="step", disable=not progress or rank != 0)
     step, clock, seen = start, time.perf_counter(), 0
     try:
-        for windows, targets in loader:
+        for windows, targets in (prefetched(loader) if config.num_workers == 0 else loader):
             windows = windows.to(device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
