@@ -171,3 +171,42 @@ def test_clear_errors(rule_dataset, tmp_path):
     cli = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", "--data", str(tmp_path / "missing"),
                           "-o", str(tmp_path / "r"), "--steps", "5"], capture_output=True, text=True)
     assert cli.returncode == 1 and "no such dataset" in cli.stderr
+
+
+def test_split_puts_validation_after_training(sample_dataset):
+    history = rplacevit.open(sample_dataset)
+    until = history.time_range[0] + 12 * 3_600_000
+    config = TrainConfig(**base_config(sample_dataset, "unused", until=until, val_from=until + 3_600_000, region=(250, 375, 300, 420)))
+    train_ids, val_ids, cut = split(history, config)
+    columns = history.events()
+    assert cut == until
+    assert columns["timestamp"][train_ids].max() < until <= until + 3_600_000 <= columns["timestamp"][val_ids].min()
+    for ids in (train_ids, val_ids):
+        assert ((columns["x"][ids] >= 250) & (columns["x"][ids] < 300) & (columns["y"][ids] >= 375) & (columns["y"][ids] < 420)).all()
+    default = split(history, TrainConfig(**base_config(sample_dataset, "unused")))
+    assert len(default[0]) == pytest.approx(0.9 * len(history), rel=0.01)
+    with pytest.raises(ValueError, match="must not be earlier"):
+        split(history, TrainConfig(**base_config(sample_dataset, "unused", until=until, val_from=until - 1)))
+
+
+def test_loader_workers_give_the_same_batches(sample_dataset):
+    from torch.utils.data import DataLoader
+
+    from rplacevit.data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch
+
+    history = rplacevit.open(sample_dataset)
+    ids = history.select(t1=history.time_range[0] + 3_600_000)
+    for dataset in (ColorDataset(history, ids, window=16), TimeDataset(history, ids, window=16, size=4)):
+        dataset.__getitems__([0, 1])  # the parent's thread pool exists before the fork
+        batches = []
+        for workers in (0, 2):
+            sampler = EpochBatchSampler(len(dataset), 32, seed=5, start=3, stop=7)
+            # Forked workers (Linux's default) inherit a history already used by this process.
+            loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=keep_batch, num_workers=workers)
+            batches.append([(w.clone(), t.clone()) for w, t in loader])
+        assert len(batches[0]) == 4
+        for (w0, t0), (w1, t1) in zip(*batches):
+            assert w0.dtype == torch.uint8 and w0.shape == (32, 16, 16)
+            assert torch.equal(w0, w1) and torch.equal(t0, t1)
+        window, target = dataset[0]
+        assert torch.equal(window, torch.from_numpy(history.windows(ids[:1], 16))[0])

@@ -21,8 +21,9 @@ def select_events(history: History, region=None, t0: int | None = None, t1: int 
 class EventDataset(Dataset):
     """Samples are events ``event_ids[i]``; ``dataset[i]`` is one (window, target) pair and
     ``dataset.__getitems__(indices)`` a whole batch from one Rust call each for the windows and
-    the targets. Pickles as the history's path, so loader workers reopen the memory-mapped
-    history and share its pages."""
+    the targets. Pickles as the history's path, so spawned loader workers reopen the
+    memory-mapped history and share its pages; forked ones work too (the Rust side gives each
+    process its own thread pool)."""
 
     def __init__(self, history: History, event_ids: np.ndarray, window: int = 64):
         self.history = history

@@ -297,7 +297,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
     amp = config.amp and device.type == "cuda"
     sampler = EpochBatchSampler(len(train_set), config.batch_size, config.seed, start, total, rank, world_size)
     loader = DataLoader(train_set, batch_sampler=sampler, collate_fn=keep_batch, num_workers=config.num_workers,
-                        pin_memory=device.type == "cuda", persistent_workers=False)
+                        pin_memory=device.type == "cuda")
     val_loader = DataLoader(val_set, batch_size=max(config.batch_size, 256), collate_fn=keep_batch, num_workers=0)
 
     metrics_path = out / "metrics.csv"

@@ -64,10 +64,7 @@ pub fn check_header(line: &[u8]) -> Result<(), String> {
     if line == HEADER.as_bytes() {
         Ok(())
     } else {
-        Err(format!(
-            "wrong header `{}`: expected `{HEADER}` (the official r/place 2022 format)",
-            String::from_utf8_lossy(line)
-        ))
+        Err(format!("wrong header `{}`: expected `{HEADER}` (the official r/place 2022 format)", String::from_utf8_lossy(line)))
     }
 }
 
@@ -120,9 +117,8 @@ fn parse_record(record: &csv::ByteRecord) -> Result<(i64, u8, Coordinate), Strin
     if record[1].is_empty() {
         return Err("empty user_id".to_string());
     }
-    let color = parse_hex_color(&record[2]).ok_or_else(|| {
-        format!("`{}` is not a color of the 2022 palette", String::from_utf8_lossy(&record[2]))
-    })?;
+    let color = parse_hex_color(&record[2])
+        .ok_or_else(|| format!("`{}` is not a color of the 2022 palette", String::from_utf8_lossy(&record[2])))?;
     Ok((timestamp_ms, color, parse_coordinate(&record[3])?))
 }
 

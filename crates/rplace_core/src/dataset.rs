@@ -185,7 +185,14 @@ pub fn write_meta(dataset: &Path, meta: &Meta, stop: &AtomicBool) -> Result<()> 
         let mut source = connection.prepare("INSERT INTO sources VALUES (?1, ?2, ?3, ?4, ?5, ?6)").at(&path)?;
         for (id, s) in meta.sources.iter().enumerate() {
             let name = s.path.file_name().map_or_else(|| s.path.display().to_string(), |n| n.to_string_lossy().into_owned());
-            at(source.execute(params![id as i64, name, s.path.display().to_string(), s.size as i64, s.rows as i64, s.rejected_rows as i64]))?;
+            at(source.execute(params![
+                id as i64,
+                name,
+                s.path.display().to_string(),
+                s.size as i64,
+                s.rows as i64,
+                s.rejected_rows as i64
+            ]))?;
         }
         let mut moderation = connection.prepare("INSERT INTO moderation VALUES (?1)").at(&path)?;
         for &id in meta.moderation {

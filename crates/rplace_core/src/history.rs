@@ -9,9 +9,8 @@
 use crate::dataset::{self, DatasetInfo};
 use crate::error::{Context, Error, Result};
 use crate::index::{
-    cell_color, cell_pixel,
-    tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE, TILE_CHECKPOINTS_FILE,
-    TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
+    cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE,
+    TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
 use crate::npy;
 use crate::palette::{OUTSIDE, WHITE};
@@ -21,6 +20,7 @@ use std::fs::File;
 use std::marker::PhantomData;
 use std::ops::Range;
 use std::path::Path;
+use std::sync::{Mutex, PoisonError};
 
 // The files are little-endian and mapped as they are.
 #[cfg(target_endian = "big")]
@@ -428,19 +428,22 @@ impl History {
         };
         let parts: Vec<TilePart> = self.tiles_in(bounds(x0, x1, self.width), bounds(y0, y1, self.height)).collect();
         let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-        let mut selected: Vec<i64> = parts
-            .par_iter()
-            .flat_map_iter(|part| {
-                let range = self.first_position_from(part.tile, first)..self.first_position_from(part.tile, end);
-                ids[range.clone()].iter().zip(&cells[range]).filter_map(move |(&e, &cell)| {
-                    let pixel = cell_pixel(cell);
-                    let inside = part.xs.contains(&(part.x0 + pixel % TILE)) && part.ys.contains(&(part.y0 + pixel / TILE));
-                    inside.then_some(e as i64)
+        let select = || -> Vec<i64> {
+            let mut selected: Vec<i64> = parts
+                .par_iter()
+                .flat_map_iter(|part| {
+                    let range = self.first_position_from(part.tile, first)..self.first_position_from(part.tile, end);
+                    ids[range.clone()].iter().zip(&cells[range]).filter_map(move |(&e, &cell)| {
+                        let pixel = cell_pixel(cell);
+                        let inside = part.xs.contains(&(part.x0 + pixel % TILE)) && part.ys.contains(&(part.y0 + pixel / TILE));
+                        inside.then_some(e as i64)
+                    })
                 })
-            })
-            .collect();
-        selected.par_sort_unstable();
-        selected
+                .collect();
+            selected.par_sort_unstable();
+            selected
+        };
+        in_pool(select)
     }
 
     /// Runs `fill(scratch, id, out)` for every id on the rayon pool, each with its own
@@ -459,9 +462,11 @@ impl History {
         let mut out = Vec::new();
         out.try_reserve_exact(total).map_err(|_| too_big())?;
         out.resize(total, T::default());
-        out.par_chunks_mut(per_event)
-            .zip(ids.par_iter())
-            .for_each_init(S::default, |scratch, (chunk, &id)| fill(scratch, id as usize, chunk));
+        in_pool(|| {
+            out.par_chunks_mut(per_event)
+                .zip(ids.par_iter())
+                .for_each_init(S::default, |scratch, (chunk, &id)| fill(scratch, id as usize, chunk))
+        });
         Ok(out)
     }
 
@@ -548,6 +553,37 @@ impl History {
             let pixel = cell_pixel(cell);
             region[pixel / TILE * stride + pixel % TILE] = cell_color(cell);
         }
+    }
+}
+
+/// Runs `work` on the caller's rayon pool when it runs inside one, else on this process's pool.
+///
+/// A forked child (a torch loader worker started with "fork") inherits the parent's pools
+/// without their threads: work sent there would wait forever. So each process builds its own
+/// pool, recognised by the process id, and a child leaks the copy it inherited.
+fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+    static POOL: Mutex<Option<(u32, &'static rayon::ThreadPool)>> = Mutex::new(None);
+    if rayon::current_thread_index().is_some() {
+        return work();
+    }
+    let pid = std::process::id();
+    let pool = {
+        let mut current = POOL.lock().unwrap_or_else(PoisonError::into_inner);
+        match *current {
+            Some((owner, pool)) if owner == pid => Some(pool),
+            _ => match rayon::ThreadPoolBuilder::new().build() {
+                Ok(pool) => {
+                    let pool: &'static rayon::ThreadPool = Box::leak(Box::new(pool));
+                    *current = Some((pid, pool));
+                    Some(pool)
+                }
+                Err(_) => None, // no threads to be had: do the work on this one
+            },
+        }
+    };
+    match pool {
+        Some(pool) => pool.install(work),
+        None => work(),
     }
 }
 

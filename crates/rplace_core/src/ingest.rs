@@ -16,12 +16,12 @@ use crate::palette::WHITE;
 use crate::progress;
 use crate::stop::{check, run_stoppable};
 use crate::CANVAS_SIZE;
+use hashbrown::{hash_table, HashTable};
 use rayon::prelude::*;
 use std::fs::File;
+use std::hash::BuildHasher;
 use std::io::{BufRead, BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
-use hashbrown::{hash_table, HashTable};
-use std::hash::BuildHasher;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering};
 use std::sync::{mpsc, Mutex, PoisonError};
 use std::time::Instant;
@@ -476,7 +476,8 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     };
     let meta = Meta { info: info.clone(), partitions: &partitions, sources: &collected.sources, users: &users, moderation: &moderation };
 
-    let bar = progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
+    let bar =
+        progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
     bar.set_prefix("write");
     // The snapshots, the reader's index and meta.sqlite are sequential work each: they share the
     // cores with the partition writers instead of following them.

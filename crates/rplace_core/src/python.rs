@@ -7,9 +7,9 @@ use crate::history::{ColorTarget, History};
 use crate::ingest::{IngestOptions, OnError};
 use crate::palette;
 use crate::synth::{synthesize, SynthOptions};
-use pyo3::create_exception;
 use numpy::ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
+use pyo3::create_exception;
 use pyo3::exceptions::{
     PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
 };
@@ -17,7 +17,12 @@ use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use std::path::PathBuf;
 
-create_exception!(_core, FormatError, PyValueError, "An input file is not in the official r/place 2022 CSV format; the message names the file and line.");
+create_exception!(
+    _core,
+    FormatError,
+    PyValueError,
+    "An input file is not in the official r/place 2022 CSV format; the message names the file and line."
+);
 create_exception!(_core, DatasetError, PyValueError, "A dataset folder is missing, incomplete, damaged, or in the way.");
 
 fn to_py(error: Error) -> PyErr {
@@ -100,12 +105,11 @@ fn ingest<'py>(
 #[pyfunction]
 #[pyo3(signature = (out, rows, seed = 0, progress = false))]
 fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: bool) -> PyResult<Bound<'py, PyDict>> {
-    let bar = crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {per_sec} ETA {eta}");
+    let bar =
+        crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {per_sec} ETA {eta}");
     bar.set_prefix("synth");
     let options = SynthOptions { rows, seed };
-    let summary = py
-        .detach(|| synthesize(&options, &out, &python_wants_stop, &|written| bar.set_position(written)))
-        .map_err(to_py)?;
+    let summary = py.detach(|| synthesize(&options, &out, &python_wants_stop, &|written| bar.set_position(written))).map_err(to_py)?;
     bar.finish_and_clear();
     let dict = PyDict::new(py);
     dict.set_item("path", &out)?;
@@ -205,14 +209,18 @@ impl PyHistory {
     }
 
     #[pyo3(signature = (event_ids, mode = "placed", horizon_ms = 60_000))]
-    fn color_targets<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, mode: &str, horizon_ms: i64) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    fn color_targets<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        mode: &str,
+        horizon_ms: i64,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         let ids = self::event_ids(event_ids)?;
         let mode = match mode {
             "placed" => ColorTarget::Placed,
             "next_minute_majority" => ColorTarget::NextMinuteMajority,
-            other => {
-                return Err(PyValueError::new_err(format!("mode must be \"placed\" or \"next_minute_majority\", not {other:?}")))
-            }
+            other => return Err(PyValueError::new_err(format!("mode must be \"placed\" or \"next_minute_majority\", not {other:?}"))),
         };
         positive("horizon_ms", horizon_ms)?;
         let targets = py.detach(|| self.inner.color_targets(&ids, mode, horizon_ms)).map_err(to_py)?;
@@ -220,7 +228,13 @@ impl PyHistory {
     }
 
     #[pyo3(signature = (event_ids, size = 16, horizon_ms = 3_600_000))]
-    fn time_targets<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64, horizon_ms: i64) -> PyResult<Bound<'py, PyArray3<f32>>> {
+    fn time_targets<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        size: i64,
+        horizon_ms: i64,
+    ) -> PyResult<Bound<'py, PyArray3<f32>>> {
         let ids = self::event_ids(event_ids)?;
         let size = positive("size", size)?;
         positive("horizon_ms", horizon_ms)?;

@@ -38,8 +38,8 @@
 //!
 //! Memory stays bounded: the canvas (4 MB), 4 bytes per user and one window of rows.
 
-use std::collections::BinaryHeap;
 use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -370,19 +370,37 @@ impl Rect {
 
 /// 3×5 bitmaps of the letters R, P, L, A, C, E, O, K; bit 14 is the top-left pixel.
 const FONT: [u16; 8] = [
-    0b110_101_110_101_101, 0b110_101_110_100_100, 0b100_100_100_100_111, 0b010_101_111_101_101,
-    0b011_100_100_100_011, 0b111_100_110_100_111, 0b010_101_101_101_010, 0b101_101_110_101_101,
+    0b110_101_110_101_101,
+    0b110_101_110_100_100,
+    0b100_100_100_100_111,
+    0b010_101_111_101_101,
+    0b011_100_100_100_011,
+    0b111_100_110_100_111,
+    0b010_101_101_101_010,
+    0b101_101_110_101_101,
 ];
 
 #[derive(Clone, Copy)]
 enum Template {
     Solid(u8),
     /// A flag: three bands across the width or the height.
-    Stripes { colors: [u8; 3], vertical: bool },
-    Disc { colors: [u8; 2] },
-    Checker { colors: [u8; 2], cell: u16 },
+    Stripes {
+        colors: [u8; 3],
+        vertical: bool,
+    },
+    Disc {
+        colors: [u8; 2],
+    },
+    Checker {
+        colors: [u8; 2],
+        cell: u16,
+    },
     /// Rows of four scaled blocky letters, repeated over the artwork.
-    Text { colors: [u8; 2], letters: [u8; 4], scale: u16 },
+    Text {
+        colors: [u8; 2],
+        letters: [u8; 4],
+        scale: u16,
+    },
 }
 
 impl Template {
@@ -637,7 +655,14 @@ impl History {
             active_until: i64::MIN,
             bot_queue,
             moderation_rows: (0..moderations).rev().map(|j| options.rows * (2 * j + 1) / (2 * moderations)).collect(),
-            summary: SynthSummary { rows: 0, events: 0, users: 0, moderation_rows: 0, first_timestamp_ms: START_MS, last_timestamp_ms: START_MS },
+            summary: SynthSummary {
+                rows: 0,
+                events: 0,
+                users: 0,
+                moderation_rows: 0,
+                first_timestamp_ms: START_MS,
+                last_timestamp_ms: START_MS,
+            },
         }
     }
 

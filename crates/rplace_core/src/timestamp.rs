@@ -7,9 +7,7 @@
 /// The fraction may have 1 to 9 digits (a decimal fraction of a second, truncated to the
 /// millisecond); the official data omits it when the milliseconds are zero.
 pub fn parse_timestamp(text: &[u8]) -> Result<i64, String> {
-    let fail = |why: &str| {
-        format!("`{}` is not a timestamp of the form YYYY-MM-DD HH:MM:SS[.fff] UTC{why}", String::from_utf8_lossy(text))
-    };
+    let fail = |why: &str| format!("`{}` is not a timestamp of the form YYYY-MM-DD HH:MM:SS[.fff] UTC{why}", String::from_utf8_lossy(text));
     let [year, month, day, hour, minute, second, millis] = fields(text).ok_or_else(|| fail(""))?;
     if !(1..=12).contains(&month) {
         return Err(fail(&format!(": month {month} does not exist")));
@@ -115,8 +113,15 @@ mod tests {
 
     #[test]
     fn rejects_impossible_dates() {
-        for bad in [&b"2022-13-01 12:44:15.000 UTC"[..], b"2022-02-30 00:00:00 UTC", b"2022-04-01 24:00:00 UTC",
-            b"2022-04-01 12:44:10", b"2022-04-01T12:44:10 UTC", b"2022-04-01 12:44:10. UTC", b"garbage"] {
+        for bad in [
+            &b"2022-13-01 12:44:15.000 UTC"[..],
+            b"2022-02-30 00:00:00 UTC",
+            b"2022-04-01 24:00:00 UTC",
+            b"2022-04-01 12:44:10",
+            b"2022-04-01T12:44:10 UTC",
+            b"2022-04-01 12:44:10. UTC",
+            b"garbage",
+        ] {
             assert!(parse_timestamp(bad).is_err(), "{}", String::from_utf8_lossy(bad));
         }
         assert!(parse_timestamp(b"2022-13-01 12:44:15.000 UTC").unwrap_err().contains("month 13"));

@@ -1,0 +1,451 @@
+"""Painting with the two models: from a start canvas, place pixels one at a time as the original
+project did, or many at once on views that cannot see each other, and write the run as an mp4,
+a gif and a PNG (see :func:`infer`).
+
+One placement, on an H×W canvas of palette indices:
+
+1. a **view**: the top-left corner (row, col) of a grid×grid square lying on the canvas, drawn
+   uniformly; grid is the time model's centre (16 for the 64/16 presets), or 1 without a time
+   model, when the view is the pixel itself (``random_pixel``);
+2. the **pixel**: the cell of the grid where ``prediction + noise`` is smallest, prediction being
+   the time model's output (predicted time to the next change, 0..1) for the window whose centre
+   square is the grid, and noise uniform in [0, time_noise);
+3. the **color**: ``argmax(logits / T + log(weights) [+ Gumbel noise])`` over the 32 colors, with
+   the color model's logits for the window centred on the pixel: the argmax of
+   softmax(logits / T) · weights when T = 0 (``logits`` alone then), a sample from it when T > 0;
+   ``avoid_current`` gives the pixel's present color a score of −inf.
+
+Windows have the training layout, ``window[r, c] = canvas[y − w//2 + r, x − w//2 + c]`` with
+OUTSIDE off the canvas, and are sliced from a uint8 copy of the canvas on the device, padded once
+with OUTSIDE. Each model uses its own window size, so the two sizes may differ.
+
+**Groups.** Up to ``batch_views`` placements form a group: each model runs once on the group's
+windows, and the group's pixels are then placed in order. Every view of a group lies at least
+:attr:`Geometry.separation` (in rows or in columns) from the others, so no window of the group
+contains another's pixel: the group places exactly what placing its views one after another
+would. ``batch_views=1`` is the sequential algorithm. A group may come out smaller than
+``batch_views`` when the canvas has no room for more (on 256×256 with 64/16 windows, about a
+dozen views fit); the first view of a group is uniform over the canvas, the others are uniform
+draws kept because they lie clear of the views kept before them.
+
+**Random numbers.** A single ``numpy.random.Generator`` seeded with ``seed``, nothing else; per
+group, in this order:
+
+1. view candidates, in rounds (at most :data:`VIEW_ROUNDS`) until the group is full:
+   ``rng.integers(0, (H − grid + 1, W − grid + 1), size=(missing, 2))`` (rows, cols);
+   a group of one is a single draw of size (1, 2);
+2. with a time model and ``time_noise > 0``: ``rng.random((n, grid, grid), dtype=float32)
+   * float32(time_noise)``;
+3. with ``temperature > 0``: ``u = rng.random((n, 32), dtype=float32)``, Gumbel noise ``−log(−log u)``.
+
+**Frames.** A frame is the canvas after 0, K, 2K, … placements (K = ``frame_every``) and after
+the last one when N is not a multiple of K: 1 + ceil(N / K) frames. Groups are placed in slices
+that end on those counts, so a frame holds exactly its number of placements.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import time
+from dataclasses import dataclass
+from typing import Mapping, Union
+
+import numpy as np
+import torch
+from tqdm import tqdm
+
+from . import OUTSIDE, PALETTE_RGB, WHITE
+from .files import atomic_path
+from .history import open as open_history
+from .models import ModelConfig, WindowModel, load_model
+from .render import to_rgb
+from .times import parse_time
+
+PALETTE_SIZE = len(PALETTE_RGB)
+#: (width, height) of the white canvas painted when neither an image nor a dataset is given.
+DEFAULT_CANVAS_SIZE = (256, 256)
+#: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
+VIEW_ROUNDS = 8
+
+_Path = Union[str, os.PathLike]
+
+
+@dataclass
+class Inference:
+    """What a run did. start, canvas: (H, W) uint8 palette indices before and after.
+    placements: (N, 3) int64 x, y, color of every placement, in order. views: (N, 2) int64 row
+    and col of each placement's view (the top-left of its grid). groups: (G,) int64 placements
+    per group, in order (they sum to N). frames: frames written to the video and gif (0 when
+    neither is asked for). seconds: wall-clock time of the painting loop, frames included."""
+
+    start: np.ndarray
+    canvas: np.ndarray
+    placements: np.ndarray
+    views: np.ndarray
+    groups: np.ndarray
+    frames: int
+    seconds: float
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """Where one placement looks, in canvas pixels.
+
+    grid: side of the square a view picks its pixel from. time_window, time_offset: side of the
+    time model's window and the row (and column) of the grid inside it (0, 0 without a time
+    model). color_window: side of the color model's window. pad: OUTSIDE border of the padded
+    canvas, enough for every window. separation: two views whose rows or whose columns differ
+    by at least this see none of each other's pixels.
+    """
+
+    grid: int
+    time_window: int
+    time_offset: int
+    color_window: int
+    pad: int
+    separation: int
+
+    @classmethod
+    def of(cls, color: ModelConfig, time_config: ModelConfig | None) -> Geometry:
+        if time_config is None:
+            grid, time_window, time_offset = 1, 0, 0
+        else:
+            grid, time_window, time_offset = time_config.centre, time_config.window, time_config.centre_start
+        # A view with grid rows g .. g+grid−1 reads rows g − before .. g + grid − 1 + after: its
+        # time window, and the color window of whichever grid pixel it picks.
+        before = max(time_offset, color.window // 2)
+        after = max(time_window - time_offset - grid, color.window - 1 - color.window // 2)
+        # Another view's grid (where its pixel lies) misses those rows when the two g differ by
+        # at least grid + after one way, grid + before the other.
+        separation = grid + max(before, after)
+        return cls(grid, time_window, time_offset, color.window, max(time_window, color.window) // 2, separation)
+
+
+def parse_color_weights(text: str) -> dict[int, float]:
+    """``27=0.75,31=0`` → ``{27: 0.75, 31: 0.0}``: palette index → weight (0 excludes the color)."""
+    weights = {}
+    for item in filter(None, (part.strip() for part in text.split(","))):
+        index, _, weight = item.partition("=")
+        try:
+            weights[int(index)] = float(weight)
+        except ValueError:
+            raise ValueError(f"color weights {text!r}: expected index=weight pairs like 27=0.75,31=0") from None
+    return weights
+
+
+def color_weight_vector(weights: Mapping[int, float] | None, avoid_current: bool) -> np.ndarray:
+    """(32,) float32 weights, 1 for every color not in ``weights``. Raises ValueError for an index
+    outside 0..31, a negative or non-finite weight, or too few colors left to choose from."""
+    vector = np.ones(PALETTE_SIZE, dtype=np.float32)
+    for index, weight in (weights or {}).items():
+        if not 0 <= index < PALETTE_SIZE:
+            raise ValueError(f"color weight for index {index}: palette indices are 0..{PALETTE_SIZE - 1}")
+        if not (math.isfinite(weight) and weight >= 0):
+            raise ValueError(f"color weight {weight} for index {index}: expected a finite weight >= 0")
+        vector[index] = weight
+    needed = 2 if avoid_current else 1  # avoiding the present color takes one more away
+    if np.count_nonzero(vector) < needed:
+        raise ValueError(f"color weights leave {np.count_nonzero(vector)} color(s): at least {needed} needed"
+                         + (" with avoid_current" if avoid_current else ""))
+    return vector
+
+
+def image_to_canvas(path: _Path) -> np.ndarray:
+    """(H, W) uint8: each pixel of an image file (PNG, JPEG…, any mode) as the nearest palette
+    color in RGB; transparent pixels are first blended onto white, the blank canvas' color.
+    Raises FileNotFoundError for a missing file and ValueError naming a file that is no image."""
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+    except FileNotFoundError:
+        raise
+    except (UnidentifiedImageError, OSError, ValueError) as error:
+        raise ValueError(f"{os.fspath(path)} is not a readable image ({error})") from error
+    alpha = rgba[..., 3:] / 255
+    rgb = np.rint(rgba[..., :3] * alpha + 255 * (1 - alpha)).astype(np.int32)
+    # Distances for each distinct color only: a photo has far fewer colors than pixels.
+    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    colors, inverse = np.unique(keys.ravel(), return_inverse=True)
+    distinct = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1)
+    palette = np.array(PALETTE_RGB, dtype=np.int32)
+    nearest = ((distinct[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+    return nearest.astype(np.uint8)[inverse].reshape(keys.shape)
+
+
+def crop_or_pad(canvas: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
+    """The top-left (width, height) of ``canvas``, extended with white where it is smaller."""
+    width, height = canvas_size
+    out = np.full((height, width), WHITE, dtype=np.uint8)
+    rows, cols = min(height, canvas.shape[0]), min(width, canvas.shape[1])
+    out[:rows, :cols] = canvas[:rows, :cols]
+    return out
+
+
+def start_canvas(
+    init: _Path | np.ndarray | None = None,
+    data: _Path | None = None,
+    at: str | int | None = None,
+    canvas_size: tuple[int, int] | None = None,
+) -> np.ndarray:
+    """(H, W) uint8 palette indices to paint on: the image file (or (H, W) palette array)
+    ``init``; or the canvas of dataset ``data`` at time ``at`` (ISO 8601 or ms, see
+    :func:`rplacevit.times.parse_time`); or, with neither, a white canvas of ``canvas_size``
+    (width, height; default 256×256). A given ``canvas_size`` also crops or pads (with white)
+    an image or dataset canvas, keeping its top-left corner."""
+    if canvas_size is not None:
+        if len(canvas_size) != 2 or not all(isinstance(side, int) and side > 0 for side in canvas_size):
+            raise ValueError(f"canvas size {canvas_size!r}: expected two positive integers (width, height)")
+        canvas_size = tuple(canvas_size)
+    if init is not None and data is not None:
+        raise ValueError("start from an image (init) or from a dataset (data), not both")
+    if (data is None) != (at is None):
+        raise ValueError("a dataset start needs both data and at")
+    if data is not None:
+        canvas = open_history(data).canvas_at(parse_time(at))
+    elif init is None:
+        return crop_or_pad(np.empty((0, 0), np.uint8), canvas_size or DEFAULT_CANVAS_SIZE)
+    elif isinstance(init, np.ndarray):
+        if init.ndim != 2 or init.dtype.kind not in "iu" or init.size == 0 or init.min() < 0 or init.max() >= PALETTE_SIZE:
+            raise ValueError(f"a start canvas must be a non-empty (H, W) integer array of palette indices 0..{PALETTE_SIZE - 1}")
+        canvas = init.astype(np.uint8)
+    else:
+        canvas = image_to_canvas(init)
+    return canvas if canvas_size is None else crop_or_pad(canvas, canvas_size)
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    """``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``… → a torch device.
+    Raises ValueError when CUDA is asked for but unavailable."""
+    if str(device) == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device {device} was asked for, but no CUDA device is available (use cpu)")
+    return device
+
+
+def model_on(source: _Path | WindowModel, kind: str, device: torch.device) -> WindowModel:
+    """The ``kind`` model of a checkpoint file, or a model object moved to ``device`` in eval mode.
+    Raises FileNotFoundError for a missing file and ValueError for anything but a ``kind`` model."""
+    if isinstance(source, torch.nn.Module):
+        if getattr(source, "kind", None) != kind:
+            raise ValueError(f"a {kind} model is expected, not {type(source).__name__}")
+        return source.to(device).eval()
+    return load_model(source, map_location=device, expect_kind=kind)
+
+
+def choose_views(
+    rng: np.random.Generator, count: int, height: int, width: int, grid: int, separation: int, rounds: int = VIEW_ROUNDS
+) -> np.ndarray:
+    """(n, 2) int64 views, 1 ≤ n ≤ count: top-left (row, col) of grid×grid squares on a
+    height×width canvas whose rows or columns differ pairwise by at least ``separation``.
+
+    Candidates come in rounds of as many as are missing. One is kept when it is clear of every
+    view kept so far and of every earlier candidate of its round, kept or not: a single
+    vectorised comparison, at the price of a few extra redraws.
+    """
+    views = np.empty((0, 2), dtype=np.int64)
+    for _ in range(rounds):
+        missing = count - len(views)
+        if missing == 0:
+            break
+        candidates = rng.integers(0, (height - grid + 1, width - grid + 1), size=(missing, 2))
+        clear_of_kept = (chebyshev(candidates, views) >= separation).all(axis=1)
+        near_earlier = np.tril(chebyshev(candidates, candidates) < separation, k=-1).any(axis=1)
+        views = np.concatenate([views, candidates[clear_of_kept & ~near_earlier]])
+    return views
+
+
+def chebyshev(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """(len(a), len(b)): max(|Δrow|, |Δcol|) between (n, 2) and (m, 2) positions."""
+    return np.abs(a[:, None, :] - b[None, :, :]).max(axis=2)
+
+
+def windows_at(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, size: int) -> torch.Tensor:
+    """(n, size, size) uint8 windows of the padded canvas with top-left cells (rows, cols), (n,)
+    int64 tensors in padded coordinates: one gather, no loop."""
+    offsets = torch.arange(size, device=padded.device)
+    return padded[(rows[:, None] + offsets)[:, :, None], (cols[:, None] + offsets)[:, None, :]]
+
+
+def choose_pixels(
+    time_model: WindowModel | None, padded: torch.Tensor, views: torch.Tensor, noise: torch.Tensor | None, geometry: Geometry
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canvas rows and cols ((n,) int64) of the pixel each view picks: where the time model's
+    (n, grid, grid) prediction plus ``noise`` is smallest (the first such cell on ties), or the
+    view itself without a time model."""
+    rows, cols = views[:, 0], views[:, 1]
+    if time_model is None:
+        return rows, cols
+    first = geometry.pad - geometry.time_offset
+    predicted = time_model(windows_at(padded, rows + first, cols + first, geometry.time_window))
+    if noise is not None:
+        predicted = predicted + noise
+    cell = predicted.flatten(1).argmin(dim=1)
+    return rows + cell // geometry.grid, cols + cell % geometry.grid
+
+
+def choose_colors(
+    color_model: WindowModel,
+    padded: torch.Tensor,
+    rows: torch.Tensor,
+    cols: torch.Tensor,
+    geometry: Geometry,
+    log_weights: torch.Tensor,
+    temperature: float,
+    gumbel: torch.Tensor | None,
+    avoid_current: bool,
+) -> torch.Tensor:
+    """(n,) int64 palette index for each pixel (rows, cols): ``argmax(logits / T + log_weights
+    [+ gumbel])``, evaluated left to right, the present color at −inf with ``avoid_current``."""
+    first = geometry.pad - geometry.color_window // 2
+    logits = color_model(windows_at(padded, rows + first, cols + first, geometry.color_window)).float()
+    scores = (logits / temperature if temperature > 0 else logits) + log_weights
+    if avoid_current:
+        current = padded[rows + geometry.pad, cols + geometry.pad].long()
+        scores = scores.scatter(1, current[:, None], -math.inf)
+    if gumbel is not None:
+        scores = scores + gumbel
+    return scores.argmax(dim=1)
+
+
+def infer(
+    color_model: _Path | WindowModel,
+    time_model: _Path | WindowModel | None = None,
+    *,
+    steps: int,
+    init: _Path | np.ndarray | None = None,
+    data: _Path | None = None,
+    at: str | int | None = None,
+    canvas_size: tuple[int, int] | None = None,
+    batch_views: int = 1,
+    time_noise: float = 0.1,
+    temperature: float = 0.0,
+    color_weights: Mapping[int, float] | None = None,
+    avoid_current: bool = False,
+    seed: int = 0,
+    device: str | torch.device = "auto",
+    video: _Path | None = None,
+    gif: _Path | None = None,
+    png: _Path | None = None,
+    frame_every: int = 100,
+    fps: int = 30,
+    scale: int = 1,
+    progress: bool = True,
+) -> Inference:
+    """Places ``steps`` pixels on a start canvas and writes the run (see the module docstring
+    for the algorithm, the groups, the order of random draws and the frames).
+
+    color_model, time_model: checkpoint files (or model objects); without a time model each
+    pixel is drawn uniformly (the original's "random pixel"). init, data, at, canvas_size: the
+    start canvas, as :func:`start_canvas` says. batch_views: views per group, i.e. per forward
+    pass of each model (1: the sequential algorithm). time_noise: width of the uniform noise
+    added to the time model's predictions (fractions of its horizon). temperature: 0 places the
+    most likely color; T > 0 samples from softmax(logits / T). color_weights: palette index →
+    weight multiplying the probabilities (0 excludes the color). avoid_current: never place a
+    pixel's present color. seed: the run is a function of it. device: "auto", "cpu", "cuda".
+    video (H.264 mp4, sides padded to even), gif, png (the final canvas): optional outputs in
+    the official colors, each pixel ``scale``×``scale``, written atomically when the run ends;
+    frames every ``frame_every`` placements at ``fps``. A gif keeps its frames in memory.
+    progress: a tqdm bar in placements/s.
+
+    Raises FileNotFoundError for a missing checkpoint or image, and ValueError for a checkpoint
+    of the wrong kind (or none at all), an unreadable image, a canvas smaller than a model's
+    window, or an argument out of range.
+    """
+    for name, value, low in [("steps", steps, 0), ("batch_views", batch_views, 1), ("frame_every", frame_every, 1),
+                             ("fps", fps, 1), ("scale", scale, 1)]:
+        if not (isinstance(value, int) and value >= low):
+            raise ValueError(f"{name} = {value!r}: expected an integer >= {low}")
+    for name, value in [("time_noise", time_noise), ("temperature", temperature)]:
+        if not (math.isfinite(value) and value >= 0):
+            raise ValueError(f"{name} = {value!r}: expected a finite number >= 0")
+    weights = color_weight_vector(color_weights, avoid_current)
+    device = resolve_device(device)
+    color_model = model_on(color_model, "color", device)
+    time_model = None if time_model is None else model_on(time_model, "time", device)
+    start = start_canvas(init, data, at, canvas_size)
+    height, width = start.shape
+    geometry = Geometry.of(color_model.config, None if time_model is None else time_model.config)
+    window = max(geometry.time_window, geometry.color_window)
+    if height < window or width < window:
+        raise ValueError(f"the canvas is {width}x{height} pixels, smaller than the models' {window}x{window} window")
+
+    pad = geometry.pad
+    padded = torch.full((height + 2 * pad, width + 2 * pad), OUTSIDE, dtype=torch.uint8, device=device)
+    canvas = padded[pad : pad + height, pad : pad + width]  # a view: placing into it updates the windows
+    canvas.copy_(torch.from_numpy(start))
+    log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
+    rng = np.random.default_rng(seed)
+    placements = torch.empty((steps, 3), dtype=torch.int64, device=device)
+    views = np.empty((steps, 2), dtype=np.int64)
+    groups = []
+    frames, gif_frames = 0, []
+
+    with contextlib.ExitStack() as outputs:
+        writer = None
+        if video is not None:
+            import imageio.v2 as iio
+
+            video_path = outputs.enter_context(atomic_path(video))
+            writer = iio.get_writer(video_path, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=1)
+            outputs.enter_context(contextlib.closing(writer))  # closed before atomic_path renames the file
+        gif_path = None if gif is None else outputs.enter_context(atomic_path(gif))
+        png_path = None if png is None else outputs.enter_context(atomic_path(png))
+        bar = outputs.enter_context(tqdm(total=steps, unit="placement", disable=not progress))
+
+        def keep_frame() -> None:
+            nonlocal frames
+            if writer is None and gif_path is None:
+                return
+            rgb = to_rgb(canvas.cpu().numpy(), None, scale)
+            if writer is not None:  # yuv420p needs even sides: pad by one dark row/column where needed
+                writer.append_data(np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0))))
+            if gif_path is not None:
+                gif_frames.append(rgb)
+            frames += 1
+
+        began = time.perf_counter()
+        keep_frame()
+        placed = 0
+        with torch.inference_mode():
+            while placed < steps:
+                group = choose_views(rng, min(batch_views, steps - placed), height, width, geometry.grid, geometry.separation)
+                n = len(group)
+                noise = gumbel = None
+                if time_model is not None and time_noise > 0:
+                    draws = rng.random((n, geometry.grid, geometry.grid), dtype=np.float32) * np.float32(time_noise)
+                    noise = torch.from_numpy(draws).to(device)
+                if temperature > 0:
+                    gumbel = -torch.log(-torch.log(torch.from_numpy(rng.random((n, PALETTE_SIZE), dtype=np.float32)).to(device)))
+                rows, cols = choose_pixels(time_model, padded, torch.from_numpy(group).to(device), noise, geometry)
+                colors = choose_colors(color_model, padded, rows, cols, geometry, log_weights, temperature, gumbel, avoid_current)
+                placements[placed : placed + n] = torch.stack([cols, rows, colors], dim=1)
+                views[placed : placed + n] = group
+                groups.append(n)
+                # Slices of the group that end where a frame is due (1 + ceil(N / K) frames in all).
+                first_due = frame_every - placed % frame_every
+                done = 0
+                for stop in [*range(first_due, n, frame_every), n]:
+                    canvas[rows[done:stop], cols[done:stop]] = colors[done:stop].to(torch.uint8)
+                    if (placed + stop) % frame_every == 0 or placed + stop == steps:
+                        keep_frame()
+                    done = stop
+                placed += n
+                bar.update(n)
+        final = canvas.cpu().numpy()
+        seconds = time.perf_counter() - began
+
+        if gif_path is not None or png_path is not None:
+            import imageio.v3 as iio3
+
+            if gif_path is not None:
+                iio3.imwrite(gif_path, np.stack(gif_frames), duration=1000 / fps, loop=0)
+            if png_path is not None:
+                iio3.imwrite(png_path, to_rgb(final, None, scale))
+
+    return Inference(start, final, placements.cpu().numpy(), views, np.array(groups, dtype=np.int64), frames, seconds)

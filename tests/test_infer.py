@@ -1,0 +1,296 @@
+"""Inference: a run is a function of its seed; one view at a time equals a plain sequential loop
+written here; a group of views places exactly what placing them one after another would; the
+start canvas (white, image, dataset), the color options, the outputs and the errors."""
+
+from __future__ import annotations
+
+import imageio.v2 as iio2
+import imageio.v3 as iio
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import rplacevit
+from rplacevit.infer import Geometry, choose_views, infer, parse_color_weights, start_canvas
+from rplacevit.models import ModelConfig, build_model, load_model, to_checkpoint
+from rplacevit.render import to_rgb
+
+PALETTE = np.array(rplacevit.PALETTE_RGB, dtype=np.uint8)
+OUTSIDE, WHITE = rplacevit.OUTSIDE, rplacevit.WHITE
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Batches of one tiny window run slower on two threads than on one, and far slower when
+    another process holds the second core: a spinning OpenMP thread waits for it."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture(scope="module")
+def checkpoints(tmp_path_factory):
+    """Tiny random-weight models saved as checkpoints: name → path. "color" and "time" have
+    16-pixel windows; "time8" has an 8×8 centre; "color8" an 8-pixel window."""
+    folder = tmp_path_factory.mktemp("models")
+    torch.manual_seed(0)
+    configs = {
+        "color": ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4),
+        "time": ModelConfig.preset("tiny", "time", window=16, centre=4, patch=4),
+        "time8": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4),
+        "color8": ModelConfig.preset("tiny", "color", window=8, centre=4, patch=4),
+    }
+    paths = {}
+    for name, config in configs.items():
+        paths[name] = folder / f"{name}.pt"
+        torch.save(to_checkpoint(build_model(config)), paths[name])
+    return paths
+
+
+def window_of(canvas: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
+    """(size, size) cells of the canvas from (top, left), OUTSIDE off the canvas."""
+    padded = np.pad(canvas, size, constant_values=OUTSIDE)
+    return padded[top + size : top + 2 * size, left + size : left + 2 * size]
+
+
+def reference(color_path, time_path, canvas, steps, seed, time_noise=0.1, temperature=0.0, weights=None,
+              avoid_current=False) -> np.ndarray:
+    """The sequential algorithm, plainly, with infer's random draws (see rplacevit.infer): per
+    step a view, the time model on the window around its grid, the pixel where prediction plus
+    noise is smallest, the color model on the window centred on that pixel, the placement."""
+    color_model = load_model(color_path, expect_kind="color")
+    time_model = None if time_path is None else load_model(time_path, expect_kind="time")
+    rng = np.random.default_rng(seed)
+    canvas = canvas.copy()
+    height, width = canvas.shape
+    log_weights = torch.ones(32) if weights is None else torch.tensor(weights, dtype=torch.float32)
+    log_weights = log_weights.log()
+    with torch.no_grad():
+        for _ in range(steps):
+            if time_model is None:
+                (y, x), = rng.integers(0, (height, width), size=(1, 2))
+            else:
+                grid, offset, side = time_model.config.centre, time_model.config.centre_start, time_model.config.window
+                (top, left), = rng.integers(0, (height - grid + 1, width - grid + 1), size=(1, 2))
+                predicted = time_model(torch.from_numpy(window_of(canvas, top - offset, left - offset, side))[None])
+                if time_noise > 0:
+                    predicted = predicted + torch.from_numpy(rng.random((1, grid, grid), dtype=np.float32) * np.float32(time_noise))
+                cell = int(predicted.flatten().argmin())
+                y, x = top + cell // grid, left + cell % grid
+            side = color_model.config.window
+            logits = color_model(torch.from_numpy(window_of(canvas, y - side // 2, x - side // 2, side))[None]).float()
+            scores = (logits / temperature if temperature > 0 else logits) + log_weights
+            if avoid_current:
+                scores[0, canvas[y, x]] = -torch.inf
+            if temperature > 0:
+                scores = scores - torch.log(-torch.log(torch.from_numpy(rng.random((1, 32), dtype=np.float32))))
+            canvas[y, x] = int(scores.argmax())
+    return canvas
+
+
+def replay(start: np.ndarray, placements: np.ndarray) -> np.ndarray:
+    canvas = start.copy()
+    for x, y, color in placements:
+        canvas[y, x] = color
+    return canvas
+
+
+def run(checkpoints, color="color", time="time", **options):
+    options = {"steps": 40, "canvas_size": (40, 24), "progress": False, "device": "cpu", **options}
+    return infer(checkpoints[color], None if time is None else checkpoints[time], **options)
+
+
+def test_same_seed_same_run_other_seed_other_run(checkpoints, tmp_path):
+    pictures = []
+    for name, seed in [("a", 3), ("b", 3), ("c", 4)]:
+        run(checkpoints, seed=seed, batch_views=4, temperature=1.0, png=tmp_path / f"{name}.png")
+        pictures.append(iio.imread(tmp_path / f"{name}.png"))
+    np.testing.assert_array_equal(pictures[0], pictures[1])
+    assert not np.array_equal(pictures[0], pictures[2])
+
+
+@pytest.mark.parametrize(
+    "time, options",
+    [
+        ("time", {}),
+        ("time", {"time_noise": 0.0}),
+        ("time8", {"temperature": 1.5, "color_weights": {27: 0.75, 3: 0.0}, "avoid_current": True}),
+        (None, {"temperature": 0.7}),
+    ],
+)
+def test_one_view_at_a_time_equals_the_sequential_loop(checkpoints, time, options):
+    start = np.random.default_rng(1).integers(0, 32, (24, 40)).astype(np.uint8)
+    result = run(checkpoints, time=time, init=start, steps=60, seed=7, batch_views=1, **options)
+    weights = None
+    if "color_weights" in options:
+        weights = np.ones(32, np.float32)
+        for index, weight in options["color_weights"].items():
+            weights[index] = weight
+    expected = reference(checkpoints["color"], None if time is None else checkpoints[time], start, 60, 7,
+                         time_noise=options.get("time_noise", 0.1), temperature=options.get("temperature", 0.0),
+                         weights=weights, avoid_current=options.get("avoid_current", False))
+    np.testing.assert_array_equal(result.canvas, expected)
+    assert (result.groups == 1).all()
+    np.testing.assert_array_equal(replay(start, result.placements), result.canvas)
+
+
+@pytest.mark.parametrize(("color", "time"), [("color", "time"), ("color", "time8"), ("color8", "time"), ("color", None)])
+def test_a_group_places_what_its_views_one_after_another_would(checkpoints, color, time):
+    """Every window of a group reads the same cells on the canvas before the group as on the
+    canvas where the group's earlier placements are already made: the models see the same
+    input either way, so the group equals its placements made one at a time, in order."""
+    start = np.random.default_rng(2).integers(0, 32, (48, 64)).astype(np.uint8)
+    result = run(checkpoints, color=color, time=time, init=start, steps=150, batch_views=8, seed=5)
+    color_config = load_model(checkpoints[color]).config
+    time_config = None if time is None else load_model(checkpoints[time]).config
+    geometry = Geometry.of(color_config, time_config)
+    assert result.groups.max() > 1, "no group of several views: the test would prove nothing"
+    canvas, first = start.copy(), 0
+    for n in result.groups:
+        before = canvas.copy()
+        for k in range(first, first + n):
+            (x, y, color_index), (top, left) = result.placements[k], result.views[k]
+            assert top <= y < top + geometry.grid and left <= x < left + geometry.grid
+            looks = [(top - geometry.time_offset, left - geometry.time_offset, geometry.time_window),
+                     (y - geometry.color_window // 2, x - geometry.color_window // 2, geometry.color_window)]
+            for window in looks:
+                np.testing.assert_array_equal(window_of(canvas, *window), window_of(before, *window))
+            canvas[y, x] = color_index
+        first += n
+    np.testing.assert_array_equal(canvas, result.canvas)
+
+
+def test_views_are_separated_and_one_view_is_one_draw():
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        views = choose_views(rng, 30, 100, 120, 16, 40)
+        assert 1 <= len(views) <= 30
+        assert ((views >= 0) & (views <= [100 - 16, 120 - 16])).all()
+        distance = np.abs(views[:, None] - views[None]).max(axis=2)
+        assert (distance[~np.eye(len(views), dtype=bool)] >= 40).all()
+    a, b = np.random.default_rng(9), np.random.default_rng(9)
+    np.testing.assert_array_equal(choose_views(a, 1, 100, 120, 16, 40), b.integers(0, (85, 105), size=(1, 2)))
+
+
+def test_video_and_gif_hold_one_frame_per_k_placements(checkpoints, tmp_path):
+    """Frames after 0, 7, 14, …, 49 and 50 placements: 1 + ceil(50 / 7) = 9, each exactly the
+    canvas after its number of placements, although groups of 3 straddle the frame counts."""
+    outputs = {"video": tmp_path / "run.mp4", "gif": tmp_path / "run.gif", "png": tmp_path / "final.png"}
+    result = run(checkpoints, steps=50, frame_every=7, batch_views=3, canvas_size=(33, 20), scale=2, **outputs)
+    assert result.frames == 9
+    reader = iio2.get_reader(outputs["video"])
+    assert reader.count_frames() == 9
+    assert reader.get_data(0).shape == (40, 66, 3)  # 66×40: both sides already even
+    frames = iio.imread(outputs["gif"], index=None)
+    counts = [0, 7, 14, 21, 28, 35, 42, 49, 50]
+    expected = [to_rgb(replay(result.start, result.placements[:count]), None, 2) for count in counts]
+    np.testing.assert_array_equal(frames[..., :3], np.stack(expected))
+    np.testing.assert_array_equal(iio.imread(outputs["png"])[..., :3], to_rgb(result.canvas, None, 2))
+
+
+def test_odd_sides_are_padded_in_the_video_only(checkpoints, tmp_path):
+    result = run(checkpoints, steps=5, frame_every=5, canvas_size=(33, 17), video=tmp_path / "a.mp4", gif=tmp_path / "a.gif")
+    assert result.frames == 2
+    assert iio2.get_reader(tmp_path / "a.mp4").get_data(0).shape == (18, 34, 3)
+    assert iio.imread(tmp_path / "a.gif", index=None).shape == (2, 17, 33, 3)
+
+
+def test_changed_pixels_between_one_and_steps(checkpoints):
+    for batch_views in (1, 16):
+        result = run(checkpoints, steps=30, batch_views=batch_views, avoid_current=True)
+        changed = np.count_nonzero(result.canvas != result.start)
+        assert 1 <= changed <= 30
+        assert len(result.placements) == 30 and result.groups.sum() == 30
+
+
+def test_zero_weights_exclude_colors_and_avoid_current_never_repeats(checkpoints):
+    start = np.random.default_rng(3).integers(0, 32, (24, 40)).astype(np.uint8)
+    only = {index: 0.0 for index in range(32) if index not in (5, 12)}
+    for time in ("time", None):
+        result = run(checkpoints, time=time, init=start, color_weights=only, temperature=2.0, batch_views=4)
+        assert set(result.placements[:, 2]) <= {5, 12}
+        result = run(checkpoints, time=time, init=start, avoid_current=True, batch_views=4, steps=80)
+        canvas = start.copy()
+        for x, y, color in result.placements:
+            assert canvas[y, x] != color
+            canvas[y, x] = color
+
+
+def test_image_start_is_the_nearest_palette_color(tmp_path):
+    rgba = np.zeros((3, 5, 4), dtype=np.uint8)
+    rgba[..., :3] = PALETTE[2]
+    rgba[..., 3] = 255
+    rgba[0, 0] = (250, 10, 10, 255)  # no palette color: nearest is #FF4500? no: #BE0039 (index 1)
+    rgba[0, 1] = (0, 0, 0, 0)  # transparent: white, the blank canvas
+    rgba[0, 2] = (0, 0, 0, 128)  # half-transparent black on white: grey #898D90 (index 29)
+    rgba[1, 0, :3] = PALETTE[13]
+    path = tmp_path / "start.png"
+    Image.fromarray(rgba, "RGBA").save(path)
+    canvas = start_canvas(path)
+    distances = ((PALETTE.astype(int) - (250, 10, 10)) ** 2).sum(axis=1)
+    assert canvas.shape == (3, 5) and canvas.dtype == np.uint8
+    assert canvas[0, 0] == distances.argmin()
+    assert (canvas[0, 1], canvas[0, 2], canvas[1, 0], canvas[2, 4]) == (WHITE, 29, 13, 2)
+    # Other modes, and crop or pad to a canvas size (padding is white).
+    Image.fromarray(np.full((6, 4), 255, np.uint8), "L").save(tmp_path / "grey.jpg")
+    assert (start_canvas(tmp_path / "grey.jpg") == WHITE).all()
+    padded = start_canvas(path, canvas_size=(7, 2))
+    assert padded.shape == (2, 7)
+    np.testing.assert_array_equal(padded[:, :5], canvas[:2])
+    assert (padded[:, 5:] == WHITE).all()
+    assert (start_canvas(canvas_size=(9, 4)) == np.full((4, 9), WHITE)).all()
+
+
+def test_image_start_through_infer(checkpoints, tmp_path):
+    picture = PALETTE[np.random.default_rng(4).integers(0, 32, (30, 20))]
+    Image.fromarray(picture).save(tmp_path / "start.png")
+    result = run(checkpoints, init=tmp_path / "start.png", canvas_size=None, steps=3)
+    assert (PALETTE[result.start] == picture).all()
+    assert run(checkpoints, init=tmp_path / "start.png", canvas_size=(17, 16), steps=3).start.shape == (16, 17)
+
+
+def test_dataset_start_is_the_real_canvas(checkpoints, sample_dataset):
+    history = rplacevit.open(sample_dataset)
+    first, last = history.time_range
+    at = (first + last) // 2
+    result = run(checkpoints, data=sample_dataset, at=at, canvas_size=None, steps=10, batch_views=4)
+    assert result.start.shape == (history.canvas_height, history.canvas_width)
+    np.testing.assert_array_equal(result.start, history.canvas_at(at))
+    assert 1 <= np.count_nonzero(result.canvas != result.start) <= 10
+
+
+def test_errors_say_what_is_wrong(checkpoints, tmp_path):
+    with pytest.raises(ValueError, match="is a time model checkpoint, a color model is expected"):
+        run(checkpoints, color="time")
+    with pytest.raises(ValueError, match="is a color model checkpoint, a time model is expected"):
+        run(checkpoints, time="color")
+    with pytest.raises(FileNotFoundError):
+        infer(tmp_path / "missing.pt", steps=1, progress=False)
+    not_a_checkpoint = tmp_path / "notes.pt"
+    not_a_checkpoint.write_text("hello")
+    with pytest.raises(ValueError, match="is not an rplacevit checkpoint"):
+        infer(not_a_checkpoint, steps=1, progress=False)
+    not_an_image = tmp_path / "picture.png"
+    not_an_image.write_text("not a picture")
+    with pytest.raises(ValueError, match=f"{not_an_image} is not a readable image"):
+        run(checkpoints, init=not_an_image)
+    with pytest.raises(ValueError, match="the canvas is 15x40 pixels, smaller than the models' 16x16 window"):
+        run(checkpoints, canvas_size=(15, 40))
+    with pytest.raises(ValueError, match="leave 1 color"):
+        run(checkpoints, color_weights={index: 0.0 for index in range(31)}, avoid_current=True)
+    with pytest.raises(ValueError, match="palette indices are 0..31"):
+        run(checkpoints, color_weights={32: 1.0})
+    with pytest.raises(ValueError, match="not both"):
+        run(checkpoints, init=tmp_path / "x.png", data=tmp_path, at=0)
+    with pytest.raises(ValueError, match="batch_views"):
+        run(checkpoints, batch_views=0)
+    assert not list(tmp_path.glob("*.partial-*"))
+
+
+def test_parse_color_weights():
+    assert parse_color_weights("27=0.75, 31=0") == {27: 0.75, 31: 0.0}
+    assert parse_color_weights("") == {}
+    with pytest.raises(ValueError, match="index=weight"):
+        parse_color_weights("27:0.75")
