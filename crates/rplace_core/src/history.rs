@@ -651,45 +651,27 @@ mod tests {
     use crate::dataset::{Meta, SNAPSHOTS_FILE};
     use crate::event::Event;
     use crate::index::write_index;
+    use crate::random::Rng;
     use std::io::Write;
     use std::sync::atomic::AtomicBool;
 
-    /// SplitMix64: reproducible randomness without a dependency.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ z >> 31
-        }
-
-        fn below(&mut self, n: usize) -> usize {
-            (self.next() % n as u64) as usize
-        }
-    }
-
-    /// `n` events in time order: runs of equal timestamps, most events on a few hot pixels
-    /// (corners among them) with few colors so majorities tie, and a hot square of `hot` pixels.
     fn random_events(rng: &mut Rng, n: usize, width: usize, height: usize, hot: usize) -> Vec<Event> {
         let hot_pixels =
             [(0, 0), (width - 1, height - 1), (width - 1, 0), (width / 2, height / 2), (TILE.min(width - 1), 3.min(height - 1))];
-        let square = (rng.below(width - hot.min(width) + 1), rng.below(height - hot.min(height) + 1));
+        let square = (rng.index(width - hot.min(width) + 1), rng.index(height - hot.min(height) + 1));
         let mut t = 1_648_817_050_000i64;
         (0..n)
             .map(|_| {
-                t += [0, 0, 0, 1, 2, 7][rng.below(6)];
-                let (x, y, color) = match rng.below(10) {
+                t += [0, 0, 0, 1, 2, 7][rng.index(6)];
+                let (x, y, color) = match rng.index(10) {
                     0..=4 => {
-                        let (x, y) = hot_pixels[rng.below(hot_pixels.len())];
-                        (x, y, [2, 13, 27][rng.below(3)])
+                        let (x, y) = hot_pixels[rng.index(hot_pixels.len())];
+                        (x, y, [2, 13, 27][rng.index(3)])
                     }
-                    5..=7 => ((square.0 + rng.below(hot)).min(width - 1), (square.1 + rng.below(hot)).min(height - 1), rng.below(4) as u8),
-                    _ => (rng.below(width), rng.below(height), rng.below(32) as u8),
+                    5..=7 => ((square.0 + rng.index(hot)).min(width - 1), (square.1 + rng.index(hot)).min(height - 1), rng.index(4) as u8),
+                    _ => (rng.index(width), rng.index(height), rng.index(32) as u8),
                 };
-                Event::new(t, rng.below(50) as u32, x as u16, y as u16, color, false)
+                Event::new(t, rng.index(50) as u32, x as u16, y as u16, color, false)
             })
             .collect()
     }
@@ -826,7 +808,7 @@ mod tests {
     fn check_against_oracle(history: &History, oracle: &Oracle, rng: &mut Rng, sizes: &[usize]) {
         let n = oracle.events.len();
         let mut ids: Vec<i64> = (0..n as i64).collect();
-        ids.extend((0..500).map(|_| rng.below(n) as i64));
+        ids.extend((0..500).map(|_| rng.index(n) as i64));
         for &size in sizes {
             let windows = same_on_any_pool(|| history.windows(&ids, size).unwrap());
             assert!(windows == oracle.windows(&ids, size), "windows of size {size}");
@@ -858,13 +840,13 @@ mod tests {
         for k in 1..n.div_ceil(partition_size) {
             counts.extend([k * partition_size - 1, k * partition_size, k * partition_size + 1]);
         }
-        counts.extend((0..20).map(|_| rng.below(n + 1)));
+        counts.extend((0..20).map(|_| rng.index(n + 1)));
         for count in counts {
             assert!(history.canvas_before(count as i64).unwrap() == oracle.canvas_before(count), "canvas before {count}");
         }
         let (first, last) = history.time_range();
         let mut times = vec![first - 1, first, last, last + 1, i64::MIN, i64::MAX];
-        times.extend((0..20).map(|_| oracle.events[rng.below(n)].timestamp_ms + rng.below(3) as i64 - 1));
+        times.extend((0..20).map(|_| oracle.events[rng.index(n)].timestamp_ms + rng.index(3) as i64 - 1));
         for t in times {
             let count = oracle.events.iter().filter(|e| e.timestamp_ms <= t).count();
             assert!(history.canvas_at(t) == oracle.canvas_before(count), "canvas at {t}");
@@ -876,7 +858,7 @@ mod tests {
         for combination in 0..64u32 {
             for _ in 0..4 {
                 let mut pick =
-                    |bit: u32, low: i64, high: i64| (combination >> bit & 1 == 1).then(|| low + rng.below((high - low) as usize) as i64);
+                    |bit: u32, low: i64, high: i64| (combination >> bit & 1 == 1).then(|| low + rng.index((high - low) as usize) as i64);
                 let (w, h) = (oracle.width as i64, oracle.height as i64);
                 let (x0, y0, x1, y1) = (pick(0, -3, w + 3), pick(1, -3, h + 3), pick(2, -3, w + 3), pick(3, -3, h + 3));
                 let (t0, t1) = (pick(4, first - 5, last + 5), pick(5, first - 5, last + 5));
@@ -895,7 +877,7 @@ mod tests {
 
     #[test]
     fn matches_the_oracle_on_a_canvas_that_is_not_a_multiple_of_the_tile() {
-        let mut rng = Rng(7);
+        let mut rng = Rng::new(7, 0, 0);
         let (width, height, partition_size) = (37, 23, 777);
         let events = random_events(&mut rng, 20_000, width, height, 6);
         let dir = tempfile::tempdir().unwrap();
@@ -911,7 +893,7 @@ mod tests {
 
     #[test]
     fn matches_the_oracle_after_a_real_ingest() {
-        let mut rng = Rng(11);
+        let mut rng = Rng::new(11, 0, 0);
         let events = random_events(&mut rng, 6_000, 2000, 2000, 40);
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("history.csv");
@@ -933,7 +915,7 @@ mod tests {
 
     #[test]
     fn refuses_bad_ids_and_arguments() {
-        let mut rng = Rng(3);
+        let mut rng = Rng::new(3, 0, 0);
         let events = random_events(&mut rng, 300, 20, 20, 3);
         let dir = tempfile::tempdir().unwrap();
         write_dataset(dir.path(), &events, 20, 20, 100);
@@ -959,7 +941,7 @@ mod tests {
 
     #[test]
     fn damaged_datasets_name_the_file() {
-        let mut rng = Rng(5);
+        let mut rng = Rng::new(5, 0, 0);
         let events = random_events(&mut rng, 500, 40, 30, 4);
         let dir = tempfile::tempdir().unwrap();
         write_dataset(dir.path(), &events, 40, 30, 100);
@@ -1006,20 +988,20 @@ mod tests {
     #[test]
     #[ignore]
     fn throughput() {
-        let mut rng = Rng(1);
+        let mut rng = Rng::new(1, 0, 0);
         let n = std::env::var("HISTORY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
-        let centres: Vec<(usize, usize, usize)> = (0..200).map(|_| (rng.below(2000), rng.below(2000), 3 + rng.below(60))).collect();
+        let centres: Vec<(usize, usize, usize)> = (0..200).map(|_| (rng.index(2000), rng.index(2000), 3 + rng.index(60))).collect();
         let mut t = 1_648_817_050_000i64;
         let events: Vec<Event> = (0..n)
             .map(|_| {
-                t += rng.below(40) as i64;
-                let (x, y) = if rng.below(5) == 0 {
-                    (rng.below(2000), rng.below(2000))
+                t += rng.index(40) as i64;
+                let (x, y) = if rng.index(5) == 0 {
+                    (rng.index(2000), rng.index(2000))
                 } else {
-                    let (cx, cy, r) = centres[rng.below(centres.len()).min(rng.below(centres.len()))];
-                    ((cx + rng.below(r)).min(1999), (cy + rng.below(r)).min(1999))
+                    let (cx, cy, r) = centres[rng.index(centres.len()).min(rng.index(centres.len()))];
+                    ((cx + rng.index(r)).min(1999), (cy + rng.index(r)).min(1999))
                 };
-                Event::new(t, rng.below(100_000) as u32, x as u16, y as u16, rng.below(32) as u8, false)
+                Event::new(t, rng.index(100_000) as u32, x as u16, y as u16, rng.index(32) as u8, false)
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
@@ -1029,7 +1011,7 @@ mod tests {
         let clock = std::time::Instant::now();
         let history = History::open(dir.path()).unwrap();
         let opened = clock.elapsed();
-        let batches: Vec<Vec<i64>> = (0..400).map(|_| (0..256).map(|_| rng.below(n) as i64).collect()).collect();
+        let batches: Vec<Vec<i64>> = (0..400).map(|_| (0..256).map(|_| rng.index(n) as i64).collect()).collect();
         let windows = || {
             for batch in &batches {
                 std::hint::black_box(history.windows(batch, 64).unwrap());

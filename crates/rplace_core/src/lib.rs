@@ -16,6 +16,7 @@ pub mod ingest;
 pub mod npy;
 pub mod palette;
 pub mod progress;
+mod random;
 pub mod sqlite_writer;
 pub mod stop;
 pub mod synth;

@@ -541,30 +541,14 @@ fn put_leaf_cell(out: &mut Cell, rowid: Option<i64>, values: &[Value]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::random::Rng;
     use rusqlite::{params, Connection};
     use std::path::PathBuf;
-
-    /// splitmix64: reproducible test data without a dependency.
-    struct Random(u64);
-
-    impl Random {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ z >> 31
-        }
-
-        fn below(&mut self, n: u64) -> u64 {
-            self.next() % n
-        }
-    }
 
     /// `n` events from `first_timestamp_ms` on: runs of equal timestamps, half of them on a 3 × 3
     /// hot spot (many ties of x and of (x, y)), user ids and colours over their whole ranges.
     fn random_events(n: usize, first_timestamp_ms: i64, seed: u64) -> Vec<Event> {
-        let mut random = Random(seed);
+        let mut random = Rng::new(seed, 0, 0);
         let mut timestamp = first_timestamp_ms;
         (0..n)
             .map(|_| {
@@ -577,7 +561,7 @@ mod tests {
                 let user_id = match random.below(8) {
                     0 => u32::MAX,
                     1 => random.below(2) as u32,
-                    _ => random.next() as u32,
+                    _ => random.next_u64() as u32,
                 };
                 Event::new(timestamp, user_id, x as u16, y as u16, random.below(32) as u8, false)
             })
@@ -710,7 +694,7 @@ mod tests {
             assert!(plan.iter().any(|step| step.contains(index)), "{sql}: {plan:?}");
             assert_eq!(plan, strings(&oracle, &explain));
         }
-        let mut random = Random(events.len() as u64);
+        let mut random = Rng::new(events.len() as u64, 0, 0);
         let mut pixels = vec![(1000, 500), (1001, 501), (0, 0), (1999, 1999)];
         pixels.extend((0..20.min(events.len())).map(|_| {
             let e = &events[random.below(events.len() as u64) as usize];

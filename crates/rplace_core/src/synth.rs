@@ -44,6 +44,7 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
+use crate::random::Rng;
 use flate2::{write::GzEncoder, Compression};
 use rayon::prelude::*;
 
@@ -255,43 +256,6 @@ fn user_hash(seed: u64, user: u64) -> [u8; 88] {
         }
     }
     out
-}
-
-/// SplitMix64: tiny, fast, and fixed forever, so a seed names the same file in every version of
-/// the crate (an RNG crate may change its streams between versions).
-struct Rng(u64);
-
-fn mix(mut z: u64) -> u64 {
-    z = (z ^ z >> 30).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ z >> 27).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ z >> 31
-}
-
-impl Rng {
-    const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
-
-    fn new(seed: u64, stream: u64, index: u64) -> Rng {
-        Rng(mix(seed ^ mix(stream.wrapping_mul(Self::GAMMA) ^ mix(index.wrapping_add(Self::GAMMA)))))
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(Self::GAMMA);
-        mix(self.0)
-    }
-
-    /// Uniform in `[0, 1)`.
-    fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
-    }
-
-    /// Uniform in `0..n`.
-    fn below(&mut self, n: u64) -> u64 {
-        ((self.next_u64() as u128 * n as u128) >> 64) as u64
-    }
-
-    fn chance(&mut self, p: f64) -> bool {
-        self.unit() < p
-    }
 }
 
 fn shuffle<T>(items: &mut [T], rng: &mut Rng) {
