@@ -333,12 +333,16 @@ impl History {
     /// the look-ahead of [`ColorTarget::NextMinuteMajority`].
     pub fn color_targets(&self, ids: &[i64], mode: ColorTarget, horizon_ms: i64) -> Result<Vec<i64>> {
         check_horizon(horizon_ms)?;
-        self.per_event(ids, 1, |_: &mut (), id, target| {
-            target[0] = match mode {
-                ColorTarget::Placed => self.colors()[id],
-                ColorTarget::NextMinuteMajority => self.majority_color(id, horizon_ms),
-            } as i64
-        })
+        match mode {
+            // A lookup per event: cheaper than handing the batch to the thread pool.
+            ColorTarget::Placed => {
+                self.check_ids(ids)?;
+                Ok(ids.iter().map(|&id| self.colors()[id as usize] as i64).collect())
+            }
+            ColorTarget::NextMinuteMajority => {
+                self.per_event(ids, 1, |_: &mut (), id, target| target[0] = self.majority_color(id, horizon_ms) as i64)
+            }
+        }
     }
 
     /// The most frequent color among events after `id` at its pixel with timestamps in
@@ -454,9 +458,7 @@ impl History {
         T: Copy + Default + Send,
         S: Default,
     {
-        if let Some(&bad) = ids.iter().find(|&&id| usize::try_from(id).map_or(true, |id| id >= self.len())) {
-            return Err(Error::Index(format!("event id {bad} is out of range for a history of {} events", self.len())));
-        }
+        self.check_ids(ids)?;
         let too_big = || Error::Argument(format!("{} outputs of {per_event} values do not fit in memory", ids.len()));
         let total = ids.len().checked_mul(per_event).ok_or_else(too_big)?;
         let mut out = Vec::new();
@@ -468,6 +470,14 @@ impl History {
                 .for_each_init(S::default, |scratch, (chunk, &id)| fill(scratch, id as usize, chunk))
         });
         Ok(out)
+    }
+
+    /// [`Error::Index`] for the first id outside the history.
+    fn check_ids(&self, ids: &[i64]) -> Result<()> {
+        match ids.iter().find(|&&id| usize::try_from(id).map_or(true, |id| id >= self.len())) {
+            Some(&bad) => Err(Error::Index(format!("event id {bad} is out of range for a history of {} events", self.len()))),
+            None => Ok(()),
+        }
     }
 
     /// Canvas pixel of the top-left corner of the `size`×`size` grid centred on event `id`.
