@@ -38,7 +38,9 @@ fn main() {
 
     let mut text = Vec::new();
     for e in &events {
-        text.extend_from_slice(format!("{},{:088},#FF4500,\"{},{}\"\n", format_timestamp(e.timestamp_ms), e.user_id, e.x(), e.y()).as_bytes());
+        text.extend_from_slice(
+            format!("{},{:088},#FF4500,\"{},{}\"\n", format_timestamp(e.timestamp_ms), e.user_id, e.x(), e.y()).as_bytes(),
+        );
     }
     for _ in 0..3 {
         let start = Instant::now();

@@ -98,7 +98,9 @@ def replay(start: np.ndarray, placements: np.ndarray) -> np.ndarray:
 
 
 def run(checkpoints, color="color", time="time", **options):
-    options = {"steps": 40, "canvas_size": (40, 24), "progress": False, "device": "cpu", **options}
+    options = {"steps": 40, "progress": False, "device": "cpu", **options}
+    if "init" not in options and "data" not in options:
+        options.setdefault("canvas_size", (40, 24))
     return infer(checkpoints[color], None if time is None else checkpoints[time], **options)
 
 
@@ -220,19 +222,17 @@ def test_zero_weights_exclude_colors_and_avoid_current_never_repeats(checkpoints
 
 def test_image_start_is_the_nearest_palette_color(tmp_path):
     rgba = np.zeros((3, 5, 4), dtype=np.uint8)
-    rgba[..., :3] = PALETTE[2]
+    rgba[..., :3] = PALETTE[6]
     rgba[..., 3] = 255
-    rgba[0, 0] = (250, 10, 10, 255)  # no palette color: nearest is #FF4500? no: #BE0039 (index 1)
+    rgba[0, 0] = (250, 10, 10, 255)  # squared distance 3606 to #FF4500 (2), 5909 to #BE0039 (1)
     rgba[0, 1] = (0, 0, 0, 0)  # transparent: white, the blank canvas
-    rgba[0, 2] = (0, 0, 0, 128)  # half-transparent black on white: grey #898D90 (index 29)
+    rgba[0, 2] = (0, 0, 0, 128)  # half-transparent black on white, (127, 127, 127): #898D90 (29)
     rgba[1, 0, :3] = PALETTE[13]
     path = tmp_path / "start.png"
     Image.fromarray(rgba, "RGBA").save(path)
     canvas = start_canvas(path)
-    distances = ((PALETTE.astype(int) - (250, 10, 10)) ** 2).sum(axis=1)
     assert canvas.shape == (3, 5) and canvas.dtype == np.uint8
-    assert canvas[0, 0] == distances.argmin()
-    assert (canvas[0, 1], canvas[0, 2], canvas[1, 0], canvas[2, 4]) == (WHITE, 29, 13, 2)
+    assert (canvas[0, 0], canvas[0, 1], canvas[0, 2], canvas[1, 0], canvas[2, 4]) == (2, WHITE, 29, 13, 6)
     # Other modes, and crop or pad to a canvas size (padding is white).
     Image.fromarray(np.full((6, 4), 255, np.uint8), "L").save(tmp_path / "grey.jpg")
     assert (start_canvas(tmp_path / "grey.jpg") == WHITE).all()
@@ -246,7 +246,7 @@ def test_image_start_is_the_nearest_palette_color(tmp_path):
 def test_image_start_through_infer(checkpoints, tmp_path):
     picture = PALETTE[np.random.default_rng(4).integers(0, 32, (30, 20))]
     Image.fromarray(picture).save(tmp_path / "start.png")
-    result = run(checkpoints, init=tmp_path / "start.png", canvas_size=None, steps=3)
+    result = run(checkpoints, init=tmp_path / "start.png", steps=3)
     assert (PALETTE[result.start] == picture).all()
     assert run(checkpoints, init=tmp_path / "start.png", canvas_size=(17, 16), steps=3).start.shape == (16, 17)
 
@@ -255,7 +255,7 @@ def test_dataset_start_is_the_real_canvas(checkpoints, sample_dataset):
     history = rplacevit.open(sample_dataset)
     first, last = history.time_range
     at = (first + last) // 2
-    result = run(checkpoints, data=sample_dataset, at=at, canvas_size=None, steps=10, batch_views=4)
+    result = run(checkpoints, data=sample_dataset, at=at, steps=10, batch_views=4)
     assert result.start.shape == (history.canvas_height, history.canvas_width)
     np.testing.assert_array_equal(result.start, history.canvas_at(at))
     assert 1 <= np.count_nonzero(result.canvas != result.start) <= 10
@@ -289,8 +289,46 @@ def test_errors_say_what_is_wrong(checkpoints, tmp_path):
     assert not list(tmp_path.glob("*.partial-*"))
 
 
+def test_model_objects_run_like_their_checkpoints(checkpoints, tmp_path):
+    models = [load_model(checkpoints[name]) for name in ("color", "time")]
+    from_files = run(checkpoints, seed=2, batch_views=3, steps=20)
+    from_objects = infer(*models, steps=20, canvas_size=(40, 24), seed=2, batch_views=3, device="cpu", progress=False)
+    np.testing.assert_array_equal(from_files.canvas, from_objects.canvas)
+    with pytest.raises(ValueError, match="a time model is expected, not ColorModel"):
+        infer(models[0], models[0], steps=1, progress=False)
+    # No placement at all: the start canvas is the only frame.
+    result = run(checkpoints, steps=0, video=tmp_path / "still.mp4", png=tmp_path / "still.png")
+    assert result.frames == 1 and iio2.get_reader(tmp_path / "still.mp4").count_frames() == 1
+    assert (iio.imread(tmp_path / "still.png")[..., :3] == PALETTE[WHITE]).all()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is there")
+def test_cuda_without_a_gpu_is_a_clear_error(checkpoints):
+    with pytest.raises(ValueError, match="no CUDA device is available"):
+        run(checkpoints, device="cuda")
+
+
 def test_parse_color_weights():
     assert parse_color_weights("27=0.75, 31=0") == {27: 0.75, 31: 0.0}
     assert parse_color_weights("") == {}
     with pytest.raises(ValueError, match="index=weight"):
         parse_color_weights("27:0.75")
+
+
+def test_infer_command_line(tmp_path):
+    import subprocess
+    import sys
+
+    from rplacevit.models import ModelConfig, build_model, to_checkpoint
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "color.pt"
+    torch.save(to_checkpoint(build_model(ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4))), checkpoint)
+    command = [sys.executable, "-m", "rplacevit", "infer", "--color-model", str(checkpoint), "--random-pixel",
+               "--canvas-size", "32", "32", "--steps", "20", "--frame-every", "10", "-o", str(tmp_path / "a.mp4"),
+               "--png", str(tmp_path / "a.png")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "placed 20 pixels" in result.stdout and (tmp_path / "a.png").exists()
+    missing = subprocess.run(command[:6] + ["--steps", "5", "-o", str(tmp_path / "b.mp4")], capture_output=True, text=True)
+    assert missing.returncode == 1 and "--random-pixel" in missing.stderr

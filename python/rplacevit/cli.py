@@ -131,6 +131,39 @@ def cmd_train(args: argparse.Namespace) -> None:
     print(f"trained {args.task} model: {Path(args.output) / 'model.pt'}, metrics in {Path(args.output) / 'metrics.csv'}")
 
 
+def cmd_infer(args: argparse.Namespace) -> None:
+    from .infer import infer, parse_color_weights
+
+    if args.time_model is None and not args.random_pixel:
+        raise ValueError("give --time-model CKPT, or --random-pixel to pick pixels at random")
+    result = infer(
+        args.color_model,
+        None if args.random_pixel else args.time_model,
+        steps=args.steps,
+        init=args.init,
+        data=args.data,
+        at=args.at,
+        canvas_size=None if args.canvas_size is None else tuple(args.canvas_size),
+        batch_views=args.batch_views,
+        time_noise=args.time_noise,
+        temperature=args.temperature,
+        color_weights=None if args.color_weights is None else parse_color_weights(args.color_weights),
+        avoid_current=args.avoid_current,
+        seed=args.seed,
+        device=args.device,
+        video=args.output,
+        gif=args.gif,
+        png=args.png,
+        frame_every=args.frame_every,
+        fps=args.fps,
+        scale=args.scale,
+        progress=sys.stderr.isatty(),
+    )
+    rate = len(result.placements) / result.seconds if result.seconds > 0 else float("inf")
+    also = "".join(f", {path}" for path in (args.gif, args.png) if path)
+    print(f"placed {len(result.placements):,} pixels ({rate:,.0f}/s, {result.frames} frames) → {args.output}{also}")
+
+
 def event_region(reader: history.History) -> tuple[int, int, int, int]:
     """The bounding box of every event: where there is something to see."""
     columns = reader.events()
@@ -225,6 +258,32 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--seed", type=int, default=0)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
     train.set_defaults(run=cmd_train)
+
+    infer = sub.add_parser("infer", help="let the models paint a canvas; write mp4, gif and png")
+    infer.add_argument("--color-model", required=True, metavar="CKPT")
+    picker = infer.add_mutually_exclusive_group()
+    picker.add_argument("--time-model", metavar="CKPT", help="picks the pixel that should change soonest")
+    picker.add_argument("--random-pixel", action="store_true", help="pick pixels at random instead")
+    start = infer.add_mutually_exclusive_group()
+    start.add_argument("--init", metavar="IMAGE", help="start from an image (mapped to the nearest palette colors)")
+    start.add_argument("--data", metavar="DATASET", help="start from the real canvas of a dataset (with --at)")
+    infer.add_argument("--at", metavar="TIME", help="with --data: ISO 8601 or integer milliseconds")
+    infer.add_argument("--canvas-size", type=int, nargs=2, metavar=("W", "H"), help="default 256 256 for a white start")
+    infer.add_argument("--steps", type=int, required=True, help="pixels to place")
+    infer.add_argument("-o", "--output", required=True, help="mp4 file")
+    infer.add_argument("--gif", help="also write a gif")
+    infer.add_argument("--png", help="write the final canvas as PNG")
+    infer.add_argument("--frame-every", type=int, default=100, metavar="K", help="a frame every K placements (default: %(default)s)")
+    infer.add_argument("--fps", type=int, default=30)
+    infer.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
+    infer.add_argument("--temperature", type=float, default=0.0, help="0: argmax; else sample softmax(logits / T)")
+    infer.add_argument("--time-noise", type=float, default=0.1, help="uniform noise added to the time grid (default: %(default)s)")
+    infer.add_argument("--color-weights", metavar="27=0.75,...", help="multiply color probabilities (0 excludes a color)")
+    infer.add_argument("--avoid-current", action="store_true", help="never place a pixel's present color")
+    infer.add_argument("--batch-views", type=int, default=1, metavar="B", help="non-overlapping views per forward pass")
+    infer.add_argument("--seed", type=int, default=0)
+    infer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    infer.set_defaults(run=cmd_infer)
 
     info = sub.add_parser("info", help="summarise a dataset folder")
     info.add_argument("dataset", metavar="DATASET")

@@ -59,11 +59,10 @@ from tqdm import tqdm
 from . import OUTSIDE, PALETTE_RGB, WHITE
 from .files import atomic_path
 from .history import open as open_history
-from .models import ModelConfig, WindowModel, load_model
+from .models import PALETTE_SIZE, ModelConfig, WindowModel, load_model
 from .render import to_rgb
 from .times import parse_time
 
-PALETTE_SIZE = len(PALETTE_RGB)
 #: (width, height) of the white canvas painted when neither an image nor a dataset is given.
 DEFAULT_CANVAS_SIZE = (256, 256)
 #: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
@@ -108,19 +107,21 @@ class Geometry:
     separation: int
 
     @classmethod
-    def of(cls, color: ModelConfig, time_config: ModelConfig | None) -> Geometry:
+    def of(cls, color_config: ModelConfig, time_config: ModelConfig | None) -> Geometry:
+        """The geometry of a color model and a time model (None: one random pixel per view)."""
+        color_window = color_config.window
         if time_config is None:
             grid, time_window, time_offset = 1, 0, 0
         else:
             grid, time_window, time_offset = time_config.centre, time_config.window, time_config.centre_start
         # A view with grid rows g .. g+grid−1 reads rows g − before .. g + grid − 1 + after: its
         # time window, and the color window of whichever grid pixel it picks.
-        before = max(time_offset, color.window // 2)
-        after = max(time_window - time_offset - grid, color.window - 1 - color.window // 2)
+        before = max(time_offset, color_window // 2)
+        after = max(time_window - time_offset - grid, color_window - 1 - color_window // 2)
         # Another view's grid (where its pixel lies) misses those rows when the two g differ by
         # at least grid + after one way, grid + before the other.
         separation = grid + max(before, after)
-        return cls(grid, time_window, time_offset, color.window, max(time_window, color.window) // 2, separation)
+        return cls(grid, time_window, time_offset, color_window, max(time_window, color_window) // 2, separation)
 
 
 def parse_color_weights(text: str) -> dict[int, float]:
@@ -207,7 +208,8 @@ def start_canvas(
     if data is not None:
         canvas = open_history(data).canvas_at(parse_time(at))
     elif init is None:
-        return crop_or_pad(np.empty((0, 0), np.uint8), canvas_size or DEFAULT_CANVAS_SIZE)
+        width, height = canvas_size or DEFAULT_CANVAS_SIZE
+        return np.full((height, width), WHITE, dtype=np.uint8)
     elif isinstance(init, np.ndarray):
         if init.ndim != 2 or init.dtype.kind not in "iu" or init.size == 0 or init.min() < 0 or init.max() >= PALETTE_SIZE:
             raise ValueError(f"a start canvas must be a non-empty (H, W) integer array of palette indices 0..{PALETTE_SIZE - 1}")
@@ -267,9 +269,8 @@ def chebyshev(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def windows_at(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, size: int) -> torch.Tensor:
     """(n, size, size) uint8 windows of the padded canvas with top-left cells (rows, cols), (n,)
-    int64 tensors in padded coordinates: one gather, no loop."""
-    offsets = torch.arange(size, device=padded.device)
-    return padded[(rows[:, None] + offsets)[:, :, None], (cols[:, None] + offsets)[:, None, :]]
+    int64 tensors in padded coordinates: one copy out of the strided view of every window."""
+    return padded.unfold(0, size, 1).unfold(1, size, 1)[rows, cols]
 
 
 def choose_pixels(
