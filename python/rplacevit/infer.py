@@ -57,10 +57,11 @@ import torch
 from tqdm import tqdm
 
 from . import OUTSIDE, PALETTE_RGB, WHITE
+from .devices import resolve_device
 from .files import atomic_path
 from .history import open as open_history
 from .models import PALETTE_SIZE, ModelConfig, WindowModel, load_model
-from .render import to_rgb
+from .render import Video, to_rgb
 from .times import parse_time
 
 #: (width, height) of the white canvas painted when neither an image nor a dataset is given.
@@ -217,17 +218,6 @@ def start_canvas(
     else:
         canvas = image_to_canvas(init)
     return canvas if canvas_size is None else crop_or_pad(canvas, canvas_size)
-
-
-def resolve_device(device: str | torch.device) -> torch.device:
-    """``"auto"`` (CUDA when there is one), ``"cpu"``, ``"cuda"``, ``"cuda:1"``… → a torch device.
-    Raises ValueError when CUDA is asked for but unavailable."""
-    if str(device) == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {device} was asked for, but no CUDA device is available (use cpu)")
-    return device
 
 
 def model_on(source: _Path | WindowModel, kind: str, device: torch.device) -> WindowModel:
@@ -390,11 +380,8 @@ def infer(
     with contextlib.ExitStack() as outputs:
         writer = None
         if video is not None:
-            import imageio.v2 as iio
-
             video_path = outputs.enter_context(atomic_path(video))
-            writer = iio.get_writer(video_path, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=1)
-            outputs.enter_context(contextlib.closing(writer))  # closed before atomic_path renames the file
+            writer = outputs.enter_context(contextlib.closing(Video(video_path, fps)))  # closed before the rename
         gif_path = None if gif is None else outputs.enter_context(atomic_path(gif))
         png_path = None if png is None else outputs.enter_context(atomic_path(png))
         bar = outputs.enter_context(tqdm(total=steps, unit="placement", disable=not progress))
@@ -404,8 +391,8 @@ def infer(
             if writer is None and gif_path is None:
                 return
             rgb = to_rgb(canvas.cpu().numpy(), None, scale)
-            if writer is not None:  # yuv420p needs even sides: pad by one dark row/column where needed
-                writer.append_data(np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0))))
+            if writer is not None:
+                writer.add(rgb)
             if gif_path is not None:
                 gif_frames.append(rgb)
             frames += 1

@@ -55,6 +55,23 @@ def render(history: History, t_ms: int, out: str | os.PathLike[str], region=None
     return Path(out)
 
 
+class Video:
+    """An H.264 mp4 being written (imageio + ffmpeg), one RGB frame at a time; close it."""
+
+    def __init__(self, path: str | os.PathLike[str], fps: int):
+        import imageio.v2 as iio
+
+        self._writer = iio.get_writer(os.fspath(path), fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=1)
+
+    def add(self, rgb: np.ndarray) -> None:
+        """Appends an (h, w, 3) uint8 frame; yuv420p needs even sides, so an odd side gets one
+        dark row or column."""
+        self._writer.append_data(np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0))))
+
+    def close(self) -> None:
+        self._writer.close()
+
+
 def frame_times(history: History, every_ms: int, start_ms: int | None = None, stop_ms: int | None = None) -> list[int]:
     """Frame times from the first to the last event (both included), ``every_ms`` apart."""
     first, last = history.time_range
@@ -79,18 +96,15 @@ def timelapse(
     """Writes an H.264 mp4 (and optionally a gif) of the canvas every ``every_ms`` through the
     history; returns the number of frames. The mp4 is streamed; a gif keeps its frames in memory
     until the end, so keep gifs small (``region``, ``every_ms``)."""
-    import imageio.v2 as iio
     from tqdm import tqdm
 
     times = frame_times(history, every_ms)
     gif_frames = []
     with atomic_path(out) as video_path:
-        video = iio.get_writer(video_path, fps=fps, codec="libx264", quality=8, pixelformat="yuv420p", macro_block_size=1)
-        with contextlib.closing(video):
+        with contextlib.closing(Video(video_path, fps)) as video:
             for t in tqdm(times, desc="timelapse", unit="frame", disable=not progress):
                 rgb = to_rgb(history.canvas_at(t), region, scale)
-                # yuv420p needs even sides: pad by one dark row/column where needed.
-                video.append_data(np.pad(rgb, ((0, rgb.shape[0] % 2), (0, rgb.shape[1] % 2), (0, 0))))
+                video.add(rgb)
                 if gif is not None:
                     gif_frames.append(rgb)
         if gif is not None:

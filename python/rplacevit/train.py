@@ -29,6 +29,7 @@ from torch.utils.data import DataLoader
 
 from . import history as history_module
 from .data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch, select_events
+from .devices import resolve_device
 from .files import atomic_path
 from .models import ModelConfig, build_model, parameter_count, to_checkpoint
 
@@ -115,18 +116,6 @@ def make_dataset(history, ids: np.ndarray, config: TrainConfig, model_config: Mo
     if config.task == "color":
         return ColorDataset(history, ids, model_config.window, config.target, config.horizon_ms)
     return TimeDataset(history, ids, model_config.window, model_config.centre, config.horizon_ms)
-
-
-def device_of(config: TrainConfig, local_rank: int) -> torch.device:
-    if config.device == "auto":
-        return torch.device("cuda", local_rank) if torch.cuda.is_available() else torch.device("cpu")
-    if config.device == "cuda":
-        if not torch.cuda.is_available():
-            raise ValueError("--device cuda was asked for, but no CUDA device is available (use --device cpu)")
-        return torch.device("cuda", local_rank)
-    if config.device != "cpu":
-        raise ValueError(f"device must be auto, cpu or cuda, not {config.device!r}")
-    return torch.device("cpu")
 
 
 def rng_states() -> dict:
@@ -246,7 +235,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> t
     if distributed:
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
-    device = device_of(config, local_rank)
+    device = resolve_device(config.device, local_rank)
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
