@@ -210,3 +210,14 @@ def test_loader_workers_give_the_same_batches(sample_dataset):
             assert torch.equal(w0, w1) and torch.equal(t0, t1)
         window, target = dataset[0]
         assert torch.equal(window, torch.from_numpy(history.windows(ids[:1], 16))[0])
+
+
+def test_checkpoints_are_periodic_and_only_the_last_few_kept(rule_dataset, tmp_path):
+    config = TrainConfig(**base_config(rule_dataset, tmp_path / "run", steps=30, checkpoint_every=5, val_every=30, keep_checkpoints=3))
+    train(config, progress=False)
+    kept = sorted(p.name for p in (tmp_path / "run" / "checkpoints").iterdir())
+    assert kept == ["step_00000015.pt", "step_00000020.pt", "step_00000025.pt"]
+    state = torch.load(tmp_path / "run" / "checkpoints" / kept[-1], weights_only=False)
+    assert state["step"] == 25 and {"model", "optimizer", "scheduler", "rng", "train_config"} <= state.keys()
+    with pytest.raises(ValueError, match="already holds a run"):
+        train(config, progress=False)
