@@ -241,6 +241,10 @@ def test_image_start_is_the_nearest_palette_color(tmp_path):
     np.testing.assert_array_equal(padded[:, :5], canvas[:2])
     assert (padded[:, 5:] == WHITE).all()
     assert (start_canvas(canvas_size=(9, 4)) == np.full((4, 9), WHITE)).all()
+    np.testing.assert_array_equal(start_canvas(path, region=(1, 0, 4, 2)), canvas[0:2, 1:4])
+    np.testing.assert_array_equal(start_canvas(path, region=(1, 0, 4, 2), canvas_size=(4, 1)), [[*canvas[0, 1:4], WHITE]])
+    with pytest.raises(ValueError, match="a white start takes canvas_size"):
+        start_canvas(region=(0, 0, 2, 2))
 
 
 def test_image_start_through_infer(checkpoints, tmp_path):
@@ -259,6 +263,13 @@ def test_dataset_start_is_the_real_canvas(checkpoints, sample_dataset):
     assert result.start.shape == (history.canvas_height, history.canvas_width)
     np.testing.assert_array_equal(result.start, history.canvas_at(at))
     assert 1 <= np.count_nonzero(result.canvas != result.start) <= 10
+    # A region cuts the art out of the 2000×2000 canvas: what the demo paints on.
+    region = (250, 375, 378, 503)
+    cut = run(checkpoints, data=sample_dataset, at=at, region=region, steps=10, batch_views=4)
+    np.testing.assert_array_equal(cut.start, history.canvas_at(at)[375:503, 250:378])
+    assert 1 <= np.count_nonzero(cut.canvas != cut.start) <= 10
+    with pytest.raises(ValueError, match="region 1990,0,2010,20 is not inside the 2000x2000 start canvas"):
+        run(checkpoints, data=sample_dataset, at=at, region=(1990, 0, 2010, 20))
 
 
 def test_errors_say_what_is_wrong(checkpoints, tmp_path):

@@ -75,12 +75,3 @@ def test_times_durations_and_regions():
     assert parse_region("1,2,3,4") == (1, 2, 3, 4)
     with pytest.raises(ValueError):
         parse_region("3,2,1,4")
-
-
-def test_demo_ingests_renders_and_paints(tmp_path):
-    result = run_cli("demo", "-o", tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "102,670" in result.stdout
-    for name in ("final.png", "timelapse.mp4", "timelapse.gif"):
-        assert (tmp_path / name).stat().st_size > 0
-    assert iio.imread(tmp_path / "final.png").shape[:2] == (512, 512)

@@ -100,6 +100,10 @@ def test_tiny_color_model_learns_the_neighbour_majority(rule_dataset, tmp_path):
         torch.testing.assert_close(loaded(windows), model(windows))
     with pytest.raises(ValueError, match="color model checkpoint, a time model is expected"):
         load_model(tmp_path / "run" / "model.pt", expect_kind="time")
+    # It also records the split it computed: evaluation refuses events the model trained on.
+    training = torch.load(tmp_path / "run" / "model.pt", weights_only=True)["training"]
+    _, _, until = split(history, config)
+    assert (training["until"], training["val_from"], training["steps"], training["task"]) == (until, until, 300, "color")
 
 
 def test_tiny_time_model_loss_falls(sample_dataset, tmp_path):

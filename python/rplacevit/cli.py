@@ -7,7 +7,7 @@ import json
 import sys
 from pathlib import Path
 
-from . import DatasetError, FormatError, SAMPLE_CSV, history, render, store
+from . import DatasetError, FormatError, history, render, store
 from .times import format_time, parse_duration, parse_time
 
 
@@ -144,6 +144,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         data=args.data,
         at=args.at,
         canvas_size=None if args.canvas_size is None else tuple(args.canvas_size),
+        region=render.parse_region(args.region),
         batch_views=args.batch_views,
         time_noise=args.time_noise,
         temperature=args.temperature,
@@ -164,28 +165,10 @@ def cmd_infer(args: argparse.Namespace) -> None:
     print(f"placed {len(result.placements):,} pixels ({rate:,.0f}/s, {result.frames} frames) → {args.output}{also}")
 
 
-def event_region(reader: history.History) -> tuple[int, int, int, int]:
-    """The bounding box of every event: where there is something to see."""
-    columns = reader.events()
-    return int(columns["x"].min()), int(columns["y"].min()), int(columns["x"].max()) + 1, int(columns["y"].max()) + 1
-
-
 def cmd_demo(args: argparse.Namespace) -> None:
-    out = Path(args.output)
-    out.mkdir(parents=True, exist_ok=True)
-    dataset = out / "dataset"
-    progress = sys.stderr.isatty()
-    print(f"rplacevit demo: the shipped sample {SAMPLE_CSV.name} → {out}")
-    summary = store.ingest([SAMPLE_CSV], dataset, force=True, progress=progress)
-    print_ingest(summary)
+    from .demo import demo
 
-    reader = history.open(dataset)
-    region = event_region(reader)
-    final = render.render(reader, reader.time_range[1], out / "final.png", region=region, scale=4)
-    frames = render.timelapse(reader, out / "timelapse.mp4", every_ms=30 * 60_000, fps=8, gif=out / "timelapse.gif",
-                              region=region, scale=2, progress=progress)
-    print(f"rendered the final canvas of region {','.join(map(str, region))} to {final}")
-    print(f"rendered a {frames}-frame timelapse (one frame every 30 minutes) to {out / 'timelapse.mp4'} and {out / 'timelapse.gif'}")
+    demo(args.output, device=args.device, progress=sys.stderr.isatty())
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -197,6 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="run the whole pipeline on the sample shipped in the package")
     demo.add_argument("-o", "--output", default="rplacevit-demo", help="output folder (default: %(default)s)")
+    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s: cuda when there is one)")
     demo.set_defaults(run=cmd_demo)
 
     synth = sub.add_parser("synth", help="write a realistic synthetic history in the official 2022 CSV format")
@@ -268,6 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--init", metavar="IMAGE", help="start from an image (mapped to the nearest palette colors)")
     start.add_argument("--data", metavar="DATASET", help="start from the real canvas of a dataset (with --at)")
     infer.add_argument("--at", metavar="TIME", help="with --data: ISO 8601 or integer milliseconds")
+    infer.add_argument("--region", metavar="x0,y0,x1,y1", help="paint on this part of the image or dataset canvas (x1, y1 exclusive)")
     infer.add_argument("--canvas-size", type=int, nargs=2, metavar=("W", "H"), help="default 256 256 for a white start")
     infer.add_argument("--steps", type=int, required=True, help="pixels to place")
     infer.add_argument("-o", "--output", required=True, help="mp4 file")

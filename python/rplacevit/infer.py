@@ -192,12 +192,14 @@ def start_canvas(
     data: _Path | None = None,
     at: str | int | None = None,
     canvas_size: tuple[int, int] | None = None,
+    region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 palette indices to paint on: the image file (or (H, W) palette array)
     ``init``; or the canvas of dataset ``data`` at time ``at`` (ISO 8601 or ms, see
     :func:`rplacevit.times.parse_time`); or, with neither, a white canvas of ``canvas_size``
-    (width, height; default 256×256). A given ``canvas_size`` also crops or pads (with white)
-    an image or dataset canvas, keeping its top-left corner."""
+    (width, height; default 256×256). ``region`` (x0, y0, x1, y1; x1, y1 exclusive) first cuts
+    that rectangle out of an image or dataset canvas; a given ``canvas_size`` then crops or pads
+    (with white) the result, keeping its top-left corner."""
     if canvas_size is not None:
         if len(canvas_size) != 2 or not all(isinstance(side, int) and side > 0 for side in canvas_size):
             raise ValueError(f"canvas size {canvas_size!r}: expected two positive integers (width, height)")
@@ -206,6 +208,8 @@ def start_canvas(
         raise ValueError("start from an image (init) or from a dataset (data), not both")
     if (data is None) != (at is None):
         raise ValueError("a dataset start needs both data and at")
+    if region is not None and init is None and data is None:
+        raise ValueError("region cuts an image or dataset start; a white start takes canvas_size")
     if data is not None:
         canvas = open_history(data).canvas_at(parse_time(at))
     elif init is None:
@@ -217,6 +221,12 @@ def start_canvas(
         canvas = init.astype(np.uint8)
     else:
         canvas = image_to_canvas(init)
+    if region is not None:
+        x0, y0, x1, y1 = region
+        height, width = canvas.shape
+        if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
+            raise ValueError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
+        canvas = canvas[y0:y1, x0:x1].copy()
     return canvas if canvas_size is None else crop_or_pad(canvas, canvas_size)
 
 
@@ -313,6 +323,7 @@ def infer(
     data: _Path | None = None,
     at: str | int | None = None,
     canvas_size: tuple[int, int] | None = None,
+    region: tuple[int, int, int, int] | None = None,
     batch_views: int = 1,
     time_noise: float = 0.1,
     temperature: float = 0.0,
@@ -332,8 +343,8 @@ def infer(
     for the algorithm, the groups, the order of random draws and the frames).
 
     color_model, time_model: checkpoint files (or model objects); without a time model each
-    pixel is drawn uniformly (the original's "random pixel"). init, data, at, canvas_size: the
-    start canvas, as :func:`start_canvas` says. batch_views: views per group, i.e. per forward
+    pixel is drawn uniformly (the original's "random pixel"). init, data, at, canvas_size,
+    region: the start canvas, as :func:`start_canvas` says. batch_views: views per group, i.e. per forward
     pass of each model (1: the sequential algorithm). time_noise: width of the uniform noise
     added to the time model's predictions (fractions of its horizon). temperature: 0 places the
     most likely color; T > 0 samples from softmax(logits / T). color_weights: palette index →
@@ -359,7 +370,7 @@ def infer(
     device = resolve_device(device)
     color_model = model_on(color_model, "color", device)
     time_model = None if time_model is None else model_on(time_model, "time", device)
-    start = start_canvas(init, data, at, canvas_size)
+    start = start_canvas(init, data, at, canvas_size, region)
     height, width = start.shape
     geometry = Geometry.of(color_model.config, None if time_model is None else time_model.config)
     window = max(geometry.time_window, geometry.color_window)

@@ -352,7 +352,9 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
 
     if rank == 0:
         final = to_checkpoint(model)
+        # What the run saw, with the split it computed: evaluation refuses events before "until".
         final["training"] = {key: value for key, value in asdict(config).items() if key not in ("model",)}
+        final["training"].update(until=until, val_from=config.val_from if config.val_from is not None else until, steps=total)
         with atomic_path(out / "model.pt") as temporary:
             torch.save(final, temporary)
         plot_losses(metrics_path, out / "loss.png")

@@ -1,0 +1,104 @@
+"""The whole pipeline on the sample shipped in the package, in a few minutes on a CPU
+(:func:`demo`, the ``rplacevit demo`` command): ingest, render, train two tiny models, let them
+paint the real canvas, and evaluate them against simple rules on later events.
+
+The models are the ``tiny`` preset with 16-pixel windows so that a laptop trains them in about a
+minute; the command line's defaults (64-pixel windows, more steps) are for real runs.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from . import SAMPLE_CSV, history, render, store
+from .times import format_time
+
+#: Written into the output folder, so that a second run may replace what the first one wrote.
+MARKER = ".rplacevit-demo"
+#: The models the demo trains: 16-pixel windows, the tiny preset's width and depth.
+COLOR_MODEL = dict(window=16, centre=4, patch=4)
+TIME_MODEL = dict(window=16, centre=8, patch=4)
+COLOR_STEPS, TIME_STEPS = 1500, 600
+PAINT_STEPS = 3000
+
+
+def prepare(out: Path) -> None:
+    """Creates ``out``, or empties a folder a previous demo wrote; refuses any other folder that
+    holds files, so the demo never deletes what it did not write."""
+    if out.exists() and any(out.iterdir()):
+        if not (out / MARKER).exists():
+            raise ValueError(f"{out} is not empty and was not written by rplacevit demo: choose another folder")
+        for child in out.iterdir():
+            if child.is_dir() and not child.is_symlink():
+                shutil.rmtree(child)
+            else:
+                child.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MARKER).write_text("written by rplacevit demo; the next run replaces this folder's contents\n")
+
+
+def event_region(reader: history.History) -> tuple[int, int, int, int]:
+    """The bounding box of every event: where there is something to see."""
+    columns = reader.events()
+    return int(columns["x"].min()), int(columns["y"].min()), int(columns["x"].max()) + 1, int(columns["y"].max()) + 1
+
+
+def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", progress: bool = True,
+         say=print) -> dict[str, Path]:
+    """Runs the pipeline into folder ``out`` and returns what it wrote, name → path. ``say`` gets
+    one line per stage (``print`` by default)."""
+    from .infer import infer
+    from .train import TrainConfig, train
+
+    out = Path(out)
+    prepare(out)
+    written: dict[str, Path] = {}
+    say(f"rplacevit demo: the shipped sample {SAMPLE_CSV.name} → {out}")
+
+    dataset = out / "dataset"
+    summary = store.ingest([SAMPLE_CSV], dataset, progress=progress)
+    say(f"ingested {summary['events']:,} events of {summary['users']:,} users into {dataset}")
+    written["dataset"] = dataset
+
+    reader = history.open(dataset)
+    region = event_region(reader)
+    first, last = reader.time_range
+    written["final"] = render.render(reader, last, out / "final.png", region=region, scale=4)
+    frames = render.timelapse(reader, out / "timelapse.mp4", every_ms=30 * 60_000, fps=8, gif=out / "timelapse.gif",
+                              region=region, scale=2, progress=progress)
+    written["timelapse"], written["timelapse_gif"] = out / "timelapse.mp4", out / "timelapse.gif"
+    say(f"rendered region {','.join(map(str, region))}: the final canvas, and a {frames}-frame timelapse (one frame every 30 minutes)")
+
+    models = {}
+    for task, overrides, steps in (("color", COLOR_MODEL, COLOR_STEPS), ("time", TIME_MODEL, TIME_STEPS)):
+        run = out / f"{task}-model"
+        config = TrainConfig(task=task, data=str(dataset), out=str(run), preset="tiny", model=dict(overrides),
+                             steps=steps, batch_size=64, lr=3e-3, warmup=100, val_every=250,
+                             checkpoint_every=steps, region=region, device=device)
+        train(config, progress=progress)
+        models[task] = run / "model.pt"
+        written[f"{task}_model"], written[f"{task}_loss"] = run / "model.pt", run / "loss.png"
+        say(f"trained the {task} model ({steps} steps of 64 events): {run / 'model.pt'}")
+
+    import torch
+
+    until = torch.load(models["color"], weights_only=True)["training"]["until"]
+    written["paint_start"] = out / "paint-start.png"
+    result = infer(models["color"], models["time"], steps=PAINT_STEPS, data=dataset, at=until, region=region,
+                   batch_views=16, frame_every=25, fps=24, scale=2, seed=0, device=device,
+                   video=out / "paint.mp4", gif=out / "paint.gif", png=out / "paint.png", progress=progress)
+    from .render import to_rgb
+    import imageio.v3 as iio
+
+    iio.imwrite(written["paint_start"], to_rgb(result.start, None, 2))
+    written["paint"], written["paint_gif"], written["paint_png"] = out / "paint.mp4", out / "paint.gif", out / "paint.png"
+    changed = int((result.canvas != result.start).sum())
+    say(f"painted {len(result.placements):,} pixels ({changed:,} changed) on the real canvas of {format_time(until)}, "
+        f"where training ended, in {result.seconds:.1f} s")
+
+    say("wrote:")
+    for name, path in written.items():
+        say(f"  {name:<15} {path}")
+    return written
