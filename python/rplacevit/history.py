@@ -84,6 +84,20 @@ class History:
         (1.0 when none comes within the horizon, or outside the canvas)."""
         return self._core.time_targets(event_ids, size, horizon_ms)
 
+    def recent_colors(self, event_ids: np.ndarray, size: int = 64, duration_ms: int = 600_000) -> tuple[np.ndarray, np.ndarray]:
+        """What was placed near each event lately: ``(counts, latest)``, both (B, 32) int64. For
+        event i, the events before it (smaller ids) with timestamp ≥ t_i − duration_ms inside
+        its size×size window (laid out like :meth:`windows`): ``counts[i, c]`` of them placed
+        color c, the latest of those has id ``latest[i, c]`` (−1 for none)."""
+        both = self._core.recent_colors(event_ids, size, duration_ms)
+        return both[:, 0], both[:, 1]
+
+    def last_change_times(self, event_ids: np.ndarray, size: int = 16) -> np.ndarray:
+        """(B, size, size) int64 on the grid laid out like :meth:`windows`: the timestamp (ms)
+        of the last event before event i at each pixel; the int64 minimum where there was none
+        or the pixel is off the canvas."""
+        return self._core.last_change_times(event_ids, size)
+
     def select(self, x0=None, y0=None, x1=None, y1=None, t0=None, t1=None) -> np.ndarray:
         """Sorted int64 ids of the events with x0 ≤ x < x1, y0 ≤ y < y1, t0 ≤ timestamp < t1
         (None: unbounded; times in ms)."""

@@ -13,7 +13,7 @@ use crate::index::{
     TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
 use crate::npy;
-use crate::palette::{OUTSIDE, WHITE};
+use crate::palette::{N_COLORS, OUTSIDE, WHITE};
 use memmap2::Mmap;
 use rayon::prelude::*;
 use std::fs::File;
@@ -417,6 +417,74 @@ impl History {
         }
     }
 
+    /// For each event, the colors placed in its `size`×`size` window (laid out like
+    /// [`History::windows`]) by the events before it whose timestamps are at least its own minus
+    /// `duration_ms` (> 0): `(B, 2, 32)`, row 0 the count of each color, row 1 the id of the
+    /// latest such event of each color (−1 for none). What the `recent` baseline of the
+    /// evaluation ranks.
+    pub fn recent_colors(&self, ids: &[i64], size: usize, duration_ms: i64) -> Result<Vec<i64>> {
+        check_horizon(duration_ms)?;
+        grid_cells(size)?;
+        self.per_event(ids, 2 * N_COLORS, |_: &mut (), id, out| self.recent_into(id, size, duration_ms, out))
+    }
+
+    fn recent_into(&self, id: usize, size: usize, duration_ms: i64, out: &mut [i64]) {
+        let (counts, latest) = out.split_at_mut(N_COLORS);
+        latest.fill(-1);
+        let timestamps = self.timestamps();
+        let since = timestamps[id].saturating_sub(duration_ms);
+        let first = timestamps[..id].partition_point(|&t| t < since);
+        let (left, top) = self.corner(id, size);
+        let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+        for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
+            let positions = self.first_position_from(part.tile, first)..self.first_position_from(part.tile, id);
+            for (&e, &cell) in ids[positions.clone()].iter().zip(&cells[positions]) {
+                let (pixel, color) = (cell_pixel(cell), cell_color(cell) as usize);
+                let inside = part.xs.contains(&(part.x0 + pixel % TILE)) && part.ys.contains(&(part.y0 + pixel / TILE));
+                if inside && color < N_COLORS {
+                    counts[color] += 1;
+                    latest[color] = latest[color].max(e as i64);
+                }
+            }
+        }
+    }
+
+    /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the
+    /// timestamp of the last event before it at each pixel; `i64::MIN` where there is none or
+    /// the pixel is off the canvas. `(B, size, size)` milliseconds. What the `recency` baseline
+    /// of the evaluation scores.
+    pub fn last_change_times(&self, ids: &[i64], size: usize) -> Result<Vec<i64>> {
+        self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| self.last_changes_into(id, size, grid))
+    }
+
+    /// Walks each tile's events backwards from the event until every wanted pixel is found.
+    fn last_changes_into(&self, id: usize, size: usize, grid: &mut [i64]) {
+        grid.fill(i64::MIN);
+        let timestamps = self.timestamps();
+        let (left, top) = self.corner(id, size);
+        let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+        for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
+            let mut wanted = [false; TILE * TILE];
+            for y in part.ys.clone() {
+                wanted[(y - part.y0) * TILE + part.xs.start - part.x0..(y - part.y0) * TILE + part.xs.end - part.x0].fill(true);
+            }
+            let mut remaining = part.xs.len() * part.ys.len();
+            let positions = self.tile_span(part.tile).start..self.first_position_from(part.tile, id);
+            for (&e, &cell) in ids[positions.clone()].iter().zip(&cells[positions]).rev() {
+                if remaining == 0 {
+                    break;
+                }
+                let pixel = cell_pixel(cell);
+                if wanted[pixel] {
+                    wanted[pixel] = false;
+                    remaining -= 1;
+                    let (x, y) = (part.x0 + pixel % TILE, part.y0 + pixel / TILE);
+                    grid[(y as i64 - top) as usize * size + (x as i64 - left) as usize] = timestamps[e as usize];
+                }
+            }
+        }
+    }
+
     /// Ids of the events with `x0 ≤ x < x1`, `y0 ≤ y < y1` (pixels) and `t0 ≤ timestamp < t1`
     /// (milliseconds), ascending; `None` leaves a side open.
     pub fn select(&self, x0: Option<i64>, y0: Option<i64>, x1: Option<i64>, y1: Option<i64>, t0: Option<i64>, t1: Option<i64>) -> Vec<i64> {
@@ -802,6 +870,37 @@ mod tests {
         }
     }
 
+    impl Oracle {
+        fn in_window(&self, id: usize, size: usize, other: &Event) -> Option<usize> {
+            let e = self.events[id];
+            let (c, r) = (other.x() as i64 - e.x() as i64 + (size / 2) as i64, other.y() as i64 - e.y() as i64 + (size / 2) as i64);
+            ((0..size as i64).contains(&c) && (0..size as i64).contains(&r)).then_some(r as usize * size + c as usize)
+        }
+
+        fn recent(&self, id: usize, size: usize, duration: i64) -> Vec<i64> {
+            let mut out = vec![0; 32];
+            out.extend([-1; 32]);
+            let t = self.events[id].timestamp_ms;
+            for (j, earlier) in self.events[..id].iter().enumerate() {
+                if earlier.timestamp_ms >= t - duration && self.in_window(id, size, earlier).is_some() {
+                    out[earlier.color() as usize] += 1;
+                    out[32 + earlier.color() as usize] = j as i64;
+                }
+            }
+            out
+        }
+
+        fn last_changes(&self, id: usize, size: usize) -> Vec<i64> {
+            let mut grid = vec![i64::MIN; size * size];
+            for earlier in &self.events[..id] {
+                if let Some(at) = self.in_window(id, size, earlier) {
+                    grid[at] = earlier.timestamp_ms;
+                }
+            }
+            grid
+        }
+    }
+
     fn pool(threads: usize) -> rayon::ThreadPool {
         rayon::ThreadPoolBuilder::new().num_threads(threads).build().unwrap()
     }
@@ -832,6 +931,14 @@ mod tests {
             }
         }
         let sample: Vec<i64> = ids.iter().step_by(7).copied().chain([0, n as i64 - 1]).collect();
+        for (size, duration) in [(64, 600), (16, 3_000), (3, 5), (1, 1)] {
+            let recent = same_on_any_pool(|| history.recent_colors(&sample, size, duration).unwrap());
+            let last = same_on_any_pool(|| history.last_change_times(&sample, size).unwrap());
+            for (k, &id) in sample.iter().enumerate() {
+                assert_eq!(&recent[k * 64..(k + 1) * 64], &oracle.recent(id as usize, size, duration)[..], "recent colors of {id}");
+                assert_eq!(&last[k * size * size..(k + 1) * size * size], &oracle.last_changes(id as usize, size)[..], "last changes of {id}");
+            }
+        }
         for (size, horizon) in [(16, 3_000), (5, 30), (1, 1)] {
             let grids = same_on_any_pool(|| history.time_targets(&sample, size, horizon).unwrap());
             for (k, &id) in sample.iter().enumerate() {
@@ -937,7 +1044,12 @@ mod tests {
             assert!(index(history.windows(&[0, bad], 64)));
             assert!(matches!(history.color_targets(&[bad], ColorTarget::Placed, 60_000), Err(Error::Index(_))));
             assert!(matches!(history.time_targets(&[bad], 16, 1_000), Err(Error::Index(_))));
+            assert!(matches!(history.recent_colors(&[bad], 64, 1_000), Err(Error::Index(_))));
+            assert!(matches!(history.last_change_times(&[bad], 16), Err(Error::Index(_))));
         }
+        assert!(matches!(history.recent_colors(&[1], 0, 1_000), Err(Error::Argument(_))));
+        assert!(matches!(history.recent_colors(&[1], 64, 0), Err(Error::Argument(_))));
+        assert!(matches!(history.last_change_times(&[1], 0), Err(Error::Argument(_))));
         assert!(matches!(history.canvas_before(-1), Err(Error::Index(_))));
         assert!(matches!(history.canvas_before(301), Err(Error::Index(_))));
         assert!(matches!(history.windows(&[1], 0), Err(Error::Argument(_))));

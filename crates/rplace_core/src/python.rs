@@ -242,6 +242,30 @@ impl PyHistory {
         to_array3(py, targets, ids.len(), size)
     }
 
+    #[pyo3(signature = (event_ids, size = 64, duration_ms = 600_000))]
+    fn recent_colors<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        size: i64,
+        duration_ms: i64,
+    ) -> PyResult<Bound<'py, PyArray3<i64>>> {
+        let ids = self::event_ids(event_ids)?;
+        let size = positive("size", size)?;
+        positive("duration_ms", duration_ms)?;
+        let recent = py.detach(|| self.inner.recent_colors(&ids, size, duration_ms)).map_err(to_py)?;
+        let array = Array3::from_shape_vec((ids.len(), 2, palette::N_COLORS), recent).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        Ok(array.into_pyarray(py))
+    }
+
+    #[pyo3(signature = (event_ids, size = 16))]
+    fn last_change_times<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArray3<i64>>> {
+        let ids = self::event_ids(event_ids)?;
+        let size = positive("size", size)?;
+        let times = py.detach(|| self.inner.last_change_times(&ids, size)).map_err(to_py)?;
+        to_array3(py, times, ids.len(), size)
+    }
+
     #[pyo3(signature = (x0 = None, y0 = None, x1 = None, y1 = None, t0 = None, t1 = None))]
     #[allow(clippy::too_many_arguments)]
     fn select<'py>(
