@@ -936,7 +936,11 @@ mod tests {
             let last = same_on_any_pool(|| history.last_change_times(&sample, size).unwrap());
             for (k, &id) in sample.iter().enumerate() {
                 assert_eq!(&recent[k * 64..(k + 1) * 64], &oracle.recent(id as usize, size, duration)[..], "recent colors of {id}");
-                assert_eq!(&last[k * size * size..(k + 1) * size * size], &oracle.last_changes(id as usize, size)[..], "last changes of {id}");
+                assert_eq!(
+                    &last[k * size * size..(k + 1) * size * size],
+                    &oracle.last_changes(id as usize, size)[..],
+                    "last changes of {id}"
+                );
             }
         }
         for (size, horizon) in [(16, 3_000), (5, 30), (1, 1)] {

@@ -254,7 +254,8 @@ impl PyHistory {
         let size = positive("size", size)?;
         positive("duration_ms", duration_ms)?;
         let recent = py.detach(|| self.inner.recent_colors(&ids, size, duration_ms)).map_err(to_py)?;
-        let array = Array3::from_shape_vec((ids.len(), 2, palette::N_COLORS), recent).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+        let array =
+            Array3::from_shape_vec((ids.len(), 2, palette::N_COLORS), recent).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
         Ok(array.into_pyarray(py))
     }
 
