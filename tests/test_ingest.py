@@ -310,7 +310,7 @@ def test_cli_ingest_and_info_json(tmp_path):
 def test_every_subcommand_has_help():
     top = run_cli("--help")
     assert top.returncode == 0
-    for command in ("demo", "synth", "ingest", "info", "render", "timelapse", "train", "infer"):
+    for command in ("demo", "synth", "ingest", "info", "render", "timelapse", "train", "infer", "evaluate"):
         assert command in top.stdout
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage: rplacevit " + command in result.stdout

@@ -171,6 +171,42 @@ def cmd_demo(args: argparse.Namespace) -> None:
     demo(args.output, device=args.device, progress=sys.stderr.isatty())
 
 
+def parse_samples(text: str) -> int | None:
+    """``--samples``: a positive integer, or ``all``."""
+    if text == "all":
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a positive integer or 'all'")
+    return value
+
+
+def cmd_evaluate(args: argparse.Namespace) -> None:
+    from .evaluate import evaluate, format_table
+
+    report = evaluate(
+        args.data,
+        args.color_model,
+        args.time_model,
+        t_from=args.t_from,
+        t_to=args.t_to,
+        region=render.parse_region(args.region),
+        samples=args.samples,
+        seed=args.seed,
+        batch_size=args.batch_size,
+        device=args.device,
+        out=args.output,
+        allow_overlap=args.allow_overlap,
+        force=args.force,
+        progress=sys.stderr.isatty(),
+    )
+    print(format_table(report), end="")
+    print(f"wrote the report to {args.output} (report.json, report.md, events.npy, confusion.png, examples.png)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rplacevit",
@@ -269,6 +305,22 @@ def build_parser() -> argparse.ArgumentParser:
     infer.add_argument("--seed", type=int, default=0)
     infer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     infer.set_defaults(run=cmd_infer)
+
+    evaluate = sub.add_parser("evaluate", help="score the models against simple baselines on later events")
+    evaluate.add_argument("--data", required=True, metavar="DATASET")
+    evaluate.add_argument("--color-model", required=True, metavar="CKPT")
+    evaluate.add_argument("--time-model", metavar="CKPT", help="also score a time model")
+    evaluate.add_argument("--from", dest="t_from", required=True, metavar="TIME", help="first timestamp evaluated (ISO 8601 or ms)")
+    evaluate.add_argument("--to", dest="t_to", metavar="TIME", help="evaluate events before TIME (default: to the end)")
+    evaluate.add_argument("--region", metavar="x0,y0,x1,y1", help="only events in this region (x1, y1 exclusive)")
+    evaluate.add_argument("--samples", type=parse_samples, default=20_000, metavar="N", help="a uniform sample of N events, or 'all' (default: %(default)s)")
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the sample (default: %(default)s)")
+    evaluate.add_argument("--batch-size", type=int, default=256, help="events per forward pass (default: %(default)s)")
+    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
+    evaluate.add_argument("--allow-overlap", action="store_true", help="allow --from before the end of a model's training data")
+    evaluate.add_argument("--force", action="store_true", help="replace an existing report folder")
+    evaluate.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
+    evaluate.set_defaults(run=cmd_evaluate)
 
     info = sub.add_parser("info", help="summarise a dataset folder")
     info.add_argument("dataset", metavar="DATASET")
