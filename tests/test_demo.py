@@ -4,6 +4,7 @@ did not write."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -75,3 +76,15 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
     (own / "final.png").write_bytes(b"old")
     prepare(own)
     assert sorted(p.name for p in own.iterdir()) == [MARKER]
+
+
+def test_demo_evaluates_its_models_on_later_events(demo_run):
+    out, stdout = demo_run
+    report = json.loads((out / "evaluation" / "report.json").read_text())
+    history = rplacevit.open(out / "dataset")
+    until = torch.load(out / "color-model" / "model.pt", weights_only=True)["training"]["until"]
+    later = history.select(t0=until)
+    np.testing.assert_array_equal(np.load(out / "evaluation" / "events.npy"), later)  # fewer than 20,000: all of them
+    assert report["color"]["n"] == report["time"]["n"] == len(later)
+    assert "| model |" in stdout and "| neighbourhood |" in stdout and "| recency |" in stdout
+    assert f"{report['color']['model']['top1']:.3f}" in stdout

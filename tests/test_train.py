@@ -225,3 +225,15 @@ def test_checkpoints_are_periodic_and_only_the_last_few_kept(rule_dataset, tmp_p
     assert state["step"] == 25 and {"model", "optimizer", "scheduler", "rng", "train_config"} <= state.keys()
     with pytest.raises(ValueError, match="already holds a run"):
         train(config, progress=False)
+
+
+def test_command_line_sets_the_window(sample_dataset, tmp_path):
+    result = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", "--data", str(sample_dataset), "-o", str(tmp_path / "r"),
+                             "--steps", "3", "--window", "16", "--centre", "8", "--patch", "2", "--region", "250,375,378,503",
+                             "--device", "cpu"], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
+    assert result.returncode == 0, result.stderr
+    model = load_model(tmp_path / "r" / "model.pt", expect_kind="time")
+    assert (model.config.window, model.config.centre, model.config.patch, model.config.d_model) == (16, 8, 2, 32)
+    odd = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", "--data", str(sample_dataset), "-o", str(tmp_path / "o"),
+                          "--steps", "3", "--window", "16", "--centre", "7"], capture_output=True, text=True)
+    assert odd.returncode == 1 and "differ in parity" in odd.stderr

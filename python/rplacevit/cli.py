@@ -126,6 +126,7 @@ def cmd_train(args: argparse.Namespace) -> None:
         seed=args.seed,
         target=args.target,
         num_workers=args.num_workers,
+        model={name: getattr(args, name) for name in ("window", "centre", "patch") if getattr(args, name) is not None},
     )
     train(config, resume=args.resume, progress=sys.stderr.isatty())
     print(f"trained {args.task} model: {Path(args.output) / 'model.pt'}, metrics in {Path(args.output) / 'metrics.csv'}")
@@ -261,6 +262,9 @@ def build_parser() -> argparse.ArgumentParser:
     length = train.add_mutually_exclusive_group(required=True)
     length.add_argument("--steps", type=int, help="optimizer steps")
     length.add_argument("--epochs", type=float, help="passes over the training events")
+    train.add_argument("--window", type=int, metavar="N", help="side of the model's view in pixels (default: the preset's, 64)")
+    train.add_argument("--centre", type=int, metavar="N", help="side of the central square of pixel tokens (default: 16)")
+    train.add_argument("--patch", type=int, metavar="N", help="side of a periphery patch (default: 4)")
     train.add_argument("--batch-size", type=int, default=64, help="events per step and process (default: %(default)s)")
     train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
     train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")

@@ -98,6 +98,13 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     say(f"painted {len(result.placements):,} pixels ({changed:,} changed) on the real canvas of {format_time(until)}, "
         f"where training ended, in {result.seconds:.1f} s")
 
+    from .evaluate import evaluate, format_table
+
+    report = evaluate(dataset, models["color"], models["time"], t_from=until, device=device, out=out / "evaluation", progress=progress)
+    written["evaluation"] = out / "evaluation" / "report.md"
+    say(f"evaluated both models on the {report['color']['n']:,} events after {format_time(until)}, against simple rules:")
+    say(format_table(report).rstrip())
+
     say("wrote:")
     for name, path in written.items():
         say(f"  {name:<15} {path}")
