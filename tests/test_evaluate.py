@@ -16,7 +16,7 @@ import pytest
 import torch
 
 import rplacevit
-from rplacevit.evaluate import color_metrics, evaluate, roc_auc, top_k
+from rplacevit.evaluate import color_metrics, evaluate, markdown, roc_auc, top_k
 from rplacevit.models import ColorModel, ModelConfig, TimeModel, build_model, to_checkpoint
 from rplacevit.times import format_time
 
@@ -86,12 +86,14 @@ def crafted(tmp_path_factory):
     """Four events before ``from`` (T0 + 2 h), far apart; five evaluated ones in [from, from + 10 s), 100
     pixels apart, colors 2, 2, 27, 31, 13; and two later changes inside their 8×8 grids: event
     1's own pixel after 30 min (target 0.5) and the pixel right of event 2 after 15 min (0.25).
-    The pixel right of event 2 last changed at T0 + 3 s; no other evaluated cell ever did."""
+    The pixel right of event 2 last changed at T0 + 3 s; no other evaluated cell ever did. A
+    last event 3 h after ``from``, far away, so that no horizon runs past the data."""
     folder = tmp_path_factory.mktemp("crafted")
     t_from = T0 + 2 * HOUR
     rows = [(T0, 500, 500, 2), (T0 + 1000, 600, 500, 2), (T0 + 2000, 700, 500, 27), (T0 + 3000, 201, 100, 5)]
     rows += [(t_from + 1000 * k, 100 * k, 100, color) for k, color in zip(range(1, 6), [2, 2, 27, 31, 13])]
     rows += [(t_from + 1000 + HOUR // 2, 100, 100, 6), (t_from + 2000 + HOUR // 4, 201, 100, 6)]
+    rows += [(t_from + 3 * HOUR, 1500, 1500, 6)]  # the data goes on: no horizon above is censored
     write_csv(folder / "crafted.csv", rows)
     rplacevit.ingest(folder / "crafted.csv", folder / "d")
     return folder / "d", t_from
@@ -115,7 +117,7 @@ def test_model_metrics_on_a_crafted_history(crafted, tmp_path):
     assert prior["nll"] == pytest.approx(-(2 * math.log(3 / 36) + math.log(2 / 36) + 2 * math.log(1 / 36)) / 5)
     # Time: 5 grids of 64 cells, all 1.0 but one 0.5 and one 0.25; the model says 0.25 everywhere.
     t = report["time"]
-    assert (t["n"], t["cells"], t["horizon_ms"]) == (5, 320, HOUR)
+    assert (t["n"], t["censored"], t["cells"], t["horizon_ms"]) == (5, 0, 320, HOUR)
     assert t["model"]["mse"] == pytest.approx((318 * 0.75**2 + 0.25**2) / 320, rel=1e-6)
     assert t["model"]["auc"] == 0.5  # all tied
     assert t["baselines"]["constant"]["value"] == 1.0  # nothing followed the early events within the hour
@@ -124,6 +126,19 @@ def test_model_metrics_on_a_crafted_history(crafted, tmp_path):
     # negatives, the other positive ties them.
     assert t["baselines"]["recency"]["auc"] == pytest.approx((318 + 0.5 * 318) / (2 * 318))
     np.testing.assert_array_equal(np.load(tmp_path / "report" / "events.npy"), [4, 5, 6, 7, 8])
+
+
+
+def test_events_whose_horizon_runs_past_the_data_are_left_out_of_the_time_metrics(crafted):
+    data, t_from = crafted
+    # From t_from + 2 h 30 min on, only the last event (t_from + 3 h) is left, 30 minutes before
+    # the data ends: its hour is cut short. Before it, the early events are the constant's.
+    report = evaluate(data, random_model("color", 0), constant_time_model(0.25), t_from=t_from + 150 * 60_000,
+                      device="cpu", progress=False)
+    t = report["time"]
+    assert (report["color"]["n"], t["n"], t["censored"], t["cells"]) == (1, 0, 1, 0)
+    assert t["model"] == {"mse": None, "auc": None} and t["baselines"]["recency"]["auc"] is None
+    assert "1 left out: their horizon runs past the end of the data" in markdown(report)
 
 
 # --- baselines against plain re-implementations ----------------------------------------------
@@ -271,8 +286,8 @@ def test_refusals(crafted, tmp_path):
     color = checkpoint_with_training(tmp_path / "color.pt", random_model("color", 0), until=t_from + 5_000)
     with pytest.raises(ValueError, match="before the end of the training data of .*color.pt.*--allow-overlap"):
         evaluate(data, color, t_from=t_from, device="cpu", progress=False)
-    assert evaluate(data, color, t_from=t_from, allow_overlap=True, device="cpu", progress=False)["color"]["n"] == 7
-    assert evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False)["color"]["n"] == 3
+    assert evaluate(data, color, t_from=t_from, allow_overlap=True, device="cpu", progress=False)["color"]["n"] == 8
+    assert evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False)["color"]["n"] == 4
     with pytest.raises(ValueError, match="no events from .* to the end: nothing to evaluate"):
         evaluate(data, color, t_from=T0 + 100 * HOUR, device="cpu", progress=False)
     with pytest.raises(ValueError, match="no events .* in region 0,0,10,10"):

@@ -24,10 +24,11 @@ nats, for the predictors that give probabilities: the model (softmax of its logi
 
 **Time.** With a time model: its predictions on the events' c×c grids (c its centre, targets
 as in training: time to the next event at each pixel over its horizon, capped at 1). Cells off
-the canvas are left out. MSE against the targets; ROC-AUC of "this pixel changes within the
+the canvas are left out, and so are the events whose horizon runs past the last event of the
+data (``censored`` in the report): their targets of 1 would only say that the data ends. MSE against the targets; ROC-AUC of "this pixel changes within the
 horizon" (target < 1) scored by 1 − prediction, ties counted one half. Baselines: ``constant``,
 the mean target over the events before ``from`` (a uniform sample of at most ``samples`` of
-them), MSE only; ``recency``, scored by the time of the pixel's last change before the event
+them, censored ones left out), MSE only; ``recency``, scored by the time of the pixel's last change before the event
 (later is higher; never changed is lowest), AUC only.
 """
 
@@ -301,18 +302,21 @@ def evaluate(
         }
     }
     if timer is not None:
-        cells = inside_cells(history, ids, centre)
-        truth, guess = time_targets[cells], predicted[cells]
+        # An event whose horizon runs past the last event of the data has targets of 1.0 that only
+        # say "the data ended here": it is left out of the time metrics, and counted as censored.
+        complete = uncensored(history, ids, time_horizon)
+        cells = inside_cells(history, ids, centre) & complete[:, None, None]
+        truth, guess = time_targets[cells].astype(np.float64), predicted[cells].astype(np.float64)
         changes = truth < 1.0
-        constant = constant_time_target(history, before, centre, time_horizon, samples, seed)
+        constant = constant_time_target(history, before[uncensored(history, before, time_horizon)], centre, time_horizon, samples, seed)
         report["time"] = {
-            "n": n,
+            "n": int(complete.sum()),
+            "censored": int((~complete).sum()),
             "cells": int(cells.sum()),
             "horizon_ms": time_horizon,
-            "model": {"mse": float(np.mean((guess.astype(np.float64) - truth) ** 2)), "auc": roc_auc(changes, 1.0 - guess)},
+            "model": {"mse": mean_or_none((guess - truth) ** 2), "auc": roc_auc(changes, 1.0 - guess)},
             "baselines": {
-                "constant": {"mse": None if constant is None else float(np.mean((constant - truth.astype(np.float64)) ** 2)),
-                             "value": constant},
+                "constant": {"mse": None if constant is None else mean_or_none((constant - truth) ** 2), "value": constant},
                 "recency": {"auc": roc_auc(changes, last_changes[cells])},
             },
         }
@@ -339,8 +343,17 @@ def evaluate(
     return report
 
 
+def uncensored(history: History, ids: np.ndarray, horizon_ms: int) -> np.ndarray:
+    """(n,) bool: which events' horizons end before the last event of the data."""
+    return history.events()["timestamp"][ids] + horizon_ms <= history.time_range[1]
+
+
+def mean_or_none(values: np.ndarray) -> float | None:
+    return float(values.mean()) if len(values) else None
+
+
 def constant_time_target(history: History, before: np.ndarray, size: int, horizon_ms: int, samples: int | None, seed: int) -> float | None:
-    """The mean time target (cells on the canvas) over the events ``before`` (at most
+    """The mean time target (cells on the canvas) over the uncensored events ``before`` (at most
     ``samples`` of them, drawn uniformly with ``[seed, 2]``); None without events."""
     if len(before) == 0:
         return None
@@ -384,7 +397,8 @@ def markdown(report: dict) -> str:
         lines.append(f"| {name} | {_number(metrics['top1'])} | {_number(metrics['top3'])} | {_number(metrics.get('nll'))} |")
     if "time" in report:
         t = report["time"]
-        lines += ["", f"## Time ({t['n']:,} events, {t['cells']:,} pixels on the canvas)", "",
+        censored = f"; {t['censored']:,} left out: their horizon runs past the end of the data" if t["censored"] else ""
+        lines += ["", f"## Time ({t['n']:,} events, {t['cells']:,} pixels on the canvas{censored})", "",
                   "| predictor | MSE | ROC-AUC |", "|---|---:|---:|",
                   f"| model | {_number(t['model']['mse'], 4)} | {_number(t['model']['auc'])} |",
                   f"| constant ({_number(t['baselines']['constant']['value'])}) | {_number(t['baselines']['constant']['mse'], 4)} | – |",
