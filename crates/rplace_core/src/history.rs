@@ -874,7 +874,7 @@ mod tests {
         fn in_window(&self, id: usize, size: usize, other: &Event) -> Option<usize> {
             let e = self.events[id];
             let (c, r) = (other.x() as i64 - e.x() as i64 + (size / 2) as i64, other.y() as i64 - e.y() as i64 + (size / 2) as i64);
-            ((0..size as i64).contains(&c) && (0..size as i64).contains(&r)).then_some(r as usize * size + c as usize)
+            ((0..size as i64).contains(&c) && (0..size as i64).contains(&r)).then(|| r as usize * size + c as usize)
         }
 
         fn recent(&self, id: usize, size: usize, duration: i64) -> Vec<i64> {
