@@ -50,6 +50,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     """Runs the pipeline into folder ``out`` and returns what it wrote, name → path. ``say`` gets
     one line per stage (``print`` by default)."""
     from .infer import infer
+    from .models import read_checkpoint
     from .train import TrainConfig, train
 
     out = Path(out)
@@ -82,9 +83,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
         written[f"{task}_model"], written[f"{task}_loss"] = run / "model.pt", run / "loss.png"
         say(f"trained the {task} model ({steps} steps of 64 events): {run / 'model.pt'}")
 
-    import torch
-
-    until = torch.load(models["color"], weights_only=True)["training"]["until"]
+    until = read_checkpoint(models["color"])["training"]["until"]
     written["paint_start"] = out / "paint-start.png"
     result = infer(models["color"], models["time"], steps=PAINT_STEPS, data=dataset, at=until, region=region,
                    batch_views=16, frame_every=25, fps=24, scale=2, seed=0, device=device,

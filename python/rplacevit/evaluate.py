@@ -50,7 +50,8 @@ from .data import select_events
 from .devices import resolve_device
 from .history import History
 from .history import open as open_history
-from .models import PALETTE_SIZE, WindowModel, load_model
+from .infer import model_on
+from .models import PALETTE_SIZE, WindowModel, load_model, read_checkpoint
 from .render import to_rgb
 from .times import format_time, parse_time
 
@@ -143,22 +144,10 @@ def recent_ranking(counts: np.ndarray, latest: np.ndarray) -> np.ndarray:
 def load(source: _Path | WindowModel, kind: str, device: torch.device) -> tuple[WindowModel, dict | None, str]:
     """(model on device, its training record or None, a name for the report)."""
     if isinstance(source, torch.nn.Module):
-        if getattr(source, "kind", None) != kind:
-            raise ValueError(f"a {kind} model is expected, not {type(source).__name__}")
-        return source.to(device).eval(), None, f"{type(source).__name__} object"
-    try:
-        checkpoint = torch.load(source, map_location=device, weights_only=True)
-    except OSError:
-        raise
-    except Exception as error:
-        raise ValueError(f"{os.fspath(source)} is not an rplacevit checkpoint ({type(error).__name__})") from error
+        return model_on(source, kind, device), None, f"{type(source).__name__} object"
     name = os.fspath(source)
-    if not (isinstance(checkpoint, dict) and {"kind", "config", "state_dict"} <= checkpoint.keys()):
-        raise ValueError(f"{name} is not an rplacevit checkpoint (no kind, config and state_dict keys)")
-    if checkpoint["kind"] != kind:
-        raise ValueError(f"{name} is a {checkpoint['kind']} model checkpoint, a {kind} model is expected")
-    model = load_model(checkpoint, map_location=device, expect_kind=kind)
-    return model, checkpoint.get("training"), name
+    checkpoint = read_checkpoint(source, device)
+    return load_model(checkpoint, device, expect_kind=kind, name=name), checkpoint.get("training"), name
 
 
 def check_no_overlap(name: str, training: dict | None, t_from: int, allow_overlap: bool) -> None:

@@ -320,29 +320,45 @@ def to_checkpoint(model: WindowModel) -> dict:
     return {"kind": model.kind, "config": asdict(model.config), "state_dict": model.state_dict()}
 
 
+def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
+    """The dict of an rplacevit checkpoint file: ``kind``, ``config``, ``state_dict``, and what
+    training added (``training``: the run's settings and split). Loads tensors only
+    (``weights_only``). Raises FileNotFoundError for a missing file and ValueError naming a file
+    that is not an rplacevit checkpoint."""
+    name = os.fspath(path)
+    try:
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except OSError:
+        raise
+    except Exception as error:  # foreign files fail as UnpicklingError, KeyError, RuntimeError…
+        raise ValueError(f"{name} is not an rplacevit checkpoint ({type(error).__name__})") from error
+    check_checkpoint(checkpoint, name)
+    return checkpoint
+
+
+def check_checkpoint(checkpoint, name: str) -> None:
+    if not (isinstance(checkpoint, dict) and {"kind", "config", "state_dict"} <= checkpoint.keys()):
+        raise ValueError(f"{name} is not an rplacevit checkpoint (no kind, config and state_dict keys)")
+
+
 def load_model(
     source: str | os.PathLike[str] | dict,
     map_location: str | torch.device = "cpu",
     expect_kind: str | None = None,
+    name: str | None = None,
 ) -> WindowModel:
-    """The model of a checkpoint file (or of a dict from :func:`to_checkpoint`), rebuilt from
-    its stored config, on device ``map_location``, in eval mode.
+    """The model of a checkpoint file (or of a dict from :func:`to_checkpoint` or
+    :func:`read_checkpoint`), rebuilt from its stored config, on device ``map_location``, in
+    eval mode. ``name`` names a dict in error messages (a file is named by its path).
 
     Raises ValueError when ``source`` is not an rplacevit model checkpoint, or when
     ``expect_kind`` ("color" or "time") is given and the checkpoint holds the other kind.
     """
     if isinstance(source, dict):
-        name, checkpoint = "checkpoint", source
+        name, checkpoint = name or "checkpoint", source
+        check_checkpoint(checkpoint, name)
     else:
-        name = os.fspath(source)
-        try:
-            checkpoint = torch.load(source, map_location=map_location, weights_only=True)
-        except OSError:
-            raise
-        except Exception as error:  # foreign files fail as UnpicklingError, KeyError, RuntimeError…
-            raise ValueError(f"{name} is not an rplacevit checkpoint ({type(error).__name__})") from error
-    if not (isinstance(checkpoint, dict) and {"kind", "config", "state_dict"} <= checkpoint.keys()):
-        raise ValueError(f"{name} is not an rplacevit checkpoint (no kind, config and state_dict keys)")
+        name, checkpoint = os.fspath(source), read_checkpoint(source, map_location)
     try:
         config = ModelConfig(**checkpoint["config"])
     except TypeError as error:

@@ -124,6 +124,18 @@ struct TilePart {
     ys: Range<usize>,
 }
 
+impl TilePart {
+    /// Which of the tile's 256 pixels (`(y % 16) * 16 + x % 16`) lie in the rectangle, and how many.
+    fn mask(&self) -> ([bool; TILE * TILE], usize) {
+        let mut wanted = [false; TILE * TILE];
+        for y in self.ys.clone() {
+            let row = (y - self.y0) * TILE;
+            wanted[row + self.xs.start - self.x0..row + self.xs.end - self.x0].fill(true);
+        }
+        (wanted, self.xs.len() * self.ys.len())
+    }
+}
+
 /// The reader of one dataset's history. Cheap to share between threads.
 pub struct History {
     info: DatasetInfo,
@@ -392,29 +404,14 @@ impl History {
         if end == id + 1 {
             return;
         }
-        let (left, top) = self.corner(id, size);
         let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-        for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
-            let mut wanted = [false; TILE * TILE];
-            for y in part.ys.clone() {
-                wanted[(y - part.y0) * TILE + part.xs.start - part.x0..(y - part.y0) * TILE + part.xs.end - part.x0].fill(true);
-            }
-            let mut remaining = part.xs.len() * part.ys.len();
-            let (from, end_of_tile) = (self.first_position_from(part.tile, id + 1), self.tile_span(part.tile).end);
-            for (&e, &cell) in ids[from..end_of_tile].iter().zip(&cells[from..end_of_tile]) {
-                if remaining == 0 || e as usize >= end {
-                    break;
-                }
-                let pixel = cell_pixel(cell);
-                if wanted[pixel] {
-                    wanted[pixel] = false;
-                    remaining -= 1;
-                    let (x, y) = (part.x0 + pixel % TILE, part.y0 + pixel / TILE);
-                    let at = (y as i64 - top) as usize * size + (x as i64 - left) as usize;
-                    grid[at] = ((timestamps[e as usize] - t) as f64 / horizon_ms as f64).min(1.0) as f32;
-                }
-            }
-        }
+        let later = |tile: usize| {
+            let positions = self.first_position_from(tile, id + 1)..self.tile_span(tile).end;
+            ids[positions.clone()].iter().zip(&cells[positions]).take_while(move |(&e, _)| (e as usize) < end)
+        };
+        self.first_per_cell(id, size, later, |at, e| {
+            grid[at] = ((timestamps[e] - t) as f64 / horizon_ms as f64).min(1.0) as f32;
+        });
     }
 
     /// For each event, the colors placed in its `size`×`size` window (laid out like
@@ -461,16 +458,26 @@ impl History {
     fn last_changes_into(&self, id: usize, size: usize, grid: &mut [i64]) {
         grid.fill(i64::MIN);
         let timestamps = self.timestamps();
-        let (left, top) = self.corner(id, size);
         let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+        let earlier = |tile: usize| {
+            let positions = self.tile_span(tile).start..self.first_position_from(tile, id);
+            ids[positions.clone()].iter().zip(&cells[positions]).rev()
+        };
+        self.first_per_cell(id, size, earlier, |at, e| grid[at] = timestamps[e]);
+    }
+
+    /// For each pixel of the `size`×`size` grid centred on event `id` (laid out like
+    /// [`History::windows`]), the first event at that pixel among those `scan(tile)` yields for
+    /// its tile: `found(cell, event id)`, once per pixel, with `cell` the row-major grid index.
+    /// A tile's scan stops as soon as every one of its pixels in the grid is found.
+    fn first_per_cell<'a, I>(&self, id: usize, size: usize, scan: impl Fn(usize) -> I, mut found: impl FnMut(usize, usize))
+    where
+        I: Iterator<Item = (&'a u32, &'a u16)>,
+    {
+        let (left, top) = self.corner(id, size);
         for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
-            let mut wanted = [false; TILE * TILE];
-            for y in part.ys.clone() {
-                wanted[(y - part.y0) * TILE + part.xs.start - part.x0..(y - part.y0) * TILE + part.xs.end - part.x0].fill(true);
-            }
-            let mut remaining = part.xs.len() * part.ys.len();
-            let positions = self.tile_span(part.tile).start..self.first_position_from(part.tile, id);
-            for (&e, &cell) in ids[positions.clone()].iter().zip(&cells[positions]).rev() {
+            let (mut wanted, mut remaining) = part.mask();
+            for (&e, &cell) in scan(part.tile) {
                 if remaining == 0 {
                     break;
                 }
@@ -479,7 +486,7 @@ impl History {
                     wanted[pixel] = false;
                     remaining -= 1;
                     let (x, y) = (part.x0 + pixel % TILE, part.y0 + pixel / TILE);
-                    grid[(y as i64 - top) as usize * size + (x as i64 - left) as usize] = timestamps[e as usize];
+                    found((y as i64 - top) as usize * size + (x as i64 - left) as usize, e as usize);
                 }
             }
         }
