@@ -345,3 +345,24 @@ def test_command_line_writes_the_report(crafted, tmp_path):
     assert not (tmp_path / "other").exists()
     bad = subprocess.run(command[:-2] + ["--samples", "none", "-o", str(tmp_path / "x")], capture_output=True, text=True)
     assert bad.returncode == 2 and "positive integer or 'all'" in bad.stderr
+
+
+def test_the_color_target_is_the_models_own(sample_dataset, tmp_path):
+    history = rplacevit.open(sample_dataset)
+    first, last = history.time_range
+    t_from = first + (last - first) // 2
+    model = random_model("color", 4)
+    state = to_checkpoint(model)
+    state["training"] = {"until": t_from, "target": "next_minute_majority", "horizon_ms": 3 * HOUR}
+    torch.save(state, tmp_path / "majority.pt")
+    report = evaluate(sample_dataset, tmp_path / "majority.pt", t_from=t_from, samples=300, seed=1, device="cpu",
+                      progress=False, out=tmp_path / "r")
+    assert report["color"]["target"] == "next_minute_majority"
+    ids = np.load(tmp_path / "r" / "events.npy")
+    targets = history.color_targets(ids, "next_minute_majority", 3 * HOUR)
+    assert (targets != history.color_targets(ids)).any()  # a different question from "placed" (the sample changes a pixel at most every half hour)
+    with torch.no_grad():
+        predicted = model(torch.from_numpy(history.windows(ids, 16))).argmax(1).numpy()
+    assert report["color"]["model"]["top1"] == pytest.approx(np.mean(predicted == targets))
+    windows3 = history.windows(ids, 3)
+    assert report["color"]["baselines"]["current"]["top1"] == pytest.approx(np.mean(windows3[:, 1, 1] == targets))
