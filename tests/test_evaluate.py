@@ -366,3 +366,10 @@ def test_the_color_target_is_the_models_own(sample_dataset, tmp_path):
     assert report["color"]["model"]["top1"] == pytest.approx(np.mean(predicted == targets))
     windows3 = history.windows(ids, 3)
     assert report["color"]["baselines"]["current"]["top1"] == pytest.approx(np.mean(windows3[:, 1, 1] == targets))
+
+
+def test_progress_bar_counts_events(crafted, capsys):
+    data, t_from = crafted
+    evaluate(data, random_model("color", 0), t_from=t_from, device="cpu", progress=True)
+    drawn = capsys.readouterr().err
+    assert "evaluate" in drawn and "8/8" in drawn and "event/s" in drawn

@@ -251,3 +251,35 @@ def test_results_do_not_depend_on_the_number_of_threads(synthetic):
         assert result.returncode == 0, result.stderr
         digests.add(result.stdout)
     assert len(digests) == 1
+
+
+def test_batch_calls_release_the_gil(sample_dataset):
+    """While a long batch call runs in one thread, another thread keeps running Python: it could
+    not if the call held the GIL. Behaviour, not speed: only the order of events is checked."""
+    import threading
+    import time
+
+    history = rplacevit.open(sample_dataset)
+    ids = np.random.default_rng(0).integers(0, len(history), 20_000)
+    calls = {
+        "windows": lambda: history.windows(ids, 64),
+        "time_targets": lambda: history.time_targets(ids, 16),
+        "recent_colors": lambda: history.recent_colors(np.tile(ids, 4)),
+    }
+    for name, call in calls.items():
+        span = {}
+        ticks = []
+
+        def work():
+            span["start"] = time.perf_counter()
+            call()
+            span["end"] = time.perf_counter()
+
+        worker = threading.Thread(target=work)
+        worker.start()
+        while worker.is_alive():
+            ticks.append(time.perf_counter())
+        worker.join()
+        start, end = span["start"], span["end"]
+        middle = (start + (end - start) / 3, end - (end - start) / 3)
+        assert any(middle[0] < tick < middle[1] for tick in ticks), f"{name}: no Python ran in the middle third of the call"

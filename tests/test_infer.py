@@ -343,3 +343,9 @@ def test_infer_command_line(tmp_path):
     assert "placed 20 pixels" in result.stdout and (tmp_path / "a.png").exists()
     missing = subprocess.run(command[:6] + ["--steps", "5", "-o", str(tmp_path / "b.mp4")], capture_output=True, text=True)
     assert missing.returncode == 1 and "--random-pixel" in missing.stderr
+
+
+def test_progress_bar_counts_placements(checkpoints, capsys):
+    run(checkpoints, steps=30, batch_views=4, progress=True)
+    drawn = capsys.readouterr().err
+    assert "30/30" in drawn and "placement/s" in drawn

@@ -4,6 +4,7 @@ processes stay in step, checkpoints load without retyped hyperparameters, errors
 from __future__ import annotations
 
 import csv
+import math
 import json
 import os
 import signal
@@ -237,3 +238,17 @@ def test_command_line_sets_the_window(sample_dataset, tmp_path):
     odd = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", "--data", str(sample_dataset), "-o", str(tmp_path / "o"),
                           "--steps", "3", "--window", "16", "--centre", "7"], capture_output=True, text=True)
     assert odd.returncode == 1 and "differ in parity" in odd.stderr
+
+
+def test_epochs_set_the_number_of_steps(rule_dataset, tmp_path):
+    config = TrainConfig(**{**base_config(rule_dataset, tmp_path / "run", val_every=1000, log_every=1), "steps": None, "epochs": 0.05})
+    train(config, progress=False)
+    train_ids, _, _ = split(rplacevit.open(rule_dataset), config)
+    steps = math.ceil(0.05 * len(train_ids) / 64)
+    assert int(read_metrics(tmp_path / "run")[-1]["step"]) == steps == torch.load(tmp_path / "run" / "model.pt", weights_only=True)["training"]["steps"]
+
+
+def test_progress_bar_reports_samples_per_second(rule_dataset, tmp_path, capsys):
+    train(TrainConfig(**base_config(rule_dataset, tmp_path / "run", steps=20, val_every=10, log_every=10)), progress=True)
+    drawn = capsys.readouterr().err
+    assert "train color" in drawn and "20/20" in drawn and "samples_per_s" in drawn
