@@ -314,3 +314,30 @@ def test_every_subcommand_has_help():
         assert command in top.stdout
         result = run_cli(command, "--help")
         assert result.returncode == 0 and "usage: rplacevit " + command in result.stdout
+
+
+def test_progress_bars_draw_on_a_terminal(tmp_path):
+    """indicatif draws only on a terminal: give the commands one (a pseudo-terminal)."""
+    import pty
+
+    def on_terminal(*args: str) -> str:
+        leader, follower = pty.openpty()
+        process = subprocess.Popen([sys.executable, "-m", "rplacevit", *map(str, args)], stdout=subprocess.DEVNULL,
+                                   stderr=follower, close_fds=True)
+        os.close(follower)
+        drawn = b""
+        while True:
+            try:
+                chunk = os.read(leader, 65536)
+            except OSError:  # the terminal closes with the process
+                break
+            if not chunk:
+                break
+            drawn += chunk
+        assert process.wait() == 0
+        os.close(leader)
+        return drawn.decode(errors="replace")
+
+    assert "rows" in on_terminal("synth", "-o", tmp_path / "s.csv", "--events", "200000")
+    drawn = on_terminal("ingest", tmp_path / "s.csv", "-o", tmp_path / "d")
+    assert "rows" in drawn and "partitions" in drawn

@@ -105,8 +105,7 @@ fn ingest<'py>(
 #[pyfunction]
 #[pyo3(signature = (out, rows, seed = 0, progress = false))]
 fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: bool) -> PyResult<Bound<'py, PyDict>> {
-    let bar =
-        crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {per_sec} ETA {eta}");
+    let bar = crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {rate} ETA {eta}");
     bar.set_prefix("synth");
     let options = SynthOptions { rows, seed };
     let summary = py.detach(|| synthesize(&options, &out, &python_wants_stop, &|written| bar.set_position(written))).map_err(to_py)?;
