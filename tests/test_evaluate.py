@@ -20,7 +20,7 @@ from rplacevit.evaluate import color_metrics, evaluate, markdown, roc_auc, top_k
 from rplacevit.models import ColorModel, ModelConfig, TimeModel, build_model, to_checkpoint
 from rplacevit.times import format_time
 
-from conftest import read_events, replay
+from conftest import replay
 
 T0 = 1_648_818_000_000  # 2022-04-01T13:00:00Z
 HOUR = 3_600_000

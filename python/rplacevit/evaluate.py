@@ -38,6 +38,7 @@ import json
 import os
 import shutil
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Union
 
@@ -62,6 +63,8 @@ RECENT_SIZE, RECENT_MS = 64, 600_000
 #: Events drawn in ``examples.png``.
 EXAMPLES = 8
 COLOR_BASELINES = ("prior", "current", "neighbourhood", "recent")
+#: The baselines that rank colors event by event (the prior ranks them once for all).
+PER_EVENT_BASELINES = COLOR_BASELINES[1:]
 
 
 # --- metrics -------------------------------------------------------------------------------
@@ -240,75 +243,20 @@ def evaluate(
 
     history = open_history(data)
     ids, selected = choose_events(history, region, t_from, t_to, samples, seed)
-    n = len(ids)
     target_mode = (color_training or {}).get("target", "placed")
     color_horizon = (color_training or {}).get("horizon_ms", 60_000)
+    time_horizon = (time_training or {}).get("horizon_ms", 3_600_000)
     before = select_events(history, region, t1=t_from)
-    prior_counts = np.bincount(history.events()["color"][before], minlength=PALETTE_SIZE)[:PALETTE_SIZE]
 
     began = time.perf_counter()
-    targets = np.empty(n, dtype=np.int64)
-    ranks = {name: np.empty((n, 3), dtype=np.int64) for name in ("model", *COLOR_BASELINES)}
-    model_nll = np.empty(n, dtype=np.float64)
-    model_probabilities = np.empty((n, PALETTE_SIZE), dtype=np.float32)
+    scores = score_events(history, ids, color, timer, target_mode, color_horizon, time_horizon, batch_size, device, progress)
+    prior_counts = np.bincount(history.events()["color"][before], minlength=PALETTE_SIZE)[:PALETTE_SIZE]
+    scores.ranks["prior"], prior_probabilities = prior_ranking(prior_counts, len(ids))
+    report = {"color": color_section(scores, target_mode, -np.log(prior_probabilities[scores.targets]))}
     if timer is not None:
-        centre, time_horizon = timer.config.centre, (time_training or {}).get("horizon_ms", 3_600_000)
-        time_targets = np.empty((n, centre, centre), dtype=np.float32)
-        predicted = np.empty((n, centre, centre), dtype=np.float32)
-        last_changes = np.empty((n, centre, centre), dtype=np.int64)
-
-    with torch.inference_mode(), tqdm(total=n, unit="event", desc="evaluate", disable=not progress) as bar:
-        for start in range(0, n, batch_size):
-            batch = ids[start : start + batch_size]
-            part = slice(start, start + len(batch))
-            targets[part] = history.color_targets(batch, target_mode, color_horizon)
-            windows = torch.from_numpy(history.windows(batch, color.config.window)).to(device)
-            log_p = torch.log_softmax(color(windows).float(), dim=1).cpu().numpy().astype(np.float64)
-            model_probabilities[part] = np.exp(log_p)
-            ranks["model"][part] = top_k(log_p)
-            model_nll[part] = -log_p[np.arange(len(batch)), targets[part]]
-            windows3 = history.windows(batch, 3)
-            ranks["current"][part] = current_ranking(windows3)
-            ranks["neighbourhood"][part] = neighbourhood_ranking(windows3)
-            ranks["recent"][part] = recent_ranking(*history.recent_colors(batch, RECENT_SIZE, RECENT_MS))
-            if timer is not None:
-                time_targets[part] = history.time_targets(batch, centre, time_horizon)
-                predicted[part] = timer(torch.from_numpy(history.windows(batch, timer.config.window)).to(device)).float().cpu().numpy()
-                last_changes[part] = history.last_change_times(batch, centre)
-            bar.update(len(batch))
-
-    ranks["prior"], prior_probabilities = prior_ranking(prior_counts, n)
-    prior_nll = -np.log(prior_probabilities[targets])
-    report = {
-        "color": {
-            "n": n,
-            "target": target_mode,
-            "model": color_metrics(targets, ranks["model"], model_nll),
-            "baselines": {
-                "prior": color_metrics(targets, ranks["prior"], prior_nll),
-                **{name: color_metrics(targets, ranks[name]) for name in ("current", "neighbourhood", "recent")},
-            },
-        }
-    }
-    if timer is not None:
-        # An event whose horizon runs past the last event of the data has targets of 1.0 that only
-        # say "the data ended here": it is left out of the time metrics, and counted as censored.
-        complete = uncensored(history, ids, time_horizon)
-        cells = inside_cells(history, ids, centre) & complete[:, None, None]
-        truth, guess = time_targets[cells].astype(np.float64), predicted[cells].astype(np.float64)
-        changes = truth < 1.0
-        constant = constant_time_target(history, before[uncensored(history, before, time_horizon)], centre, time_horizon, samples, seed)
-        report["time"] = {
-            "n": int(complete.sum()),
-            "censored": int((~complete).sum()),
-            "cells": int(cells.sum()),
-            "horizon_ms": time_horizon,
-            "model": {"mse": mean_or_none((guess - truth) ** 2), "auc": roc_auc(changes, 1.0 - guess)},
-            "baselines": {
-                "constant": {"mse": None if constant is None else mean_or_none((constant - truth) ** 2), "value": constant},
-                "recency": {"auc": roc_auc(changes, last_changes[cells])},
-            },
-        }
+        constant = constant_time_target(history, before[uncensored(history, before, time_horizon)], timer.config.centre,
+                                        time_horizon, samples, seed)
+        report["time"] = time_section(history, ids, scores, time_horizon, constant)
     seconds = time.perf_counter() - began
     report["setup"] = {
         "data": os.fspath(data),
@@ -324,12 +272,91 @@ def evaluate(
                            if t is not None and t.get("until") is not None},
         "events_before_from": int(len(before)),
         "seconds": seconds,
-        "events_per_s": n / seconds if seconds > 0 else None,
+        "events_per_s": len(ids) / seconds if seconds > 0 else None,
     }
     if out is not None:
-        examples = np.random.default_rng([seed, 1]).permutation(n)[:EXAMPLES]
-        write_report(out, report, ids, targets, ranks, model_probabilities, history, examples, force)
+        examples = np.sort(np.random.default_rng([seed, 1]).permutation(len(ids))[:EXAMPLES])
+        with torch.inference_mode():
+            windows = torch.from_numpy(history.windows(ids[examples], color.config.window)).to(device)
+            probabilities = torch.softmax(color(windows).float(), dim=1).cpu().numpy()
+        write_report(out, report, ids, scores, history, examples, probabilities)
     return report
+
+
+@dataclass
+class Scores:
+    """What the models and the per-event baselines say of each evaluated event, in id order.
+    targets: (n,) int64 colors. ranks: name → (n, 3) int64 colors ranked (−1: no more), for
+    "model", "current", "neighbourhood", "recent" (and "prior", added by the caller).
+    model_nll: (n,) float64 −ln p(target) in nats. With a time model, (n, c, c) arrays:
+    time_targets and predicted (fractions of the horizon), last_changes (ms, int64 min: never)."""
+
+    targets: np.ndarray
+    ranks: dict[str, np.ndarray]
+    model_nll: np.ndarray
+    time_targets: np.ndarray | None = None
+    predicted: np.ndarray | None = None
+    last_changes: np.ndarray | None = None
+
+
+def score_events(history: History, ids: np.ndarray, color: WindowModel, timer: WindowModel | None, target_mode: str,
+                 color_horizon: int, time_horizon: int, batch_size: int, device: torch.device, progress: bool) -> Scores:
+    """Runs the models and the baselines over ``ids`` in batches, one Rust call per read."""
+    n = len(ids)
+    scores = Scores(np.empty(n, np.int64), {name: np.empty((n, 3), np.int64) for name in ("model", *PER_EVENT_BASELINES)},
+                    np.empty(n, np.float64))
+    if timer is not None:
+        c = timer.config.centre
+        scores.time_targets, scores.predicted = np.empty((n, c, c), np.float32), np.empty((n, c, c), np.float32)
+        scores.last_changes = np.empty((n, c, c), np.int64)
+    with torch.inference_mode(), tqdm(total=n, unit="event", desc="evaluate", disable=not progress) as bar:
+        for start in range(0, n, batch_size):
+            batch = ids[start : start + batch_size]
+            part = slice(start, start + len(batch))
+            targets = scores.targets[part] = history.color_targets(batch, target_mode, color_horizon)
+            windows = torch.from_numpy(history.windows(batch, color.config.window)).to(device)
+            log_p = torch.log_softmax(color(windows).float(), dim=1).cpu().numpy().astype(np.float64)
+            scores.ranks["model"][part] = top_k(log_p)
+            scores.model_nll[part] = -log_p[np.arange(len(batch)), targets]
+            windows3 = history.windows(batch, 3)
+            scores.ranks["current"][part] = current_ranking(windows3)
+            scores.ranks["neighbourhood"][part] = neighbourhood_ranking(windows3)
+            scores.ranks["recent"][part] = recent_ranking(*history.recent_colors(batch, RECENT_SIZE, RECENT_MS))
+            if timer is not None:
+                scores.time_targets[part] = history.time_targets(batch, c, time_horizon)
+                windows = torch.from_numpy(history.windows(batch, timer.config.window)).to(device)
+                scores.predicted[part] = timer(windows).float().cpu().numpy()
+                scores.last_changes[part] = history.last_change_times(batch, c)
+            bar.update(len(batch))
+    return scores
+
+
+def color_section(scores: Scores, target_mode: str, prior_nll: np.ndarray) -> dict:
+    targets, ranks = scores.targets, scores.ranks
+    baselines = {"prior": color_metrics(targets, ranks["prior"], prior_nll)}
+    baselines.update({name: color_metrics(targets, ranks[name]) for name in PER_EVENT_BASELINES})
+    return {"n": len(targets), "target": target_mode, "model": color_metrics(targets, ranks["model"], scores.model_nll),
+            "baselines": baselines}
+
+
+def time_section(history: History, ids: np.ndarray, scores: Scores, horizon_ms: int, constant: float | None) -> dict:
+    # An event whose horizon runs past the last event of the data has targets of 1.0 that only
+    # say "the data ended here": it is left out of the time metrics, and counted as censored.
+    complete = uncensored(history, ids, horizon_ms)
+    cells = inside_cells(history, ids, scores.time_targets.shape[1]) & complete[:, None, None]
+    truth, guess = scores.time_targets[cells].astype(np.float64), scores.predicted[cells].astype(np.float64)
+    changes = truth < 1.0
+    return {
+        "n": int(complete.sum()),
+        "censored": int((~complete).sum()),
+        "cells": int(cells.sum()),
+        "horizon_ms": horizon_ms,
+        "model": {"mse": mean_or_none((guess - truth) ** 2), "auc": roc_auc(changes, 1.0 - guess)},
+        "baselines": {
+            "constant": {"mse": None if constant is None else mean_or_none((constant - truth) ** 2), "value": constant},
+            "recency": {"auc": roc_auc(changes, scores.last_changes[cells])},
+        },
+    }
 
 
 def uncensored(history: History, ids: np.ndarray, horizon_ms: int) -> np.ndarray:
@@ -395,23 +422,25 @@ def markdown(report: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def write_report(out: Path, report: dict, ids, targets, ranks, probabilities, history, examples, force: bool) -> None:
-    """Builds the report folder beside ``out`` and renames it into place."""
+def write_report(out: Path, report: dict, ids: np.ndarray, scores: Scores, history: History, examples: np.ndarray,
+                 probabilities: np.ndarray) -> None:
+    """Builds the report folder beside ``out`` and renames it into place; ``examples`` are
+    positions in ``ids`` and ``probabilities`` the model's (EXAMPLES, 32) for them."""
     staging = out.with_name(f".{out.name}.partial-{os.getpid()}")
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     try:
         np.save(staging / "events.npy", ids.astype(np.int64))
-        plot_confusion(staging / "confusion.png", targets, ranks["model"][:, 0])
-        plot_examples(staging / "examples.png", history, ids[examples], targets[examples],
-                      {name: r[examples] for name, r in ranks.items()}, probabilities[examples])
+        plot_confusion(staging / "confusion.png", scores.targets, scores.ranks["model"][:, 0])
+        plot_examples(staging / "examples.png", history, ids[examples], scores.targets[examples],
+                      {name: r[examples] for name, r in scores.ranks.items()}, probabilities)
         (staging / "report.md").write_text(markdown(report))
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
-        if out.exists():
-            if (force and (out / "report.json").exists()) or not any(out.iterdir()):
+        if out.exists():  # evaluate() checked it: empty, or a report that force lets us replace
+            if (out / "report.json").exists() or not any(out.iterdir()):
                 shutil.rmtree(out)
             else:
-                raise ValueError(f"{out} appeared while the report was computed: nothing replaced")
+                raise ValueError(f"{out} appeared while the report was computed and holds no report: nothing replaced")
         os.replace(staging, out)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
