@@ -288,6 +288,11 @@ def test_refusals(crafted, tmp_path):
         evaluate(data, color, t_from=t_from, device="cpu", progress=False)
     assert evaluate(data, color, t_from=t_from, allow_overlap=True, device="cpu", progress=False)["color"]["n"] == 8
     assert evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False)["color"]["n"] == 4
+    # Without --from: where the training data ends.
+    default = evaluate(data, color, device="cpu", progress=False)
+    assert default["setup"]["from"] == format_time(t_from + 5_000) and default["color"]["n"] == 4
+    with pytest.raises(ValueError, match="no --from given and no training record"):
+        evaluate(data, random_model("color", 0), device="cpu", progress=False)
     with pytest.raises(ValueError, match="no events from .* to the end: nothing to evaluate"):
         evaluate(data, color, t_from=T0 + 100 * HOUR, device="cpu", progress=False)
     with pytest.raises(ValueError, match="no events .* in region 0,0,10,10"):

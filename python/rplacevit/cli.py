@@ -314,7 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--data", required=True, metavar="DATASET")
     evaluate.add_argument("--color-model", required=True, metavar="CKPT")
     evaluate.add_argument("--time-model", metavar="CKPT", help="also score a time model")
-    evaluate.add_argument("--from", dest="t_from", required=True, metavar="TIME", help="first timestamp evaluated (ISO 8601 or ms)")
+    evaluate.add_argument("--from", dest="t_from", metavar="TIME",
+                          help="first timestamp evaluated (ISO 8601 or ms; default: where the models' training data ends)")
     evaluate.add_argument("--to", dest="t_to", metavar="TIME", help="evaluate events before TIME (default: to the end)")
     evaluate.add_argument("--region", metavar="x0,y0,x1,y1", help="only events in this region (x1, y1 exclusive)")
     evaluate.add_argument("--samples", type=parse_samples, default=20_000, metavar="N", help="a uniform sample of N events, or 'all' (default: %(default)s)")

@@ -153,10 +153,8 @@ def load(source: _Path | WindowModel, kind: str, device: torch.device) -> tuple[
     return load_model(checkpoint, device, expect_kind=kind, name=name), checkpoint.get("training"), name
 
 
-def check_no_overlap(name: str, training: dict | None, t_from: int, allow_overlap: bool) -> None:
-    if training is None or training.get("until") is None or allow_overlap:
-        return
-    if t_from < training["until"]:
+def check_no_overlap(name: str, training: dict, t_from: int, allow_overlap: bool) -> None:
+    if t_from < training["until"] and not allow_overlap:
         raise ValueError(
             f"--from {format_time(t_from)} is before the end of the training data of {name} "
             f"({format_time(training['until'])}): its scores would count events it trained on; "
@@ -193,7 +191,7 @@ def evaluate(
     color_model: _Path | WindowModel,
     time_model: _Path | WindowModel | None = None,
     *,
-    t_from: str | int,
+    t_from: str | int | None = None,
     t_to: str | int | None = None,
     region: tuple[int, int, int, int] | None = None,
     samples: int | None = 20_000,
@@ -209,7 +207,8 @@ def evaluate(
     metrics and the baselines) and returns the report as a dict.
 
     t_from, t_to: ISO 8601 or ms; the events have ``t_from ≤ timestamp < t_to`` (to the end
-    without t_to). region: (x0, y0, x1, y1), x1 and y1 exclusive. samples: a uniform sample of
+    without t_to); without t_from, the latest end of the models' training data (as recorded in
+    their checkpoints). region: (x0, y0, x1, y1), x1 and y1 exclusive. samples: a uniform sample of
     at most this many events (None: all). out: a report folder to write (``report.json``,
     ``report.md``, ``events.npy``, ``confusion.png``, ``examples.png``); built beside and
     renamed into place when complete; an existing report folder is replaced only with
@@ -223,10 +222,6 @@ def evaluate(
         raise ValueError(f"samples = {samples!r}: expected a positive integer, or None for all events")
     if not (isinstance(batch_size, int) and batch_size >= 1):
         raise ValueError(f"batch_size = {batch_size!r}: expected a positive integer")
-    t_from = parse_time(t_from)
-    t_to = None if t_to is None else parse_time(t_to)
-    if t_to is not None and t_to <= t_from:
-        raise ValueError(f"--to {format_time(t_to)} is not after --from {format_time(t_from)}")
     if out is not None:
         out = Path(out)
         if out.exists() and any(out.iterdir()):
@@ -236,10 +231,18 @@ def evaluate(
                 raise ValueError(f"{out} already holds a report: pass --force to replace it")
     device = resolve_device(device)
     color, color_training, color_name = load(color_model, "color", device)
-    check_no_overlap(color_name, color_training, t_from, allow_overlap)
     timer, time_training, time_name = (None, None, None) if time_model is None else load(time_model, "time", device)
-    if timer is not None:
-        check_no_overlap(time_name, time_training, t_from, allow_overlap)
+    trained = [(name, t) for name, t in ((color_name, color_training), (time_name, time_training)) if t and t.get("until") is not None]
+    if t_from is None:
+        if not trained:
+            raise ValueError("no --from given and no training record in the models to take it from: give --from TIME")
+        t_from = max(t["until"] for _, t in trained)  # the first moment no model has seen
+    t_from = parse_time(t_from)
+    t_to = None if t_to is None else parse_time(t_to)
+    if t_to is not None and t_to <= t_from:
+        raise ValueError(f"--to {format_time(t_to)} is not after --from {format_time(t_from)}")
+    for name, training in trained:
+        check_no_overlap(name, training, t_from, allow_overlap)
 
     history = open_history(data)
     ids, selected = choose_events(history, region, t_from, t_to, samples, seed)
@@ -268,8 +271,7 @@ def evaluate(
         "seed": seed,
         "color_model": color_name,
         "time_model": time_name,
-        "training_until": {name: format_time(t["until"]) for name, t in ((color_name, color_training), (time_name, time_training))
-                           if t is not None and t.get("until") is not None},
+        "training_until": {name: format_time(t["until"]) for name, t in trained},
         "events_before_from": int(len(before)),
         "seconds": seconds,
         "events_per_s": len(ids) / seconds if seconds > 0 else None,
