@@ -49,6 +49,10 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
          say=print) -> dict[str, Path]:
     """Runs the pipeline into folder ``out`` and returns what it wrote, name → path. ``say`` gets
     one line per stage (``print`` by default)."""
+    import imageio.v3 as iio
+
+    from .evaluate import evaluate, format_table
+    from .files import atomic_path
     from .infer import infer
     from .models import read_checkpoint
     from .train import TrainConfig, train
@@ -65,8 +69,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
 
     reader = history.open(dataset)
     region = event_region(reader)
-    first, last = reader.time_range
-    written["final"] = render.render(reader, last, out / "final.png", region=region, scale=4)
+    written["final"] = render.render(reader, reader.time_range[1], out / "final.png", region=region, scale=4)
     frames = render.timelapse(reader, out / "timelapse.mp4", every_ms=30 * 60_000, fps=8, gif=out / "timelapse.gif",
                               region=region, scale=2, progress=progress)
     written["timelapse"], written["timelapse_gif"] = out / "timelapse.mp4", out / "timelapse.gif"
@@ -84,20 +87,16 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
         say(f"trained the {task} model ({steps} steps of 64 events): {run / 'model.pt'}")
 
     until = read_checkpoint(models["color"])["training"]["until"]
-    written["paint_start"] = out / "paint-start.png"
     result = infer(models["color"], models["time"], steps=PAINT_STEPS, data=dataset, at=until, region=region,
                    batch_views=16, frame_every=25, fps=24, scale=2, seed=0, device=device,
                    video=out / "paint.mp4", gif=out / "paint.gif", png=out / "paint.png", progress=progress)
-    from .render import to_rgb
-    import imageio.v3 as iio
-
-    iio.imwrite(written["paint_start"], to_rgb(result.start, None, 2))
+    with atomic_path(out / "paint-start.png") as temporary:
+        iio.imwrite(temporary, render.to_rgb(result.start, None, 2))
+    written["paint_start"] = out / "paint-start.png"
     written["paint"], written["paint_gif"], written["paint_png"] = out / "paint.mp4", out / "paint.gif", out / "paint.png"
     changed = int((result.canvas != result.start).sum())
     say(f"painted {len(result.placements):,} pixels ({changed:,} changed) on the real canvas of {format_time(until)}, "
         f"where training ended, in {result.seconds:.1f} s")
-
-    from .evaluate import evaluate, format_table
 
     report = evaluate(dataset, models["color"], models["time"], t_from=until, device=device, out=out / "evaluation", progress=progress)
     written["evaluation"] = out / "evaluation" / "report.md"
