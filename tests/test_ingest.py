@@ -341,3 +341,12 @@ def test_progress_bars_draw_on_a_terminal(tmp_path):
     assert "rows" in on_terminal("synth", "-o", tmp_path / "s.csv", "--events", "200000")
     drawn = on_terminal("ingest", tmp_path / "s.csv", "-o", tmp_path / "d")
     assert "rows" in drawn and "partitions" in drawn
+
+
+def test_a_closed_pipe_ends_a_command_quietly(sample_dataset):
+    """`rplacevit info DATASET | head -1`: no traceback, no error message."""
+    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "info", str(sample_dataset)], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, bufsize=0)
+    process.stdout.close()  # the reader leaves before the first line
+    assert process.wait() == 141
+    assert process.stderr.read() == b""

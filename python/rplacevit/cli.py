@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -341,6 +342,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("rplacevit: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of stdout left (`rplacevit info d | head -1`): stop quietly, as Unix tools
+        # do, and keep Python from complaining again when it flushes stdout at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except (FormatError, DatasetError, OSError, ValueError) as error:
         print(f"rplacevit: error: {error}", file=sys.stderr)
         return 1
