@@ -232,18 +232,26 @@ def neighbour_majority_batch(generator: torch.Generator, batch: int, window: int
     return COLORS[cells], COLORS[majority]
 
 
+def fit(model, batch, loss_of, steps: int) -> list[float]:
+    """``steps`` AdamW steps (lr 3e-3) on ``batch()`` = (windows, targets); the losses."""
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(steps):
+        windows, targets = batch()
+        loss = loss_of(model(windows), targets)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        losses.append(loss.item())
+    return losses
+
+
 def test_tiny_color_model_learns_neighbour_majority():
     torch.manual_seed(0)
     generator = torch.Generator().manual_seed(0)
     config = models.ModelConfig.preset("tiny", "color", **SMALL_WINDOW)
     model = models.ColorModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    for _ in range(200):
-        windows, targets = neighbour_majority_batch(generator, 64, config.window)
-        loss = torch.nn.functional.cross_entropy(model(windows), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+    fit(model, lambda: neighbour_majority_batch(generator, 64, config.window), torch.nn.functional.cross_entropy, 200)
     windows, targets = neighbour_majority_batch(generator, 1024, config.window)
     with torch.no_grad():
         accuracy = (model.eval()(windows).argmax(1) == targets).float().mean().item()
@@ -257,16 +265,12 @@ def test_tiny_time_model_learns_per_pixel_rule():
     generator = torch.Generator().manual_seed(0)
     config = models.ModelConfig.preset("tiny", "time", **SMALL_WINDOW)
     model = models.TimeModel(config)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     start, c = config.centre_start, config.centre
-    losses = []
-    for _ in range(100):
+
+    def batch():
         cells = torch.randint(0, 4, (64, config.window, config.window), generator=generator)
-        targets = (cells[:, start : start + c, start : start + c] + 0.5) / 4
-        loss = torch.nn.functional.mse_loss(model(COLORS[cells]), targets)
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
-        losses.append(loss.item())
+        return COLORS[cells], (cells[:, start : start + c, start : start + c] + 0.5) / 4
+
+    losses = fit(model, batch, torch.nn.functional.mse_loss, 100)
     constant_guess = 1.25 / 16  # variance of the four equally likely targets
     assert sum(losses[-20:]) / 20 < 0.2 * constant_guess, (losses[0], losses[-20:])

@@ -204,7 +204,7 @@ impl PyHistory {
         let ids = self::event_ids(event_ids)?;
         let size = positive("size", size)?;
         let windows = py.detach(|| self.inner.windows(&ids, size)).map_err(to_py)?;
-        to_array3(py, windows, ids.len(), size)
+        to_array3(py, windows, (ids.len(), size, size))
     }
 
     #[pyo3(signature = (event_ids, mode = "placed", horizon_ms = 60_000))]
@@ -238,7 +238,7 @@ impl PyHistory {
         let size = positive("size", size)?;
         positive("horizon_ms", horizon_ms)?;
         let targets = py.detach(|| self.inner.time_targets(&ids, size, horizon_ms)).map_err(to_py)?;
-        to_array3(py, targets, ids.len(), size)
+        to_array3(py, targets, (ids.len(), size, size))
     }
 
     #[pyo3(signature = (event_ids, size = 64, duration_ms = 600_000))]
@@ -253,9 +253,7 @@ impl PyHistory {
         let size = positive("size", size)?;
         positive("duration_ms", duration_ms)?;
         let recent = py.detach(|| self.inner.recent_colors(&ids, size, duration_ms)).map_err(to_py)?;
-        let array =
-            Array3::from_shape_vec((ids.len(), 2, palette::N_COLORS), recent).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
-        Ok(array.into_pyarray(py))
+        to_array3(py, recent, (ids.len(), 2, palette::N_COLORS))
     }
 
     #[pyo3(signature = (event_ids, size = 16))]
@@ -263,7 +261,7 @@ impl PyHistory {
         let ids = self::event_ids(event_ids)?;
         let size = positive("size", size)?;
         let times = py.detach(|| self.inner.last_change_times(&ids, size)).map_err(to_py)?;
-        to_array3(py, times, ids.len(), size)
+        to_array3(py, times, (ids.len(), size, size))
     }
 
     #[pyo3(signature = (x0 = None, y0 = None, x1 = None, y1 = None, t0 = None, t1 = None))]
@@ -288,8 +286,8 @@ fn to_array2<T: numpy::Element>(py: Python<'_>, data: Vec<T>, rows: usize, colum
     Ok(array.into_pyarray(py))
 }
 
-fn to_array3<T: numpy::Element>(py: Python<'_>, data: Vec<T>, batch: usize, size: usize) -> PyResult<Bound<'_, PyArray3<T>>> {
-    let array = Array3::from_shape_vec((batch, size, size), data).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
+fn to_array3<T: numpy::Element>(py: Python<'_>, data: Vec<T>, shape: (usize, usize, usize)) -> PyResult<Bound<'_, PyArray3<T>>> {
+    let array = Array3::from_shape_vec(shape, data).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
     Ok(array.into_pyarray(py))
 }
 
