@@ -149,12 +149,12 @@ def plain_rank(counts: dict[int, tuple]) -> list[int]:
     return [color for color, _ in sorted(counts.items(), key=lambda item: item[1], reverse=True)]
 
 
-def plain_baselines(events: np.ndarray, ids: np.ndarray, t_from: int, region) -> dict[str, list[list[int]]]:
-    """Rankings of each baseline for each evaluated id, read off a plainly replayed canvas."""
-    x0, y0, x1, y1 = region
+def plain_baselines(events: np.ndarray, ids: np.ndarray, t_from: int) -> dict[str, list[list[int]]]:
+    """Rankings of each baseline for each evaluated id, read off a plainly replayed canvas. The
+    prior counts every event before ``t_from``, wherever it is."""
     prior = {}
-    for _, t, _, color, x, y in events:
-        if t < t_from and x0 <= x < x1 and y0 <= y < y1:
+    for _, t, _, color, _, _ in events:
+        if t < t_from:
             prior[color] = prior.get(color, 0) + 1
     prior_order = [c for c in sorted(range(32), key=lambda c: (-prior.get(c, 0), c))][:3]
     out = {"prior": [], "current": [], "neighbourhood": [], "recent": []}
@@ -204,14 +204,13 @@ def test_color_baselines_equal_plain_reimplementations(sample_dataset, sample_ev
     assert (sample_events[ids, 1] >= t_from).all()
     assert ((sample_events[ids, 4] >= 250) & (sample_events[ids, 4] < 330) & (sample_events[ids, 5] >= 375) & (sample_events[ids, 5] < 460)).all()
     targets = sample_events[ids, 3]
-    plain = plain_baselines(sample_events, ids, t_from, region)
+    plain = plain_baselines(sample_events, ids, t_from)
     for name, rankings in plain.items():
         top1, top3 = metrics_of(rankings, targets)
         got = report["color"]["baselines"][name]
         assert (got["top1"], got["top3"]) == (pytest.approx(top1, abs=1e-12), pytest.approx(top3, abs=1e-12)), name
-    # The prior's NLL from the same counts, add-one smoothed.
-    before = sample_events[(sample_events[:, 1] < t_from) & (sample_events[:, 4] >= 250) & (sample_events[:, 4] < 330)
-                           & (sample_events[:, 5] >= 375) & (sample_events[:, 5] < 460)]
+    # The prior's NLL from the same counts (all events before t_from, not only the region's), add-one smoothed.
+    before = sample_events[sample_events[:, 1] < t_from]
     p = (np.bincount(before[:, 3], minlength=32) + 1) / (len(before) + 32)
     assert report["color"]["baselines"]["prior"]["nll"] == pytest.approx(-np.log(p[targets]).mean())
     assert report["setup"]["events_before_from"] == len(before)

@@ -12,9 +12,9 @@ than three candidates for an event simply offers fewer. NLL is the mean of −ln
 nats, for the predictors that give probabilities: the model (softmax of its logits) and
 ``prior``. The baselines, all read off the canvas strictly before each event:
 
-- ``prior``: the frequencies of the colors placed by the events before ``from`` (in the region,
-  when one is given), add-one smoothed over the 32 colors so that no color has probability 0;
-  the same ranking for every event (ties: lower palette index);
+- ``prior``: the frequencies of the colors placed by all events before ``from`` (the whole
+  canvas, whatever the region), add-one smoothed over the 32 colors so that no color has
+  probability 0; the same ranking for every event (ties: lower palette index);
 - ``current``: the pixel's present color, then the two most frequent colors among its 8
   neighbours that differ from it (ties: lower palette index);
 - ``neighbourhood``: the most frequent colors among the 8 neighbours (ties: lower palette index;
@@ -27,7 +27,7 @@ as in training: time to the next event at each pixel over its horizon, capped at
 the canvas are left out, and so are the events whose horizon runs past the last event of the
 data (``censored`` in the report): their targets of 1 would only say that the data ends. MSE against the targets; ROC-AUC of "this pixel changes within the
 horizon" (target < 1) scored by 1 − prediction, ties counted one half. Baselines: ``constant``,
-the mean target over the events before ``from`` (a uniform sample of at most ``samples`` of
+the mean target over all events before ``from`` (a uniform sample of at most ``samples`` of
 them, censored ones left out), MSE only; ``recency``, scored by the time of the pixel's last change before the event
 (later is higher; never changed is lowest), AUC only.
 """
@@ -249,16 +249,15 @@ def evaluate(
     target_mode = (color_training or {}).get("target", "placed")
     color_horizon = (color_training or {}).get("horizon_ms", 60_000)
     time_horizon = (time_training or {}).get("horizon_ms", 3_600_000)
-    before = select_events(history, region, t1=t_from)
+    before = int(np.searchsorted(history.events()["timestamp"], t_from))  # events 0..before−1
 
     began = time.perf_counter()
     scores = score_events(history, ids, color, timer, target_mode, color_horizon, time_horizon, batch_size, device, progress)
-    prior_counts = np.bincount(history.events()["color"][before], minlength=PALETTE_SIZE)[:PALETTE_SIZE]
+    prior_counts = color_counts(history, before)
     scores.ranks["prior"], prior_probabilities = prior_ranking(prior_counts, len(ids))
     report = {"color": color_section(scores, target_mode, -np.log(prior_probabilities[scores.targets]))}
     if timer is not None:
-        constant = constant_time_target(history, before[uncensored(history, before, time_horizon)], timer.config.centre,
-                                        time_horizon, samples, seed)
+        constant = constant_time_target(history, before, timer.config.centre, time_horizon, samples, seed)
         report["time"] = time_section(history, ids, scores, time_horizon, constant)
     seconds = time.perf_counter() - began
     report["setup"] = {
@@ -272,7 +271,7 @@ def evaluate(
         "color_model": color_name,
         "time_model": time_name,
         "training_until": {name: format_time(t["until"]) for name, t in trained},
-        "events_before_from": int(len(before)),
+        "events_before_from": before,
         "seconds": seconds,
         "events_per_s": len(ids) / seconds if seconds > 0 else None,
     }
@@ -370,16 +369,30 @@ def mean_or_none(values: np.ndarray) -> float | None:
     return float(values.mean()) if len(values) else None
 
 
-def constant_time_target(history: History, before: np.ndarray, size: int, horizon_ms: int, samples: int | None, seed: int) -> float | None:
-    """The mean time target (cells on the canvas) over the uncensored events ``before`` (at most
-    ``samples`` of them, drawn uniformly with ``[seed, 2]``); None without events."""
-    if len(before) == 0:
+def color_counts(history: History, count: int) -> np.ndarray:
+    """(32,) int64: how many of events 0..count−1 placed each color, read in slices so that a
+    long history never stands in memory at once."""
+    colors, counts = history.events()["color"], np.zeros(PALETTE_SIZE, dtype=np.int64)
+    for start in range(0, count, 1 << 24):
+        counts += np.bincount(colors[start : min(count, start + (1 << 24))], minlength=PALETTE_SIZE)[:PALETTE_SIZE]
+    return counts
+
+
+def constant_time_target(history: History, before: int, size: int, horizon_ms: int, samples: int | None, seed: int) -> float | None:
+    """The mean time target (cells on the canvas) over events 0..before−1 whose horizon ends
+    within the data (at most ``samples`` of them, drawn uniformly with ``[seed, 2]``); None
+    without such events."""
+    timestamps = history.events()["timestamp"]
+    complete = min(before, int(np.searchsorted(timestamps, history.time_range[1] - horizon_ms, side="right")))
+    if complete == 0:
         return None
-    if samples is not None and len(before) > samples:
-        before = np.sort(before[np.random.default_rng([seed, 2]).choice(len(before), samples, replace=False)])
+    if samples is not None and complete > samples:
+        ids = np.sort(np.random.default_rng([seed, 2]).choice(complete, samples, replace=False))
+    else:
+        ids = np.arange(complete)
     total, count = 0.0, 0
-    for start in range(0, len(before), 4096):
-        batch = before[start : start + 4096]
+    for start in range(0, len(ids), 4096):
+        batch = ids[start : start + 4096]
         cells = inside_cells(history, batch, size)
         total += float(history.time_targets(batch, size, horizon_ms)[cells].astype(np.float64).sum())
         count += int(cells.sum())
