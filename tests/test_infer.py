@@ -190,6 +190,8 @@ def test_video_and_gif_hold_one_frame_per_k_placements(checkpoints, tmp_path):
     expected = [to_rgb(replay(result.start, result.placements[:count]), None, 2) for count in counts]
     np.testing.assert_array_equal(frames[..., :3], np.stack(expected))
     np.testing.assert_array_equal(iio.imread(outputs["png"])[..., :3], to_rgb(result.canvas, None, 2))
+    meta = reader.get_meta_data()
+    assert meta["codec"] == "h264" and meta["fps"] == 30
 
 
 def test_odd_sides_are_padded_in_the_video_only(checkpoints, tmp_path):
@@ -349,3 +351,46 @@ def test_progress_bar_counts_placements(checkpoints, capsys):
     run(checkpoints, steps=30, batch_views=4, progress=True)
     drawn = capsys.readouterr().err
     assert "30/30" in drawn and "placement/s" in drawn
+
+
+def test_default_start_is_a_white_256_square(checkpoints):
+    result = infer(checkpoints["color"], checkpoints["time"], steps=0, device="cpu", progress=False)
+    assert result.start.shape == (256, 256) and (result.start == WHITE).all()
+
+
+def test_one_forward_pass_per_model_and_group(checkpoints):
+    color, timer = load_model(checkpoints["color"]), load_model(checkpoints["time"])
+    calls = {"color": 0, "time": 0}
+    for name, model in (("color", color), ("time", timer)):
+        forward = model.forward
+
+        def counted(windows, name=name, forward=forward):
+            calls[name] += 1
+            return forward(windows)
+
+        model.forward = counted
+    result = infer(color, timer, steps=200, batch_views=8, canvas_size=(128, 128), device="cpu", progress=False)
+    assert len(result.groups) < 200 and result.groups.max() > 1  # the groups really hold several views
+    assert calls == {"color": len(result.groups), "time": len(result.groups)}
+
+
+def test_command_line_options_reach_the_function(checkpoints, tmp_path):
+    """Every painting option through the command line gives the canvas the function gives."""
+    import subprocess
+    import sys
+
+    picture = PALETTE[np.random.default_rng(8).integers(0, 32, (40, 48))]
+    Image.fromarray(picture).save(tmp_path / "start.png")
+    options = dict(init=tmp_path / "start.png", region=(2, 3, 46, 39), steps=60, batch_views=4, temperature=0.7,
+                   time_noise=0.3, color_weights={27: 0.5, 31: 0.0}, avoid_current=True, seed=11, frame_every=20)
+    expected = infer(checkpoints["color"], checkpoints["time"], device="cpu", progress=False, **options)
+    command = [sys.executable, "-m", "rplacevit", "infer", "--color-model", str(checkpoints["color"]), "--time-model",
+               str(checkpoints["time"]), "--init", str(tmp_path / "start.png"), "--region", "2,3,46,39", "--steps", "60",
+               "--batch-views", "4", "--temperature", "0.7", "--time-noise", "0.3", "--color-weights", "27=0.5,31=0",
+               "--avoid-current", "--seed", "11", "--frame-every", "20", "--fps", "12", "--device", "cpu",
+               "-o", str(tmp_path / "a.mp4"), "--gif", str(tmp_path / "a.gif"), "--png", str(tmp_path / "a.png")]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    np.testing.assert_array_equal(iio.imread(tmp_path / "a.png")[..., :3], to_rgb(expected.canvas))
+    assert len(iio.imread(tmp_path / "a.gif", index=None)) == 4
+    assert iio2.get_reader(tmp_path / "a.mp4").get_meta_data()["fps"] == 12
