@@ -11,12 +11,13 @@ import sys
 import time
 from pathlib import Path
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import torch
 
 import rplacevit
-from rplacevit.evaluate import color_metrics, evaluate, markdown, roc_auc, top_k
+from rplacevit.evaluate import EXAMPLES, color_metrics, current_ranking, evaluate, markdown, neighbourhood_ranking, roc_auc, top_k
 from rplacevit.models import ColorModel, ModelConfig, TimeModel, build_model, to_checkpoint
 from rplacevit.times import format_time
 
@@ -377,3 +378,29 @@ def test_progress_bar_counts_events(crafted, capsys):
     evaluate(data, random_model("color", 0), t_from=t_from, device="cpu", progress=True)
     drawn = capsys.readouterr().err
     assert "evaluate" in drawn and "8/8" in drawn and "event/s" in drawn
+
+
+def test_off_canvas_cells_never_count_for_the_neighbour_baselines():
+    """Windows of 3×3 around events at a corner and an edge, OUTSIDE where the canvas ends."""
+    windows3 = np.array([
+        [[OUTSIDE, OUTSIDE, OUTSIDE], [OUTSIDE, 5, 7], [OUTSIDE, 7, 9]],  # top-left corner: 7, 7, 9
+        [[OUTSIDE, 4, 4], [OUTSIDE, 4, 2], [OUTSIDE, 2, 2]],  # left edge: 4 ×2, 2 ×3
+    ], dtype=np.uint8)
+    np.testing.assert_array_equal(neighbourhood_ranking(windows3), [[7, 9, -1], [2, 4, -1]])
+    np.testing.assert_array_equal(current_ranking(windows3), [[5, 7, 9], [4, 2, -1]])
+
+
+def test_default_sample_and_what_the_report_says(sample_dataset, tmp_path):
+    history = rplacevit.open(sample_dataset)
+    color = checkpoint_with_training(tmp_path / "color.pt", random_model("color", 0), until=history.time_range[0])
+    report = evaluate(sample_dataset, color, device="cpu", progress=False, out=tmp_path / "r")
+    ids = np.load(tmp_path / "r" / "events.npy")
+    assert len(ids) == report["color"]["n"] == 20_000 and report["setup"]["selected"] == len(history)
+    text = (tmp_path / "r" / "report.md").read_text()
+    for said in (str(sample_dataset), report["setup"]["from"], "the end", str(color), "a uniform sample of 20,000 (seed 0) of 102,670",
+                 f"| model | {report['color']['model']['top1']:.3f} |"):
+        assert said in text, said
+    examples = iio.imread(tmp_path / "r" / "examples.png")
+    assert examples.shape[:2] == (round(1.5 * EXAMPLES * 110), 990)  # one 1.5-inch row per example at 110 dpi
+    confusion = iio.imread(tmp_path / "r" / "confusion.png")
+    assert confusion.shape[0] > 300 and confusion.shape[1] > confusion.shape[0]  # a square matrix and its colour bar
