@@ -140,8 +140,13 @@ def test_interrupted_run_resumes_exactly(rule_dataset, tmp_path):
     interrupted_at = int(saved[0].stem.split("_")[1])
     assert 0 < interrupted_at < 160
 
-    resumed = run_runner(cut, "--resume")
+    # Only the same settings resume (where it runs may change), and a finished run never does.
+    with pytest.raises(ValueError, match=r"other settings \(lr, seed\)"):
+        train(TrainConfig(**{**cut, "lr": 0.5, "seed": 9}), resume=True, progress=False)
+    resumed = run_runner({**cut, "num_workers": 1}, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    with pytest.raises(ValueError, match="has finished"):
+        train(TrainConfig(**cut), resume=True, progress=False)
     expected, got = read_metrics(tmp_path / "whole"), read_metrics(tmp_path / "cut")
     assert [r["step"] for r in got] == [r["step"] for r in expected]
     for a, b in zip(expected, got):
@@ -171,6 +176,16 @@ def test_clear_errors(rule_dataset, tmp_path):
             train(TrainConfig(**base_config(rule_dataset, tmp_path / "r", device="cuda")), progress=False)
     with pytest.raises(ValueError, match="no checkpoint to resume"):
         train(TrainConfig(**base_config(rule_dataset, tmp_path / "r")), resume=True, progress=False)
+    for bad in (dict(steps=0), dict(batch_size=0), dict(val_every=0), dict(checkpoint_every=-1), dict(lr=0.0),
+                dict(warmup=-1), dict(steps=None, epochs=-1.0)):
+        with pytest.raises(ValueError, match=[name for name, value in bad.items() if value is not None][0]):
+            TrainConfig(**base_config(rule_dataset, tmp_path / "r", **bad))
+    foreign = tmp_path / "notes"
+    foreign.mkdir()
+    (foreign / "todo.txt").write_text("keep me")
+    with pytest.raises(ValueError, match="not empty and holds no run"):
+        train(TrainConfig(**base_config(rule_dataset, foreign)), progress=False)
+    assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]
     with pytest.raises(ValueError, match="exactly one of steps and epochs"):
         TrainConfig(**base_config(rule_dataset, tmp_path / "r", epochs=1.0))
     cli = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", "--data", str(tmp_path / "missing"),

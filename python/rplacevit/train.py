@@ -76,6 +76,34 @@ class TrainConfig:
             self.horizon_ms = 60_000 if self.task == "color" else 3_600_000
         if self.region is not None:
             self.region = tuple(self.region)
+        counts = dict(batch_size=self.batch_size, val_every=self.val_every, val_samples=self.val_samples, log_every=self.log_every,
+                      checkpoint_every=self.checkpoint_every, keep_checkpoints=self.keep_checkpoints, horizon_ms=self.horizon_ms)
+        if self.steps is not None:
+            counts["steps"] = self.steps
+        for name, value in counts.items():
+            if not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} = {value!r}: expected a positive integer")
+        if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
+            raise ValueError(f"epochs = {self.epochs!r}: expected a positive number")
+        if not (isinstance(self.warmup, int) and self.warmup >= 0 and isinstance(self.num_workers, int) and self.num_workers >= 0):
+            raise ValueError(f"warmup = {self.warmup!r}, num_workers = {self.num_workers!r}: expected integers >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ValueError(f"lr = {self.lr!r}, weight_decay = {self.weight_decay!r}: expected lr > 0 and weight_decay >= 0")
+
+
+#: Settings a resumed run may change: where it runs, not what it computes.
+RESUMABLE_CHANGES = ("device", "num_workers", "compile", "amp")
+
+
+def changed_settings(saved: dict, config: TrainConfig) -> list[str]:
+    """Names of the settings of ``config`` that differ from a checkpoint's; the dataset is
+    compared by its real path."""
+    now = asdict(config)
+    changed = [name for name in now if name not in (*RESUMABLE_CHANGES, "data") and saved.get(name) != now[name]
+               and not (name == "region" and saved.get(name) is not None and tuple(saved[name]) == now[name])]
+    if os.path.realpath(saved["data"]) != os.path.realpath(config.data):
+        changed.append("data")
+    return changed
 
 
 def schedule(step: int, warmup: int, total: int) -> float:
@@ -267,9 +295,13 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
         found = checkpoint_files(out)
         if not found:
             raise ValueError(f"--resume: {out} has no checkpoint to resume from")
+        if (out / "model.pt").exists():
+            raise ValueError(f"--resume: the run in {out} has finished (model.pt); train in another folder")
         state = torch.load(found[-1], map_location=device, weights_only=False)
-        if state["train_config"]["task"] != config.task or state["model"]["config"] != asdict(model_config):
-            raise ValueError(f"--resume: {found[-1]} was made by a different task or model; use the same arguments")
+        changed = changed_settings(state["train_config"], config)
+        if changed or state["model"]["config"] != asdict(model_config):
+            raise ValueError(f"--resume: {found[-1]} was made with other settings ({', '.join(changed) or 'model'}); "
+                             "resume with the arguments of the run")
         model.load_state_dict(state["model"]["state_dict"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -277,6 +309,8 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
         restore_rng(state["rng"])
     elif checkpoint_files(out) or (out / "model.pt").exists():
         raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another folder")
+    elif out.exists() and any(out.iterdir()) and not (out / "metrics.csv").exists():
+        raise ValueError(f"{out} is not empty and holds no run: choose another folder")
 
     net = model
     if world_size > 1:
