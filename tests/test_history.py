@@ -223,6 +223,15 @@ def test_a_damaged_dataset_is_a_clear_error(tmp_path):
     column.write_bytes(column.read_bytes()[:-10])
     with pytest.raises(rplacevit.DatasetError, match="x.npy"):
         rplacevit.open(tmp_path / "d")
+    # Index files that contradict each other: a DatasetError from the read, never a Rust panic.
+    rplacevit.ingest(rplacevit.SAMPLE_CSV, tmp_path / "e")
+    ids = np.load(tmp_path / "e" / "index" / "tile_event_ids.npy", mmap_mode="r+")
+    ids[:] = len(ids) + 5
+    ids.flush()
+    del ids
+    history = rplacevit.open(tmp_path / "e")
+    with pytest.raises(rplacevit.DatasetError, match="index: damaged .*ingest the dataset again"):
+        history.last_change_times(np.arange(len(history) - 50, len(history)))
 
 
 def test_history_pickles_as_its_path(sample_dataset):

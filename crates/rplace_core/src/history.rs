@@ -9,17 +9,18 @@
 use crate::dataset::{self, DatasetInfo};
 use crate::error::{Context, Error, Result};
 use crate::index::{
-    cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE,
+    cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, INDEX_DIR, TILE,
     TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
 use crate::npy;
 use crate::palette::{N_COLORS, OUTSIDE, WHITE};
+use crate::stop::catching;
 use memmap2::Mmap;
 use rayon::prelude::*;
 use std::fs::File;
 use std::marker::PhantomData;
 use std::ops::Range;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::{Mutex, PoisonError};
 
 // The files are little-endian and mapped as they are.
@@ -138,6 +139,8 @@ impl TilePart {
 
 /// The reader of one dataset's history. Cheap to share between threads.
 pub struct History {
+    /// The dataset folder, for errors.
+    path: PathBuf,
     info: DatasetInfo,
     width: usize,
     height: usize,
@@ -192,6 +195,7 @@ impl History {
         }
         let checkpoint_count = checkpoints[tiles] as usize;
         Ok(History {
+            path: dataset.to_path_buf(),
             timestamps: Array::open(dataset, TIMESTAMP_FILE, &[n])?,
             user_ids: Array::open(dataset, USER_ID_FILE, &[n])?,
             colors: Array::open(dataset, COLOR_FILE, &[n])?,
@@ -344,7 +348,7 @@ impl History {
     /// One color per event, `(B,)` palette indices; `horizon_ms` (milliseconds, > 0) bounds
     /// the look-ahead of [`ColorTarget::NextMinuteMajority`].
     pub fn color_targets(&self, ids: &[i64], mode: ColorTarget, horizon_ms: i64) -> Result<Vec<i64>> {
-        check_horizon(horizon_ms)?;
+        check_duration("horizon_ms", horizon_ms)?;
         match mode {
             // A lookup per event: cheaper than handing the batch to the thread pool.
             ColorTarget::Placed => {
@@ -391,7 +395,7 @@ impl History {
     /// where none comes within the horizon (milliseconds, > 0) or the pixel is outside the
     /// canvas. `(B, size, size)` f32.
     pub fn time_targets(&self, ids: &[i64], size: usize, horizon_ms: i64) -> Result<Vec<f32>> {
-        check_horizon(horizon_ms)?;
+        check_duration("horizon_ms", horizon_ms)?;
         self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| self.time_grid_into(id, size, horizon_ms, grid))
     }
 
@@ -420,7 +424,7 @@ impl History {
     /// latest such event of each color (−1 for none). What the `recent` baseline of the
     /// evaluation ranks.
     pub fn recent_colors(&self, ids: &[i64], size: usize, duration_ms: i64) -> Result<Vec<i64>> {
-        check_horizon(duration_ms)?;
+        check_duration("duration_ms", duration_ms)?;
         grid_cells(size)?;
         self.per_event(ids, 2 * N_COLORS, |_: &mut (), id, out| self.recent_into(id, size, duration_ms, out))
     }
@@ -494,12 +498,20 @@ impl History {
 
     /// Ids of the events with `x0 ≤ x < x1`, `y0 ≤ y < y1` (pixels) and `t0 ≤ timestamp < t1`
     /// (milliseconds), ascending; `None` leaves a side open.
-    pub fn select(&self, x0: Option<i64>, y0: Option<i64>, x1: Option<i64>, y1: Option<i64>, t0: Option<i64>, t1: Option<i64>) -> Vec<i64> {
+    pub fn select(
+        &self,
+        x0: Option<i64>,
+        y0: Option<i64>,
+        x1: Option<i64>,
+        y1: Option<i64>,
+        t0: Option<i64>,
+        t1: Option<i64>,
+    ) -> Result<Vec<i64>> {
         let timestamps = self.timestamps();
         let first = t0.map_or(0, |t0| timestamps.partition_point(|&t| t < t0));
         let end = t1.map_or(self.len(), |t1| timestamps.partition_point(|&t| t < t1)).max(first);
         if [x0, y0, x1, y1].iter().all(Option::is_none) {
-            return (first as i64..end as i64).collect();
+            return Ok((first as i64..end as i64).collect());
         }
         let bounds = |low: Option<i64>, high: Option<i64>, limit: usize| {
             let low = low.unwrap_or(0).clamp(0, limit as i64) as usize;
@@ -522,7 +534,7 @@ impl History {
             selected.par_sort_unstable();
             selected
         };
-        in_pool(select)
+        self.guarded(select)
     }
 
     /// Runs `fill(scratch, id, out)` for every id on the rayon pool, each with its own
@@ -539,12 +551,23 @@ impl History {
         let mut out = Vec::new();
         out.try_reserve_exact(total).map_err(|_| too_big())?;
         out.resize(total, T::default());
-        in_pool(|| {
+        self.guarded(|| {
             out.par_chunks_mut(per_event)
                 .zip(ids.par_iter())
                 .for_each_init(S::default, |scratch, (chunk, &id)| fill(scratch, id as usize, chunk))
-        });
+        })?;
         Ok(out)
+    }
+
+    /// Runs `work` on the pool (see [`in_pool`]); a panic in it can only come from index files
+    /// that contradict each other, so it is reported as a damaged dataset.
+    fn guarded<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R> {
+        in_pool(work).map_err(|error| match error {
+            Error::Internal(panic) => {
+                Error::Dataset { path: self.path.join(INDEX_DIR), reason: format!("damaged ({panic}): ingest the dataset again") }
+            }
+            other => other,
+        })
     }
 
     /// [`Error::Index`] for the first id outside the history.
@@ -646,10 +669,12 @@ impl History {
 /// A forked child (a torch loader worker started with "fork") inherits the parent's pools
 /// without their threads: work sent there would wait forever. So each process builds its own
 /// pool, recognised by the process id, and a child leaks the copy it inherited.
-fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
+///
+/// A panic in `work` (a damaged index file can make one) comes back as [`Error::Internal`].
+fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> Result<R> {
     static POOL: Mutex<Option<(u32, &'static rayon::ThreadPool)>> = Mutex::new(None);
     if rayon::current_thread_index().is_some() {
-        return work();
+        return catching(work);
     }
     let pid = std::process::id();
     let pool = {
@@ -666,10 +691,10 @@ fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> R {
             },
         }
     };
-    match pool {
+    catching(|| match pool {
         Some(pool) => pool.install(work),
         None => work(),
-    }
+    })
 }
 
 /// What [`History::windows`] reuses from one window to the next.
@@ -723,9 +748,10 @@ fn grid_cells(size: usize) -> Result<usize> {
         .ok_or_else(|| Error::Argument(format!("a window or grid size must be at least 1 pixel and fit in memory, not {size}")))
 }
 
-fn check_horizon(horizon_ms: i64) -> Result<()> {
-    if horizon_ms <= 0 {
-        return Err(Error::Argument(format!("the horizon must be a positive number of milliseconds, not {horizon_ms}")));
+/// [`Error::Argument`] naming `name` unless `milliseconds` > 0.
+fn check_duration(name: &str, milliseconds: i64) -> Result<()> {
+    if milliseconds <= 0 {
+        return Err(Error::Argument(format!("{name} must be a positive number of milliseconds, not {milliseconds}")));
     }
     Ok(())
 }
@@ -997,7 +1023,7 @@ mod tests {
                         inside(e.x() as i64, x0, x1) && inside(e.y() as i64, y0, y1) && inside(e.timestamp_ms, t0, t1)
                     })
                     .collect();
-                let selected = same_on_any_pool(|| history.select(x0, y0, x1, y1, t0, t1));
+                let selected = same_on_any_pool(|| history.select(x0, y0, x1, y1, t0, t1).unwrap());
                 assert!(selected == expected, "select {x0:?} {y0:?} {x1:?} {y1:?} {t0:?} {t1:?}");
             }
         }
@@ -1068,8 +1094,8 @@ mod tests {
         assert!(matches!(history.time_targets(&[1], 16, 0), Err(Error::Argument(_))));
         assert!(matches!(history.color_targets(&[1], ColorTarget::NextMinuteMajority, -5), Err(Error::Argument(_))));
         assert_eq!(history.windows(&[], 64).unwrap(), Vec::<u8>::new());
-        assert_eq!(history.select(Some(5), None, Some(5), None, None, None), Vec::<i64>::new());
-        assert_eq!(history.select(None, None, None, None, Some(i64::MAX), Some(i64::MIN)), Vec::<i64>::new());
+        assert_eq!(history.select(Some(5), None, Some(5), None, None, None).unwrap(), Vec::<i64>::new());
+        assert_eq!(history.select(None, None, None, None, Some(i64::MAX), Some(i64::MIN)).unwrap(), Vec::<i64>::new());
     }
 
     #[test]
@@ -1112,6 +1138,20 @@ mod tests {
         damaged("tile_offsets.npy", "tiles");
         bytes[last] ^= 1;
         std::fs::write(&offsets, &bytes).unwrap();
+
+        // Ids past the end in the tile lists open (checking them would read the whole index) but
+        // fail the reads that meet them as a damaged dataset, never as a panic.
+        let tile_ids = dir.path().join(TILE_EVENT_IDS_FILE);
+        let bytes = std::fs::read(&tile_ids).unwrap();
+        let header = npy::header_len("<u4", &[500]);
+        let mut wrong = bytes[..header].to_vec();
+        wrong.extend((0..500).flat_map(|_| 505u32.to_le_bytes()));
+        std::fs::write(&tile_ids, wrong).unwrap();
+        let history = History::open(dir.path()).unwrap();
+        let error = history.last_change_times(&[499], 16).unwrap_err();
+        assert!(matches!(&error, Error::Dataset { path, .. } if path.ends_with("index")), "{error}");
+        assert!(error.to_string().contains("ingest the dataset again"));
+        std::fs::write(&tile_ids, &bytes).unwrap();
 
         std::fs::remove_file(dir.path().join(X_FILE)).unwrap();
         damaged("x.npy", "missing");

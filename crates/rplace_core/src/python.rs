@@ -275,8 +275,8 @@ impl PyHistory {
         y1: Option<i64>,
         t0: Option<i64>,
         t1: Option<i64>,
-    ) -> Bound<'py, PyArray1<i64>> {
-        py.detach(|| self.inner.select(x0, y0, x1, y1, t0, t1)).into_pyarray(py)
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        Ok(py.detach(|| self.inner.select(x0, y0, x1, y1, t0, t1)).map_err(to_py)?.into_pyarray(py))
     }
 }
 

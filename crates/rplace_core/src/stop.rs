@@ -18,15 +18,23 @@ pub fn run_stoppable<T: Send>(should_stop: &dyn Fn() -> bool, work: impl FnOnce(
                 stop.store(true, Ordering::Relaxed);
             }
         }
-        worker.join().unwrap_or_else(|panic| {
-            let message = panic
-                .downcast_ref::<String>()
-                .cloned()
-                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
-                .unwrap_or_else(|| "unknown panic".to_string());
-            Err(Error::Internal(message))
-        })
+        worker.join().unwrap_or_else(|panic| Err(internal(panic)))
     })
+}
+
+/// Runs `work` and returns a panic in it as [`Error::Internal`]: what the entry points of the
+/// crate wrap their work in, so that no panic unwinds into Python.
+pub fn catching<T>(work: impl FnOnce() -> T) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)).map_err(internal)
+}
+
+fn internal(panic: Box<dyn std::any::Any + Send>) -> Error {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "unknown panic".to_string());
+    Error::Internal(message)
 }
 
 /// `Err(Interrupted)` once the flag is up.
@@ -52,5 +60,7 @@ mod tests {
         let result: Result<()> = run_stoppable(&|| false, |_| panic!("boom"));
         assert!(matches!(result, Err(Error::Internal(m)) if m == "boom"));
         assert_eq!(run_stoppable(&|| false, |_| Ok(7)).unwrap(), 7);
+        assert!(matches!(catching(|| -> u8 { panic!("bang") }), Err(Error::Internal(m)) if m == "bang"));
+        assert_eq!(catching(|| 7).unwrap(), 7);
     }
 }

@@ -131,15 +131,20 @@ const COLORS_BY_STAGE: [u8; palette::N_COLORS] = {
     out
 };
 
+/// The most rows a history may have: the index numbers events with 32 bits (and moderation
+/// rectangles add events beside the rows).
+pub const MAX_ROWS: u64 = u32::MAX as u64 / 2;
+
 /// Writes `options.rows` data rows (plus header) to `out`: gzip (multi-member) when the name ends
 /// in `.gz` or `.gzip`, plain CSV otherwise. Writes to a temporary file beside `out` and renames
 /// it at the end, so a failed or interrupted run leaves no `out`. `should_stop` is called from the
 /// calling thread every 8192 rows; when it returns true the temporary file is removed
 /// and the result is `Err(Error::Interrupted)`. `progress(rows_written)` is called after every
-/// window of rows. Zero rows is an [`Error::Argument`]: a history without events has no time span.
+/// window of rows. Zero rows (a history without events has no time span) or more than
+/// [`MAX_ROWS`] is an [`Error::Argument`].
 pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> bool, progress: &dyn Fn(u64)) -> Result<SynthSummary> {
-    if options.rows == 0 {
-        return Err(Error::Argument("a synthetic history needs at least 1 row".into()));
+    if options.rows == 0 || options.rows > MAX_ROWS {
+        return Err(Error::Argument(format!("rows must be between 1 and {MAX_ROWS}, not {}", options.rows)));
     }
     let name = out.file_name().ok_or_else(|| Error::Argument(format!("{}: not a file name", out.display())))?;
     let gzip = matches!(out.extension().and_then(|e| e.to_str()), Some("gz" | "gzip"));
@@ -1015,9 +1020,12 @@ mod tests {
     }
 
     #[test]
-    fn zero_rows_is_an_argument_error() {
+    fn zero_or_too_many_rows_is_an_argument_error() {
         let dir = tempfile::tempdir().unwrap();
-        let result = synthesize(&SynthOptions { rows: 0, seed: 3 }, &dir.path().join("out.csv"), &|| false, &|_| {});
-        assert!(matches!(result, Err(Error::Argument(_))));
+        for rows in [0, MAX_ROWS + 1, 1 << 50] {
+            let result = synthesize(&SynthOptions { rows, seed: 3 }, &dir.path().join("out.csv"), &|| false, &|_| {});
+            assert!(matches!(result, Err(Error::Argument(m)) if m.contains("rows must be between 1 and")), "{rows}");
+        }
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
 }
