@@ -15,7 +15,7 @@ import pytest
 import torch
 
 import rplacevit
-from rplacevit.demo import MARKER, PAINT_STEPS, prepare
+from rplacevit.demo import MARKER, PAINT_STEPS, demo, prepare
 from rplacevit.models import load_model
 
 
@@ -62,6 +62,14 @@ def test_demo_paints_from_the_real_canvas_where_training_ended(demo_run):
     assert len(frames) == 1 + PAINT_STEPS // 25 and frames[0].shape[:2] == (256, 256)
     assert iio2.get_reader(out / "paint.mp4").count_frames() == len(frames)
     assert f"painted {PAINT_STEPS:,} pixels" in stdout and str(out / "paint.mp4") in stdout
+
+
+def test_demo_without_the_asked_device_touches_nothing(tmp_path):
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA device is there")
+    with pytest.raises(ValueError, match="no CUDA device"):
+        demo(tmp_path / "out", device="cuda")
+    assert not (tmp_path / "out").exists()
 
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path):

@@ -299,6 +299,8 @@ def test_errors_say_what_is_wrong(checkpoints, tmp_path):
         run(checkpoints, init=tmp_path / "x.png", data=tmp_path, at=0)
     with pytest.raises(ValueError, match="batch_views"):
         run(checkpoints, batch_views=0)
+    with pytest.raises(ValueError, match="png .*out.txt: expected a .png file"):
+        run(checkpoints, png=tmp_path / "out.txt")
     assert not list(tmp_path.glob("*.partial-*"))
 
 

@@ -44,6 +44,18 @@ def test_render_errors_name_the_argument(sample_dataset, tmp_path):
     assert not (tmp_path / "x.png").exists()
     missing = run_cli("render", tmp_path / "none", "--at", "0", "-o", tmp_path / "x.png")
     assert missing.returncode == 1 and "no such dataset" in missing.stderr
+    for command, message in [(["render", sample_dataset, "--at", "99999999999999999999", "-o", tmp_path / "x.png"], "outside years 1 to 9999"),
+                             (["render", sample_dataset, "--at", "0", "-o", tmp_path / "x.txt"], "output " + str(tmp_path / "x.txt") + ": expected a .png file"),
+                             (["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--gif", tmp_path / "t.txt"], "expected a .gif file"),
+                             (["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--region", "0,0,3000,10"], "not inside the 2000x2000 canvas")]:
+        result = run_cli(*command)
+        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+    for command, argument in [(["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--fps", "0"], "--fps"),
+                              (["synth", "-o", tmp_path / "s.csv", "--events", "-5"], "--events"),
+                              (["ingest", tmp_path / "s.csv", "-o", tmp_path / "d", "--partition-size", "-1"], "--partition-size")]:
+        result = run_cli(*command)
+        assert result.returncode == 2 and f"argument {argument}: " in result.stderr and ">= 1" in result.stderr, result.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
 
 
 def test_timelapse_mp4_and_gif_decode_with_the_expected_frames(sample_dataset, tmp_path):

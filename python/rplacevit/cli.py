@@ -209,6 +209,25 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
     print(f"wrote the report to {args.output} (report.json, report.md, events.npy, confusion.png, examples.png)")
 
 
+def integer_at_least(minimum: int):
+    """An argparse type: an integer ≥ ``minimum``, else a usage error naming the argument."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = None
+        if value is None or value < minimum:
+            raise argparse.ArgumentTypeError(f"{text!r}: expected an integer >= {minimum}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
+
+
+positive, natural = integer_at_least(1), integer_at_least(0)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rplacevit",
@@ -223,15 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     synth = sub.add_parser("synth", help="write a realistic synthetic history in the official 2022 CSV format")
     synth.add_argument("-o", "--output", required=True, help="output file (.csv, or .csv.gz for gzip)")
-    synth.add_argument("--events", type=int, required=True, help="number of data rows to write")
-    synth.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    synth.add_argument("--events", type=positive, required=True, help="number of data rows to write")
+    synth.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
     synth.add_argument("--quiet", action="store_true", help="print nothing but errors")
     synth.set_defaults(run=cmd_synth)
 
     ingest = sub.add_parser("ingest", help="ingest official r/place CSV files into a dataset folder")
     ingest.add_argument("inputs", nargs="+", metavar="INPUT", help=".csv, .csv.gz or .gzip files (single file or numbered parts)")
     ingest.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder to create")
-    ingest.add_argument("--partition-size", type=int, default=1_000_000, metavar="N", help="events per SQLite partition (default: %(default)s)")
+    ingest.add_argument("--partition-size", type=positive, default=1_000_000, metavar="N", help="events per SQLite partition (default: %(default)s)")
     ingest.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="stop at the first bad row, or skip bad rows into DATASET/rejects.csv (default: %(default)s)")
     ingest.add_argument("--force", action="store_true", help="replace an existing dataset")
     ingest.add_argument("--quiet", action="store_true", help="print nothing but errors")
@@ -242,7 +261,7 @@ def build_parser() -> argparse.ArgumentParser:
     render_cmd.add_argument("--at", required=True, metavar="TIME", help="ISO 8601 (2022-04-03T12:00:00Z) or integer milliseconds")
     render_cmd.add_argument("-o", "--output", required=True, help="PNG file")
     render_cmd.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
-    render_cmd.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
+    render_cmd.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times")
     render_cmd.set_defaults(run=cmd_render)
 
     timelapse = sub.add_parser("timelapse", help="render a video of the canvas through time")
@@ -250,9 +269,9 @@ def build_parser() -> argparse.ArgumentParser:
     timelapse.add_argument("-o", "--output", required=True, help="mp4 file (H.264)")
     timelapse.add_argument("--gif", metavar="GIF", help="also write a gif")
     timelapse.add_argument("--every", default="30m", help="time between frames: 30m, 1h, 90s… (default: %(default)s)")
-    timelapse.add_argument("--fps", type=int, default=30, help="frames per second (default: %(default)s)")
+    timelapse.add_argument("--fps", type=positive, default=30, help="frames per second (default: %(default)s)")
     timelapse.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
-    timelapse.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
+    timelapse.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times")
     timelapse.set_defaults(run=cmd_timelapse)
 
     train = sub.add_parser("train", help="train a color or time model (torchrun for several GPUs)")
@@ -261,26 +280,26 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("-o", "--output", required=True, metavar="RUN_DIR")
     train.add_argument("--preset", choices=["tiny", "small", "base"], default="tiny", help="model size (default: %(default)s)")
     length = train.add_mutually_exclusive_group(required=True)
-    length.add_argument("--steps", type=int, help="optimizer steps")
+    length.add_argument("--steps", type=positive, help="optimizer steps")
     length.add_argument("--epochs", type=float, help="passes over the training events")
-    train.add_argument("--window", type=int, metavar="N", help="side of the model's view in pixels (default: the preset's, 64)")
-    train.add_argument("--centre", type=int, metavar="N", help="side of the central square of pixel tokens (default: 16)")
-    train.add_argument("--patch", type=int, metavar="N", help="side of a periphery patch (default: 4)")
-    train.add_argument("--batch-size", type=int, default=64, help="events per step and process (default: %(default)s)")
+    train.add_argument("--window", type=positive, metavar="N", help="side of the model's view in pixels (default: the preset's, 64)")
+    train.add_argument("--centre", type=positive, metavar="N", help="side of the central square of pixel tokens (default: 16)")
+    train.add_argument("--patch", type=positive, metavar="N", help="side of a periphery patch (default: 4)")
+    train.add_argument("--batch-size", type=positive, default=64, help="events per step and process (default: %(default)s)")
     train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
     train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
-    train.add_argument("--warmup", type=int, default=100, help="warmup steps before the cosine decay (default: %(default)s)")
+    train.add_argument("--warmup", type=natural, default=100, help="warmup steps before the cosine decay (default: %(default)s)")
     train.add_argument("--region", metavar="x0,y0,x1,y1", help="train and validate on this region only")
     train.add_argument("--until", metavar="TIME", help="train on events before TIME (default: at 90%% of the events)")
     train.add_argument("--val-from", metavar="TIME", help="validate on events from TIME (default: --until)")
-    train.add_argument("--val-every", type=int, default=200, metavar="N", help="validate every N steps (default: %(default)s)")
-    train.add_argument("--checkpoint-every", type=int, default=1000, metavar="N", help="checkpoint every N steps (default: %(default)s)")
+    train.add_argument("--val-every", type=positive, default=200, metavar="N", help="validate every N steps (default: %(default)s)")
+    train.add_argument("--checkpoint-every", type=positive, default=1000, metavar="N", help="checkpoint every N steps (default: %(default)s)")
     train.add_argument("--target", choices=["placed", "next_minute_majority"], default="placed", help="color target (default: %(default)s)")
     train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s: cuda when there is one)")
     train.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
     train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--num-workers", type=int, default=0, help="loader worker processes (default: %(default)s: batches come from Rust)")
-    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--num-workers", type=natural, default=0, help="loader worker processes (default: %(default)s: batches come from Rust)")
+    train.add_argument("--seed", type=natural, default=0)
     train.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
     train.set_defaults(run=cmd_train)
 
@@ -294,20 +313,20 @@ def build_parser() -> argparse.ArgumentParser:
     start.add_argument("--data", metavar="DATASET", help="start from the real canvas of a dataset (with --at)")
     infer.add_argument("--at", metavar="TIME", help="with --data: ISO 8601 or integer milliseconds")
     infer.add_argument("--region", metavar="x0,y0,x1,y1", help="paint on this part of the image or dataset canvas (x1, y1 exclusive)")
-    infer.add_argument("--canvas-size", type=int, nargs=2, metavar=("W", "H"), help="default 256 256 for a white start")
-    infer.add_argument("--steps", type=int, required=True, help="pixels to place")
+    infer.add_argument("--canvas-size", type=positive, nargs=2, metavar=("W", "H"), help="default 256 256 for a white start")
+    infer.add_argument("--steps", type=natural, required=True, help="pixels to place")
     infer.add_argument("-o", "--output", required=True, help="mp4 file")
     infer.add_argument("--gif", help="also write a gif")
     infer.add_argument("--png", help="write the final canvas as PNG")
-    infer.add_argument("--frame-every", type=int, default=100, metavar="K", help="a frame every K placements (default: %(default)s)")
-    infer.add_argument("--fps", type=int, default=30)
-    infer.add_argument("--scale", type=int, default=1, metavar="K", help="enlarge each pixel K times")
+    infer.add_argument("--frame-every", type=positive, default=100, metavar="K", help="a frame every K placements (default: %(default)s)")
+    infer.add_argument("--fps", type=positive, default=30)
+    infer.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times")
     infer.add_argument("--temperature", type=float, default=0.0, help="0: argmax; else sample softmax(logits / T)")
     infer.add_argument("--time-noise", type=float, default=0.1, help="uniform noise added to the time grid (default: %(default)s)")
     infer.add_argument("--color-weights", metavar="27=0.75,...", help="multiply color probabilities (0 excludes a color)")
     infer.add_argument("--avoid-current", action="store_true", help="never place a pixel's present color")
-    infer.add_argument("--batch-views", type=int, default=1, metavar="B", help="non-overlapping views per forward pass")
-    infer.add_argument("--seed", type=int, default=0)
+    infer.add_argument("--batch-views", type=positive, default=1, metavar="B", help="non-overlapping views per forward pass")
+    infer.add_argument("--seed", type=natural, default=0)
     infer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     infer.set_defaults(run=cmd_infer)
 
@@ -320,8 +339,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--to", dest="t_to", metavar="TIME", help="evaluate events before TIME (default: to the end)")
     evaluate.add_argument("--region", metavar="x0,y0,x1,y1", help="only events in this region (x1, y1 exclusive)")
     evaluate.add_argument("--samples", type=parse_samples, default=20_000, metavar="N", help="a uniform sample of N events, or 'all' (default: %(default)s)")
-    evaluate.add_argument("--seed", type=int, default=0, help="seed of the sample (default: %(default)s)")
-    evaluate.add_argument("--batch-size", type=int, default=256, help="events per forward pass (default: %(default)s)")
+    evaluate.add_argument("--seed", type=natural, default=0, help="seed of the sample (default: %(default)s)")
+    evaluate.add_argument("--batch-size", type=positive, default=256, help="events per forward pass (default: %(default)s)")
     evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
     evaluate.add_argument("--allow-overlap", action="store_true", help="allow --from before the end of a model's training data")
     evaluate.add_argument("--force", action="store_true", help="replace an existing report folder")
@@ -347,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
         # do, and keep Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
-    except (FormatError, DatasetError, OSError, ValueError) as error:
+    except (FormatError, DatasetError, OSError, ValueError, OverflowError) as error:
         print(f"rplacevit: error: {error}", file=sys.stderr)
         return 1
     return 0

@@ -52,12 +52,14 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     import imageio.v3 as iio
 
     from .evaluate import evaluate, format_table
+    from .devices import resolve_device
     from .files import atomic_path
     from .infer import infer
     from .models import read_checkpoint
     from .train import TrainConfig, train
 
     out = Path(out)
+    resolve_device(device)  # an unusable device fails before the folder is touched
     prepare(out)
     written: dict[str, Path] = {}
     say(f"rplacevit demo: the shipped sample {SAMPLE_CSV.name} → {out}")

@@ -20,3 +20,10 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         os.replace(temporary, path)
     finally:
         temporary.unlink(missing_ok=True)
+
+
+def check_suffix(path: str | os.PathLike[str] | None, suffix: str, argument: str) -> None:
+    """ValueError naming ``argument`` unless ``path`` (None: not asked for) ends in ``suffix``:
+    checked before any work, since the writer is chosen by the suffix when the work is done."""
+    if path is not None and Path(path).suffix.lower() != suffix:
+        raise ValueError(f"{argument} {os.fspath(path)}: expected a {suffix} file")

@@ -58,7 +58,7 @@ from tqdm import tqdm
 
 from . import OUTSIDE, PALETTE_RGB, WHITE
 from .devices import resolve_device
-from .files import atomic_path
+from .files import atomic_path, check_suffix
 from .history import open as open_history
 from .models import PALETTE_SIZE, ModelConfig, WindowModel, load_model
 from .render import Video, to_rgb
@@ -366,6 +366,8 @@ def infer(
     for name, value in [("time_noise", time_noise), ("temperature", temperature)]:
         if not (math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} = {value!r}: expected a finite number >= 0")
+    for path, suffix, argument in ((video, ".mp4", "video"), (gif, ".gif", "gif"), (png, ".png", "png")):
+        check_suffix(path, suffix, argument)
     weights = color_weight_vector(color_weights, avoid_current)
     device = resolve_device(device)
     color_model = model_on(color_model, "color", device)

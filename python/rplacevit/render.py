@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from . import PALETTE_RGB
-from .files import atomic_path
+from .files import atomic_path, check_suffix
 from .history import History
 
 # Palette index → RGB, with OUTSIDE (32) drawn dark grey.
@@ -49,6 +49,7 @@ def render(history: History, t_ms: int, out: str | os.PathLike[str], region=None
     """Writes the canvas at ``t_ms`` (every event with timestamp ≤ t_ms) as a PNG."""
     import imageio.v3 as iio
 
+    check_suffix(out, ".png", "output")
     rgb = to_rgb(history.canvas_at(t_ms), region, scale)
     with atomic_path(out) as temporary:
         iio.imwrite(temporary, rgb)
@@ -98,6 +99,11 @@ def timelapse(
     until the end, so keep gifs small (``region``, ``every_ms``)."""
     from tqdm import tqdm
 
+    check_suffix(out, ".mp4", "output")
+    check_suffix(gif, ".gif", "gif")
+    if fps < 1 or scale < 1:
+        raise ValueError(f"fps = {fps}, scale = {scale}: both must be at least 1")
+    to_rgb(history.canvas_at(history.time_range[0]), region, scale)  # a bad region fails before the video starts
     times = frame_times(history, every_ms)
     gif_frames = []
     with atomic_path(out) as video_path:

@@ -3,19 +3,27 @@
 
 from __future__ import annotations
 
+import numbers
 import re
 from datetime import datetime, timezone
 
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
 
+#: Milliseconds of the first and last instants of years 1 to 9999, the times ISO 8601 can write.
+EARLIEST_MS, LATEST_MS = -62_135_596_800_000, 253_402_300_799_999
+
+
 def parse_time(text: str | int) -> int:
-    """``2022-04-03T12:00:00Z`` (ISO 8601; no zone means UTC) or integer milliseconds → ms."""
-    if isinstance(text, int):
-        return text
+    """``2022-04-03T12:00:00Z`` (ISO 8601; no zone means UTC) or integer milliseconds → ms, of
+    years 1 to 9999."""
+    if isinstance(text, numbers.Integral) and not isinstance(text, bool):
+        return _in_range(int(text), text)
+    if not isinstance(text, str):
+        raise ValueError(f"time {text!r}: expected ISO 8601 text or integer milliseconds")
     text = text.strip()
     if re.fullmatch(r"-?\d+", text):
-        return int(text)
+        return _in_range(int(text), text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
@@ -23,6 +31,12 @@ def parse_time(text: str | int) -> int:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return round(moment.timestamp() * 1000)
+
+
+def _in_range(ms: int, text) -> int:
+    if not EARLIEST_MS <= ms <= LATEST_MS:
+        raise ValueError(f"time {text!r}: milliseconds outside years 1 to 9999")
+    return ms
 
 
 def parse_duration(text: str | int) -> int:
