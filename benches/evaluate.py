@@ -22,6 +22,7 @@ import torch
 import rplacevit
 from rplacevit.evaluate import RECENT_MS, RECENT_SIZE, choose_events, current_ranking, evaluate, neighbourhood_ranking, recent_ranking
 from rplacevit.models import ModelConfig, build_model
+from rplacevit.times import format_time
 
 
 def timed(work, repeats: int) -> float:
@@ -61,7 +62,7 @@ def main() -> None:
         timer = build_model(ModelConfig.preset(args.preset, "time", window=args.window)).to(device).eval()
         ids, _ = choose_events(history, None, t_from, None, args.samples, 0)
         n = len(ids)
-        print(f"{data}: {len(history):,} events; evaluating {n:,} from {rplacevit.times.format_time(t_from)}; "
+        print(f"{data}: {len(history):,} events; evaluating {n:,} from {format_time(t_from)}; "
               f"{args.preset} models, window {args.window}, batch {args.batch_size}, {args.device}, "
               f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
 

@@ -403,4 +403,21 @@ def test_default_sample_and_what_the_report_says(sample_dataset, tmp_path):
     examples = iio.imread(tmp_path / "r" / "examples.png")
     assert examples.shape[:2] == (round(1.5 * EXAMPLES * 110), 990)  # one 1.5-inch row per example at 110 dpi
     confusion = iio.imread(tmp_path / "r" / "confusion.png")
-    assert confusion.shape[0] > 300 and confusion.shape[1] > confusion.shape[0]  # a square matrix and its colour bar
+    assert confusion.shape[0] > 300 and confusion.shape[1] > confusion.shape[0]  # wider than tall: the colour bar beside the matrix
+
+
+def test_cells_off_the_canvas_are_left_out_of_the_time_metrics(tmp_path):
+    """Events at the top-left corner and near the right edge: of their 8×8 grids, 4×4 and 5×8
+    cells lie on the canvas; the others count for neither the model nor the baselines."""
+    t_from = T0 + 2 * HOUR
+    write_csv(tmp_path / "edge.csv", [(T0, 1000, 1000, 2), (t_from, 0, 0, 3), (t_from + 1000, 1999, 5, 4),
+                                      (t_from + 60_000, 1, 1, 5), (t_from + 3 * HOUR, 1000, 1000, 6)])
+    rplacevit.ingest(tmp_path / "edge.csv", tmp_path / "d")
+    report = evaluate(tmp_path / "d", random_model("color", 0), constant_time_model(0.25), t_from=t_from, t_to=t_from + 10_000,
+                      device="cpu", progress=False)
+    t = report["time"]
+    assert (t["n"], t["cells"]) == (2, 16 + 40)
+    # One of the 56 changes within the hour: (1, 1) after a minute, in the corner event's grid.
+    assert t["model"]["mse"] == pytest.approx((55 * 0.75**2 + (0.25 - 1 / 60) ** 2) / 56, rel=1e-6)
+    # The early event far away: its 64 cells all on the canvas, none changing within the hour.
+    assert t["baselines"]["constant"]["value"] == 1.0

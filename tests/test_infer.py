@@ -396,3 +396,20 @@ def test_command_line_options_reach_the_function(checkpoints, tmp_path):
     np.testing.assert_array_equal(iio.imread(tmp_path / "a.png")[..., :3], to_rgb(expected.canvas))
     assert len(iio.imread(tmp_path / "a.gif", index=None)) == 4
     assert iio2.get_reader(tmp_path / "a.mp4").get_meta_data()["fps"] == 12
+
+
+def test_a_run_that_fails_midway_leaves_no_output(checkpoints, tmp_path):
+    color = load_model(checkpoints["color"])
+    forward, calls = color.forward, []
+
+    def failing(windows):
+        calls.append(1)
+        if len(calls) == 3:
+            raise RuntimeError("the device went away")
+        return forward(windows)
+
+    color.forward = failing
+    outputs = {"video": tmp_path / "a.mp4", "gif": tmp_path / "a.gif", "png": tmp_path / "a.png"}
+    with pytest.raises(RuntimeError, match="went away"):
+        infer(color, checkpoints["time"], steps=40, frame_every=1, canvas_size=(40, 24), device="cpu", progress=False, **outputs)
+    assert len(calls) == 3 and list(tmp_path.iterdir()) == []

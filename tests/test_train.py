@@ -267,3 +267,14 @@ def test_progress_bar_reports_samples_per_second(rule_dataset, tmp_path, capsys)
     train(TrainConfig(**base_config(rule_dataset, tmp_path / "run", steps=20, val_every=10, log_every=10)), progress=True)
     drawn = capsys.readouterr().err
     assert "train color" in drawn and "20/20" in drawn and "samples_per_s" in drawn
+
+
+def test_each_rank_takes_its_own_slice_of_the_global_batch():
+    from rplacevit.data import EpochBatchSampler
+
+    whole = EpochBatchSampler(1000, 64, seed=5)
+    ranks = [EpochBatchSampler(1000, 32, seed=5, rank=r, world_size=2) for r in (0, 1)]
+    for step in (0, 1, 14, 15, 16, 40):  # 15 global batches an epoch: across epochs too
+        a, b = ranks[0].batch(step), ranks[1].batch(step)
+        assert len(a) == len(b) == 32 and not set(a) & set(b)
+        assert sorted([*a, *b]) == sorted(whole.batch(step))

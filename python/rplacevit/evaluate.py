@@ -343,7 +343,7 @@ def color_section(scores: Scores, target_mode: str, prior_nll: np.ndarray) -> di
 def time_section(history: History, ids: np.ndarray, scores: Scores, horizon_ms: int, constant: float | None) -> dict:
     # An event whose horizon runs past the last event of the data has targets of 1.0 that only
     # say "the data ended here": it is left out of the time metrics, and counted as censored.
-    complete = uncensored(history, ids, horizon_ms)
+    complete = ids < uncensored(history, horizon_ms)
     cells = inside_cells(history, ids, scores.time_targets.shape[1]) & complete[:, None, None]
     truth, guess = scores.time_targets[cells].astype(np.float64), scores.predicted[cells].astype(np.float64)
     changes = truth < 1.0
@@ -360,9 +360,10 @@ def time_section(history: History, ids: np.ndarray, scores: Scores, horizon_ms: 
     }
 
 
-def uncensored(history: History, ids: np.ndarray, horizon_ms: int) -> np.ndarray:
-    """(n,) bool: which events' horizons end before the last event of the data."""
-    return history.events()["timestamp"][ids] + horizon_ms <= history.time_range[1]
+def uncensored(history: History, horizon_ms: int) -> int:
+    """How many events have a horizon that ends within the data (t + horizon ≤ the last
+    timestamp): events are in time order, so they are the first ones."""
+    return int(np.searchsorted(history.events()["timestamp"], history.time_range[1] - horizon_ms, side="right"))
 
 
 def mean_or_none(values: np.ndarray) -> float | None:
@@ -382,8 +383,7 @@ def constant_time_target(history: History, before: int, size: int, horizon_ms: i
     """The mean time target (cells on the canvas) over events 0..before−1 whose horizon ends
     within the data (at most ``samples`` of them, drawn uniformly with ``[seed, 2]``); None
     without such events."""
-    timestamps = history.events()["timestamp"]
-    complete = min(before, int(np.searchsorted(timestamps, history.time_range[1] - horizon_ms, side="right")))
+    complete = min(before, uncensored(history, horizon_ms))
     if complete == 0:
         return None
     if samples is not None and complete > samples:
