@@ -61,7 +61,7 @@ from .devices import resolve_device
 from .files import atomic_path, check_suffix
 from .history import open as open_history
 from .models import PALETTE_SIZE, ModelConfig, WindowModel, load_model
-from .render import Video, to_rgb
+from .render import frames_to, to_rgb
 from .times import parse_time
 
 #: (width, height) of the white canvas painted when neither an image nor a dataset is given.
@@ -388,27 +388,19 @@ def infer(
     placements = torch.empty((steps, 3), dtype=torch.int64, device=device)
     views = np.empty((steps, 2), dtype=np.int64)
     groups = []
-    frames, gif_frames = 0, []
+    frames = 0
 
     with contextlib.ExitStack() as outputs:
-        writer = None
-        if video is not None:
-            video_path = outputs.enter_context(atomic_path(video))
-            writer = outputs.enter_context(contextlib.closing(Video(video_path, fps)))  # closed before the rename
-        gif_path = None if gif is None else outputs.enter_context(atomic_path(gif))
+        # The png is entered first, so it is renamed last: after the video and gif are complete.
         png_path = None if png is None else outputs.enter_context(atomic_path(png))
+        add_frame = outputs.enter_context(frames_to(video, gif, fps))
         bar = outputs.enter_context(tqdm(total=steps, unit="placement", disable=not progress))
 
         def keep_frame() -> None:
             nonlocal frames
-            if writer is None and gif_path is None:
-                return
-            rgb = to_rgb(canvas.cpu().numpy(), None, scale)
-            if writer is not None:
-                writer.add(rgb)
-            if gif_path is not None:
-                gif_frames.append(rgb)
-            frames += 1
+            if video is not None or gif is not None:
+                add_frame(to_rgb(canvas.cpu().numpy(), None, scale))
+                frames += 1
 
         began = time.perf_counter()
         keep_frame()
@@ -441,12 +433,9 @@ def infer(
         final = canvas.cpu().numpy()
         seconds = time.perf_counter() - began
 
-        if gif_path is not None or png_path is not None:
+        if png_path is not None:
             import imageio.v3 as iio3
 
-            if gif_path is not None:
-                iio3.imwrite(gif_path, np.stack(gif_frames), duration=1000 / fps, loop=0)
-            if png_path is not None:
-                iio3.imwrite(png_path, to_rgb(final, None, scale))
+            iio3.imwrite(png_path, to_rgb(final, None, scale))
 
     return Inference(start, final, placements.cpu().numpy(), views, np.array(groups, dtype=np.int64), frames, seconds)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -73,6 +74,34 @@ class Video:
         self._writer.close()
 
 
+@contextlib.contextmanager
+def frames_to(video: str | os.PathLike[str] | None, gif: str | os.PathLike[str] | None, fps: int) -> Iterator[Callable[[np.ndarray], None]]:
+    """Yields ``add(rgb)``, which appends an (h, w, 3) uint8 frame to the H.264 mp4 ``video``
+    (streamed) and to the gif ``gif`` (kept in memory until the end); either may be None. Both
+    files are finished (the gif written, the video closed) before either is renamed into place,
+    and only when the block completes, so a failed run leaves neither."""
+    with contextlib.ExitStack() as stack:
+        writer = None
+        if video is not None:
+            writer = stack.enter_context(contextlib.closing(Video(stack.enter_context(atomic_path(video)), fps)))
+        gif_path = None if gif is None else stack.enter_context(atomic_path(gif))
+        kept = []
+
+        def add(rgb: np.ndarray) -> None:
+            if writer is not None:
+                writer.add(rgb)
+            if gif_path is not None:
+                kept.append(rgb)
+
+        yield add
+        if gif_path is not None:
+            import imageio.v3 as iio3
+
+            iio3.imwrite(gif_path, np.stack(kept), duration=1000 / fps, loop=0)
+        if writer is not None:
+            writer.close()  # ffmpeg's failure, if any, comes before the renames
+
+
 def frame_times(history: History, every_ms: int, start_ms: int | None = None, stop_ms: int | None = None) -> list[int]:
     """Frame times from the first to the last event (both included), ``every_ms`` apart."""
     first, last = history.time_range
@@ -105,17 +134,7 @@ def timelapse(
         raise ValueError(f"fps = {fps}, scale = {scale}: both must be at least 1")
     to_rgb(history.canvas_at(history.time_range[0]), region, scale)  # a bad region fails before the video starts
     times = frame_times(history, every_ms)
-    gif_frames = []
-    with atomic_path(out) as video_path:
-        with contextlib.closing(Video(video_path, fps)) as video:
-            for t in tqdm(times, desc="timelapse", unit="frame", disable=not progress):
-                rgb = to_rgb(history.canvas_at(t), region, scale)
-                video.add(rgb)
-                if gif is not None:
-                    gif_frames.append(rgb)
-        if gif is not None:
-            import imageio.v3 as iio3
-
-            with atomic_path(gif) as gif_path:
-                iio3.imwrite(gif_path, np.stack(gif_frames), duration=1000 / fps, loop=0)
+    with frames_to(out, gif, fps) as add:
+        for t in tqdm(times, desc="timelapse", unit="frame", disable=not progress):
+            add(to_rgb(history.canvas_at(t), region, scale))
     return len(times)
