@@ -194,7 +194,7 @@ def save_checkpoint(out: Path, state: dict, keep: int) -> Path:
     return path
 
 
-def evaluate(model, loader, task: str, device, amp: bool) -> dict:
+def validate(model, loader, task: str, device, amp: bool) -> dict:
     """Mean loss (and accuracy for color) over the validation batches."""
     model.eval()
     total, count, correct = 0.0, 0, 0
@@ -370,7 +370,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
                 row = {"step": step, "train_loss": running[0] / running[1], "val_loss": "", "val_accuracy": ""}
                 running = [0.0, 0]
             if step % config.val_every == 0 or step == total:
-                row.update(evaluate(net, val_loader, config.task, device, amp))
+                row.update(validate(net, val_loader, config.task, device, amp))
             if row is not None and rank == 0:
                 with open(metrics_path, "a", newline="") as f:
                     csv.DictWriter(f, METRICS_COLUMNS).writerow(row)
