@@ -350,3 +350,10 @@ def test_a_closed_pipe_ends_a_command_quietly(sample_dataset):
     process.stdout.close()  # the reader leaves before the first line
     assert process.wait() == 141
     assert process.stderr.read() == b""
+
+
+def test_the_installed_command_runs():
+    """`pip install .` puts a `rplacevit` command beside the interpreter."""
+    command = Path(sys.executable).parent / "rplacevit"
+    result = subprocess.run([str(command), "--help"], capture_output=True, text=True)
+    assert result.returncode == 0 and "usage: rplacevit" in result.stdout
