@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import rplacevit
 from conftest import read_events
@@ -43,5 +44,7 @@ def test_synth_cli(tmp_path):
     assert out.read_text().startswith("timestamp,user_id,pixel_color,coordinate\n")
     bad = subprocess.run([sys.executable, "-m", "rplacevit", "synth", "-o", str(tmp_path / "z.csv"), "--events", "0"],
                          capture_output=True, text=True)
-    assert bad.returncode == 1 and "at least 1 row" in bad.stderr
+    assert bad.returncode == 2 and "argument --events: '0': expected an integer >= 1" in bad.stderr
+    with pytest.raises(ValueError, match="rows must be between 1 and"):
+        rplacevit.synth(tmp_path / "z.csv", 0)
     assert not (tmp_path / "z.csv").exists()
