@@ -346,7 +346,7 @@ def test_infer_command_line(tmp_path):
     assert result.returncode == 0, result.stderr
     assert "placed 20 pixels" in result.stdout and (tmp_path / "a.png").exists()
     missing = subprocess.run(command[:6] + ["--steps", "5", "-o", str(tmp_path / "b.mp4")], capture_output=True, text=True)
-    assert missing.returncode == 1 and "--random-pixel" in missing.stderr
+    assert missing.returncode == 2 and "--random-pixel" in missing.stderr  # a usage error
 
 
 def test_progress_bar_counts_placements(checkpoints, capsys):

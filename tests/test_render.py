@@ -40,7 +40,7 @@ def test_render_errors_name_the_argument(sample_dataset, tmp_path):
     for args, message in [(["--at", "yesterday"], "time 'yesterday'"), (["--at", "0", "--region", "1,2,3"], "region '1,2,3'"),
                           (["--at", "0", "--region", "0,0,3000,10"], "not inside the 2000x2000 canvas")]:
         result = run_cli("render", sample_dataset, "-o", tmp_path / "x.png", *args)
-        assert result.returncode == 1 and message in result.stderr, result.stderr
+        assert result.returncode == 2 and message in result.stderr, result.stderr  # usage errors
     assert not (tmp_path / "x.png").exists()
     missing = run_cli("render", tmp_path / "none", "--at", "0", "-o", tmp_path / "x.png")
     assert missing.returncode == 1 and "no such dataset" in missing.stderr
@@ -49,7 +49,7 @@ def test_render_errors_name_the_argument(sample_dataset, tmp_path):
                              (["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--gif", tmp_path / "t.txt"], "expected a .gif file"),
                              (["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--region", "0,0,3000,10"], "not inside the 2000x2000 canvas")]:
         result = run_cli(*command)
-        assert result.returncode == 1 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
+        assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     for command, argument in [(["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--fps", "0"], "--fps"),
                               (["synth", "-o", tmp_path / "s.csv", "--events", "-5"], "--events"),
                               (["ingest", tmp_path / "s.csv", "-o", tmp_path / "d", "--partition-size", "-1"], "--partition-size")]:

@@ -7,9 +7,9 @@ The heavy work (CSV ingestion, SQLite partitions, canvas reconstruction) runs in
 
 from pathlib import Path
 
-from ._core import CANVAS_SIZE, OUTSIDE, PALETTE_HEX, PALETTE_RGB, WHITE, DatasetError, FormatError
+from ._core import CANVAS_SIZE, OUTSIDE, PALETTE_HEX, PALETTE_RGB, WHITE, ArgumentError, DatasetError, FormatError
 from .history import History, open
-from .store import info, ingest, synth
+from .store import info, ingest, synth, verify
 
 __version__ = "0.1.0"
 
@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 SAMPLE_CSV = Path(__file__).parent / "data" / "place2022_crop128_24h.csv.gz"
 
 __all__ = [
+    "ArgumentError",
     "CANVAS_SIZE",
     "OUTSIDE",
     "PALETTE_HEX",
@@ -31,4 +32,5 @@ __all__ = [
     "ingest",
     "open",
     "synth",
+    "verify",
 ]

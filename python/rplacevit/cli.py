@@ -8,7 +8,8 @@ import os
 import sys
 from pathlib import Path
 
-from . import DatasetError, FormatError, history, render, store
+from . import ArgumentError, DatasetError, FormatError, history, render, store
+from .signals import Terminated, stop_on_sigterm
 from .times import format_time, parse_duration, parse_time
 
 
@@ -42,9 +43,22 @@ def cmd_ingest(args: argparse.Namespace) -> None:
         on_error=args.on_error,
         force=args.force,
         progress=not args.quiet and sys.stderr.isatty(),
+        max_rectangle_pixels=args.max_rectangle_pixels,
     )
     if not args.quiet:
         print_ingest(summary)
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    problems = store.verify(args.dataset, progress=not args.quiet and sys.stderr.isatty())
+    for problem in problems:
+        print(f"rplacevit: damaged: {problem}", file=sys.stderr)
+    if problems:
+        print(f"{args.dataset}: {len(problems)} problem(s) found; ingest the dataset again", file=sys.stderr)
+        return 1
+    if not args.quiet:
+        print(f"{args.dataset}: every file matches its checksums, and the files agree with each other")
+    return 0
 
 
 INFO_KEYS = [
@@ -137,7 +151,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
     from .infer import infer, parse_color_weights
 
     if args.time_model is None and not args.random_pixel:
-        raise ValueError("give --time-model CKPT, or --random-pixel to pick pixels at random")
+        raise ArgumentError("give --time-model CKPT, or --random-pixel to pick pixels at random")
     result = infer(
         args.color_model,
         None if args.random_pixel else args.time_model,
@@ -253,8 +267,15 @@ def build_parser() -> argparse.ArgumentParser:
     ingest.add_argument("--partition-size", type=positive, default=1_000_000, metavar="N", help="events per SQLite partition (default: %(default)s)")
     ingest.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="stop at the first bad row, or skip bad rows into DATASET/rejects.csv (default: %(default)s)")
     ingest.add_argument("--force", action="store_true", help="replace an existing dataset")
+    ingest.add_argument("--max-rectangle-pixels", type=natural, default=store.MAX_RECTANGLE_PIXELS, metavar="N",
+                        help="the most pixels the moderation rectangles of all inputs may cover together (default: %(default)s)")
     ingest.add_argument("--quiet", action="store_true", help="print nothing but errors")
     ingest.set_defaults(run=cmd_ingest)
+
+    verify = sub.add_parser("verify", help="check every byte of a dataset against its checksums, and its files against each other")
+    verify.add_argument("dataset", metavar="DATASET")
+    verify.add_argument("--quiet", action="store_true", help="print nothing but problems")
+    verify.set_defaults(run=cmd_verify)
 
     render_cmd = sub.add_parser("render", help="render the canvas at a moment as a PNG")
     render_cmd.add_argument("dataset", metavar="DATASET")
@@ -355,9 +376,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Runs one command. Exit status: 0 done, 1 a runtime error (bad data, a damaged file, no
+    disk space), 2 a usage error (a bad argument), 130 interrupted (Ctrl-C), 143 terminated
+    (SIGTERM); an error is one line on stderr."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    stop_on_sigterm()
     try:
-        args.run(args)
+        return args.run(args) or 0
+    except Terminated:
+        print("rplacevit: terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("rplacevit: interrupted", file=sys.stderr)
         return 130
@@ -366,7 +395,12 @@ def main(argv: list[str] | None = None) -> int:
         # do, and keep Python from complaining again when it flushes stdout at exit.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
+    except ArgumentError as error:
+        print(f"rplacevit {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except MemoryError as error:
+        print(f"rplacevit: error: out of memory{f': {error}' if str(error) else ''}", file=sys.stderr)
+        return 1
     except (FormatError, DatasetError, OSError, ValueError, OverflowError) as error:
         print(f"rplacevit: error: {error}", file=sys.stderr)
         return 1
-    return 0

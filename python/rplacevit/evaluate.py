@@ -46,7 +46,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import PALETTE_HEX, PALETTE_RGB
+from . import PALETTE_HEX, PALETTE_RGB, ArgumentError
 from .data import select_events
 from .devices import resolve_device
 from .history import History
@@ -219,28 +219,28 @@ def evaluate(
     training data (unless ``allow_overlap``), a checkpoint of the wrong kind, or a bad argument.
     """
     if samples is not None and not (isinstance(samples, int) and samples >= 1):
-        raise ValueError(f"samples = {samples!r}: expected a positive integer, or None for all events")
+        raise ArgumentError(f"samples = {samples!r}: expected a positive integer, or None for all events")
     if not (isinstance(batch_size, int) and batch_size >= 1):
-        raise ValueError(f"batch_size = {batch_size!r}: expected a positive integer")
+        raise ArgumentError(f"batch_size = {batch_size!r}: expected a positive integer")
     if out is not None:
         out = Path(out)
         if out.exists() and any(out.iterdir()):
             if not (out / "report.json").exists():
-                raise ValueError(f"{out} is not empty and holds no report: choose another folder")
+                raise ArgumentError(f"{out} is not empty and holds no report: choose another folder")
             if not force:
-                raise ValueError(f"{out} already holds a report: pass --force to replace it")
+                raise ArgumentError(f"{out} already holds a report: pass --force to replace it")
     device = resolve_device(device)
     color, color_training, color_name = load(color_model, "color", device)
     timer, time_training, time_name = (None, None, None) if time_model is None else load(time_model, "time", device)
     trained = [(name, t) for name, t in ((color_name, color_training), (time_name, time_training)) if t and t.get("until") is not None]
     if t_from is None:
         if not trained:
-            raise ValueError("no --from given and no training record in the models to take it from: give --from TIME")
+            raise ArgumentError("no --from given and no training record in the models to take it from: give --from TIME")
         t_from = max(t["until"] for _, t in trained)  # the first moment no model has seen
     t_from = parse_time(t_from)
     t_to = None if t_to is None else parse_time(t_to)
     if t_to is not None and t_to <= t_from:
-        raise ValueError(f"--to {format_time(t_to)} is not after --from {format_time(t_from)}")
+        raise ArgumentError(f"--to {format_time(t_to)} is not after --from {format_time(t_from)}")
     for name, training in trained:
         check_no_overlap(name, training, t_from, allow_overlap)
 

@@ -7,6 +7,8 @@ import os
 from pathlib import Path
 from typing import Iterator
 
+from ._core import ArgumentError
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
@@ -23,7 +25,7 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
 
 
 def check_suffix(path: str | os.PathLike[str] | None, suffix: str, argument: str) -> None:
-    """ValueError naming ``argument`` unless ``path`` (None: not asked for) ends in ``suffix``:
+    """ArgumentError naming ``argument`` unless ``path`` (None: not asked for) ends in ``suffix``:
     checked before any work, since the writer is chosen by the suffix when the work is done."""
     if path is not None and Path(path).suffix.lower() != suffix:
-        raise ValueError(f"{argument} {os.fspath(path)}: expected a {suffix} file")
+        raise ArgumentError(f"{argument} {os.fspath(path)}: expected a {suffix} file")

@@ -10,9 +10,6 @@ import numpy as np
 
 from . import _core
 
-#: The columns of :meth:`History.events` and their files in the dataset folder.
-EVENT_COLUMNS = {"timestamp": "timestamp", "user_id": "user_id", "color": "color", "x": "x", "y": "y"}
-
 
 class History:
     """The events of one dataset, in time order (event id = position), and the canvas they paint.
@@ -20,16 +17,23 @@ class History:
     Timestamps are int64 milliseconds since the Unix epoch (UTC); colors are palette indices
     0..31; :data:`rplacevit.OUTSIDE` (32) marks window cells outside the canvas. Batch methods
     take a 1-D int64 numpy array of event ids, release the GIL, use every core, and return
-    arrays that own their Rust buffers. A History pickles as its path, so loader workers and
-    other processes reopen it and share the memory-mapped pages.
+    arrays that own their Rust buffers.
+
+    A History reads one dataset: its files are opened through the folder, so an ingest that
+    replaces the folder meanwhile (``--force``) changes nothing for it. It pickles as its path and
+    :attr:`generation`, so loader workers and other processes reopen it, share the
+    memory-mapped pages, and refuse (:class:`rplacevit.DatasetError`) a dataset replaced since.
     """
 
-    def __init__(self, path: str | os.PathLike[str]):
+    def __init__(self, path: str | os.PathLike[str], generation: str | None = None):
         self.path = Path(path)
         self._core = _core.History(os.fspath(self.path))
+        if generation is not None and self._core.generation != generation:
+            raise _core.DatasetError(f"{self.path}: the dataset was replaced (ingested again) since it was opened")
+        self._columns = None
 
     def __reduce__(self):
-        return (History, (self.path,))
+        return (History, (self.path, self.generation))
 
     def __len__(self) -> int:
         return len(self._core)
@@ -50,14 +54,20 @@ class History:
         """(first, last) event timestamp in ms."""
         return self._core.time_range
 
+    @property
+    def generation(self) -> str:
+        """The id of the ingest that wrote the dataset: two Histories with the same generation
+        read the same dataset."""
+        return self._core.generation
+
     def events(self, start: int = 0, stop: int | None = None) -> dict[str, np.ndarray]:
         """Columns ``timestamp`` (int64 ms), ``user_id`` (uint32), ``color`` (uint8), ``x``,
-        ``y`` (uint16) of events ``start..stop``: read-only views of memory-mapped files."""
-        columns = {}
-        for name, file in EVENT_COLUMNS.items():
-            column = np.load(self.path / "events" / f"{file}.npy", mmap_mode="r")
-            columns[name] = column[start:stop]
-        return columns
+        ``y`` (uint16) of events ``start..stop``: read-only views of the reader's own memory maps
+        (no copy). Their values are checked on the first call (colors in the palette, pixels on
+        the canvas, timestamps in order): a damaged file is a :class:`rplacevit.DatasetError`."""
+        if self._columns is None:
+            self._columns = self._core.columns()
+        return {name: column[start:stop] for name, column in self._columns.items()}
 
     def canvas_at(self, t_ms: int) -> np.ndarray:
         """(H, W) uint8: the canvas after every event with timestamp ≤ ``t_ms``."""
@@ -97,6 +107,13 @@ class History:
         of the last event before event i at each pixel; the int64 minimum where there was none
         or the pixel is off the canvas."""
         return self._core.last_change_times(event_ids, size)
+
+    def verify(self, progress: bool | None = None) -> list[str]:
+        """Every problem of the files of the dataset folder at :attr:`path` (see
+        :func:`rplacevit.verify`); none when it is exactly what its ingest wrote."""
+        from .store import verify
+
+        return verify(self.path, progress)
 
     def select(self, x0=None, y0=None, x1=None, y1=None, t0=None, t1=None) -> np.ndarray:
         """Sorted int64 ids of the events with x0 ≤ x < x1, y0 ≤ y < y1, t0 ≤ timestamp < t1

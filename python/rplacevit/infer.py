@@ -56,7 +56,7 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from . import OUTSIDE, PALETTE_RGB, WHITE
+from . import OUTSIDE, PALETTE_RGB, WHITE, ArgumentError
 from .devices import resolve_device
 from .files import atomic_path, check_suffix
 from .history import open as open_history
@@ -133,7 +133,7 @@ def parse_color_weights(text: str) -> dict[int, float]:
         try:
             weights[int(index)] = float(weight)
         except ValueError:
-            raise ValueError(f"color weights {text!r}: expected index=weight pairs like 27=0.75,31=0") from None
+            raise ArgumentError(f"color weights {text!r}: expected index=weight pairs like 27=0.75,31=0") from None
     return weights
 
 
@@ -143,13 +143,13 @@ def color_weight_vector(weights: Mapping[int, float] | None, avoid_current: bool
     vector = np.ones(PALETTE_SIZE, dtype=np.float32)
     for index, weight in (weights or {}).items():
         if not 0 <= index < PALETTE_SIZE:
-            raise ValueError(f"color weight for index {index}: palette indices are 0..{PALETTE_SIZE - 1}")
+            raise ArgumentError(f"color weight for index {index}: palette indices are 0..{PALETTE_SIZE - 1}")
         if not (math.isfinite(weight) and weight >= 0):
-            raise ValueError(f"color weight {weight} for index {index}: expected a finite weight >= 0")
+            raise ArgumentError(f"color weight {weight} for index {index}: expected a finite weight >= 0")
         vector[index] = weight
     needed = 2 if avoid_current else 1  # avoiding the present color takes one more away
     if np.count_nonzero(vector) < needed:
-        raise ValueError(f"color weights leave {np.count_nonzero(vector)} color(s): at least {needed} needed"
+        raise ArgumentError(f"color weights leave {np.count_nonzero(vector)} color(s): at least {needed} needed"
                          + (" with avoid_current" if avoid_current else ""))
     return vector
 
@@ -202,14 +202,14 @@ def start_canvas(
     (with white) the result, keeping its top-left corner."""
     if canvas_size is not None:
         if len(canvas_size) != 2 or not all(isinstance(side, int) and side > 0 for side in canvas_size):
-            raise ValueError(f"canvas size {canvas_size!r}: expected two positive integers (width, height)")
+            raise ArgumentError(f"canvas size {canvas_size!r}: expected two positive integers (width, height)")
         canvas_size = tuple(canvas_size)
     if init is not None and data is not None:
-        raise ValueError("start from an image (init) or from a dataset (data), not both")
+        raise ArgumentError("start from an image (init) or from a dataset (data), not both")
     if (data is None) != (at is None):
-        raise ValueError("a dataset start needs both data and at")
+        raise ArgumentError("a dataset start needs both data and at")
     if region is not None and init is None and data is None:
-        raise ValueError("region cuts an image or dataset start; a white start takes canvas_size")
+        raise ArgumentError("region cuts an image or dataset start; a white start takes canvas_size")
     if data is not None:
         canvas = open_history(data).canvas_at(parse_time(at))
     elif init is None:
@@ -225,7 +225,7 @@ def start_canvas(
         x0, y0, x1, y1 = region
         height, width = canvas.shape
         if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise ValueError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
+            raise ArgumentError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
         canvas = canvas[y0:y1, x0:x1].copy()
     return canvas if canvas_size is None else crop_or_pad(canvas, canvas_size)
 
@@ -362,10 +362,10 @@ def infer(
     for name, value, low in [("steps", steps, 0), ("batch_views", batch_views, 1), ("frame_every", frame_every, 1),
                              ("fps", fps, 1), ("scale", scale, 1)]:
         if not (isinstance(value, int) and value >= low):
-            raise ValueError(f"{name} = {value!r}: expected an integer >= {low}")
+            raise ArgumentError(f"{name} = {value!r}: expected an integer >= {low}")
     for name, value in [("time_noise", time_noise), ("temperature", temperature)]:
         if not (math.isfinite(value) and value >= 0):
-            raise ValueError(f"{name} = {value!r}: expected a finite number >= 0")
+            raise ArgumentError(f"{name} = {value!r}: expected a finite number >= 0")
     for path, suffix, argument in ((video, ".mp4", "video"), (gif, ".gif", "gif"), (png, ".png", "png")):
         check_suffix(path, suffix, argument)
     weights = color_weight_vector(color_weights, avoid_current)
@@ -377,7 +377,7 @@ def infer(
     geometry = Geometry.of(color_model.config, None if time_model is None else time_model.config)
     window = max(geometry.time_window, geometry.color_window)
     if height < window or width < window:
-        raise ValueError(f"the canvas is {width}x{height} pixels, smaller than the models' {window}x{window} window")
+        raise ArgumentError(f"the canvas is {width}x{height} pixels, smaller than the models' {window}x{window} window")
 
     pad = geometry.pad
     padded = torch.full((height + 2 * pad, width + 2 * pad), OUTSIDE, dtype=torch.uint8, device=device)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import math
 import os
+import pickle
 from dataclasses import asdict, dataclass
 
 import torch
@@ -320,25 +321,53 @@ def to_checkpoint(model: WindowModel) -> dict:
     return {"kind": model.kind, "config": asdict(model.config), "state_dict": model.state_dict()}
 
 
+def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "cpu"):
+    """What ``torch.save`` wrote to ``path``, loaded with ``weights_only=True``: tensors and plain
+    types only, so a crafted file can never run code. Raises FileNotFoundError for a missing file
+    and ValueError naming the file for anything else that cannot be loaded."""
+    name = os.fspath(path)
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except pickle.UnpicklingError as error:
+        if "weights_only" in str(error) or "Unsupported global" in str(error):
+            raise ValueError(f"{name}: refused, it holds objects that are not plain data (loading it could run code); "
+                             "it is not an rplacevit checkpoint") from None
+        raise ValueError(f"{name} is not an rplacevit checkpoint (not a torch file)") from None
+    except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
+        # A truncated, empty or foreign file fails in any of these ways, and "[Errno 22]" for
+        # a folder or a special file names nothing: the message says which file.
+        raise ValueError(f"{name} is not an rplacevit checkpoint ({type(error).__name__}: {error})") from None
+
+
 def read_checkpoint(path: str | os.PathLike[str], map_location: str | torch.device = "cpu") -> dict:
     """The dict of an rplacevit checkpoint file: ``kind``, ``config``, ``state_dict``, and what
     training added (``training``: the run's settings and split). Loads tensors only
-    (``weights_only``). Raises FileNotFoundError for a missing file and ValueError naming a file
-    that is not an rplacevit checkpoint."""
-    name = os.fspath(path)
-    try:
-        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
-    except OSError:
-        raise
-    except Exception as error:  # foreign files fail as UnpicklingError, KeyError, RuntimeError…
-        raise ValueError(f"{name} is not an rplacevit checkpoint ({type(error).__name__})") from error
-    check_checkpoint(checkpoint, name)
+    (``weights_only``; see :func:`load_file`). Raises FileNotFoundError for a missing file and
+    ValueError naming a file that is not an rplacevit checkpoint."""
+    checkpoint = load_file(path, map_location)
+    check_checkpoint(checkpoint, os.fspath(path))
     return checkpoint
 
 
 def check_checkpoint(checkpoint, name: str) -> None:
+    """ValueError naming ``name`` unless ``checkpoint`` has the shape :func:`to_checkpoint` and
+    training give it (the weights themselves are checked against the config by :func:`load_model`)."""
     if not (isinstance(checkpoint, dict) and {"kind", "config", "state_dict"} <= checkpoint.keys()):
         raise ValueError(f"{name} is not an rplacevit checkpoint (no kind, config and state_dict keys)")
+    if not isinstance(checkpoint["config"], dict):
+        raise ValueError(f"{name} is not an rplacevit checkpoint: its config is a {type(checkpoint['config']).__name__}, not a dict")
+    weights = checkpoint["state_dict"]
+    if not (isinstance(weights, dict) and all(isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in weights.items())):
+        raise ValueError(f"{name} is not an rplacevit checkpoint: its state_dict is not a dict of named tensors")
+    training = checkpoint.get("training")
+    if training is not None:
+        times_ok = isinstance(training, dict) and all(
+            training.get(key) is None or (isinstance(training[key], int) and not isinstance(training[key], bool))
+            for key in ("until", "val_from", "horizon_ms"))
+        if not times_ok:
+            raise ValueError(f"{name} is not an rplacevit checkpoint: its training record is not a dict with integer times")
 
 
 def load_model(
@@ -351,8 +380,10 @@ def load_model(
     :func:`read_checkpoint`), rebuilt from its stored config, on device ``map_location``, in
     eval mode. ``name`` names a dict in error messages (a file is named by its path).
 
-    Raises ValueError when ``source`` is not an rplacevit model checkpoint, or when
-    ``expect_kind`` ("color" or "time") is given and the checkpoint holds the other kind.
+    Raises ValueError when ``source`` is not an rplacevit model checkpoint (its weights are
+    checked against its config before anything is allocated, so a config asking for terabytes
+    fails as fast as a missing key), or when ``expect_kind`` ("color" or "time") is given and the
+    checkpoint holds the other kind.
     """
     if isinstance(source, dict):
         name, checkpoint = name or "checkpoint", source
@@ -361,10 +392,26 @@ def load_model(
         name, checkpoint = os.fspath(source), read_checkpoint(source, map_location)
     try:
         config = ModelConfig(**checkpoint["config"])
-    except TypeError as error:
+    except (TypeError, ValueError) as error:
         raise ValueError(f"{name} is not an rplacevit checkpoint: bad config ({error})") from error
     if expect_kind is not None and config.kind != expect_kind:
         raise ValueError(f"{name} is a {config.kind} model checkpoint, a {expect_kind} model is expected")
+    check_weights(config, checkpoint["state_dict"], name)
     model = build_model(config)
     model.load_state_dict(checkpoint["state_dict"])
     return model.to(map_location).eval()
+
+
+def check_weights(config: ModelConfig, weights: dict, name: str) -> None:
+    """ValueError naming ``name`` unless ``weights`` has exactly the names and shapes of a model
+    built from ``config``: compared with a model on the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        expected = {key: tuple(value.shape) for key, value in build_model(config).state_dict().items()}
+    given = {key: tuple(value.shape) for key, value in weights.items()}
+    problems = [f"missing {key}" for key in expected.keys() - given.keys()]
+    problems += [f"unexpected {key}" for key in given.keys() - expected.keys()]
+    problems += [f"{key} has shape {given[key]}, the config needs {expected[key]}" for key in expected.keys() & given.keys()
+                 if given[key] != expected[key]]
+    if problems:
+        shown = "; ".join(sorted(problems)[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
+        raise ValueError(f"{name}: its weights do not fit its config ({shown})")

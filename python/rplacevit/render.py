@@ -9,12 +9,19 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import PALETTE_RGB
+from . import PALETTE_RGB, ArgumentError
 from .files import atomic_path, check_suffix
 from .history import History
 
 # Palette index → RGB, with OUTSIDE (32) drawn dark grey.
 _RGB = np.array(list(PALETTE_RGB) + [(40, 40, 40)], dtype=np.uint8)
+
+#: The largest picture rendered: 2²⁸ pixels (768 MiB of RGB), the whole 2000×2000 canvas at
+#: scale 8.
+MAX_IMAGE_PIXELS = 1 << 28
+
+#: The most frames a timelapse may plan: an hour of video at 30 fps, and then some.
+MAX_FRAMES = 200_000
 
 
 def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
@@ -24,22 +31,28 @@ def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
     try:
         x0, y0, x1, y1 = (int(v) for v in text.split(","))
     except ValueError:
-        raise ValueError(f"region {text!r}: expected x0,y0,x1,y1 (four integers)") from None
+        raise ArgumentError(f"region {text!r}: expected x0,y0,x1,y1 (four integers)") from None
     if not (x0 < x1 and y0 < y1):
-        raise ValueError(f"region {text!r}: needs x0 < x1 and y0 < y1")
+        raise ArgumentError(f"region {text!r}: needs x0 < x1 and y0 < y1")
     return x0, y0, x1, y1
 
 
 def to_rgb(canvas: np.ndarray, region: tuple[int, int, int, int] | None = None, scale: int = 1) -> np.ndarray:
-    """(H, W) palette indices → (h·scale, w·scale, 3) uint8 RGB in the official colors."""
+    """(H, W) palette indices → (h·scale, w·scale, 3) uint8 RGB in the official colors; at most
+    :data:`MAX_IMAGE_PIXELS` pixels."""
     if region is not None:
         x0, y0, x1, y1 = region
         height, width = canvas.shape
         if x0 < 0 or y0 < 0 or x1 > width or y1 > height:
-            raise ValueError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} canvas")
+            raise ArgumentError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} canvas")
         canvas = canvas[y0:y1, x0:x1]
     if scale < 1:
-        raise ValueError(f"scale must be at least 1, not {scale}")
+        raise ArgumentError(f"scale must be at least 1, not {scale}")
+    height, width = canvas.shape
+    if height * width * scale * scale > MAX_IMAGE_PIXELS:
+        largest = max(1, int((MAX_IMAGE_PIXELS / (height * width)) ** 0.5))
+        raise ArgumentError(f"scale {scale} makes a {width * scale:,}×{height * scale:,}-pixel picture, more than "
+                            f"{MAX_IMAGE_PIXELS:,} pixels: at most scale {largest} for this {width}×{height} canvas")
     rgb = _RGB[canvas]
     if scale > 1:
         rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
@@ -103,12 +116,17 @@ def frames_to(video: str | os.PathLike[str] | None, gif: str | os.PathLike[str] 
 
 
 def frame_times(history: History, every_ms: int, start_ms: int | None = None, stop_ms: int | None = None) -> list[int]:
-    """Frame times from the first to the last event (both included), ``every_ms`` apart."""
+    """Frame times from the first to the last event (both included), ``every_ms`` apart; at most
+    :data:`MAX_FRAMES` of them."""
     first, last = history.time_range
     start = first if start_ms is None else start_ms
     stop = last if stop_ms is None else stop_ms
     if every_ms <= 0:
-        raise ValueError("the frame interval must be positive")
+        raise ArgumentError("the frame interval must be positive")
+    frames = (stop - start) // every_ms + 2
+    if frames > MAX_FRAMES:
+        raise ArgumentError(f"a frame every {every_ms:,} ms over the {stop - start:,} ms of the history makes {frames:,} frames, "
+                            f"more than {MAX_FRAMES:,}: choose a longer interval")
     times = list(range(start, stop, every_ms))
     return times + [stop]
 
@@ -131,7 +149,7 @@ def timelapse(
     check_suffix(out, ".mp4", "output")
     check_suffix(gif, ".gif", "gif")
     if fps < 1 or scale < 1:
-        raise ValueError(f"fps = {fps}, scale = {scale}: both must be at least 1")
+        raise ArgumentError(f"fps = {fps}, scale = {scale}: both must be at least 1")
     to_rgb(history.canvas_at(history.time_range[0]), region, scale)  # a bad region fails before the video starts
     times = frame_times(history, every_ms)
     with frames_to(out, gif, fps) as add:

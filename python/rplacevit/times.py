@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import numbers
 import re
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
+
+from ._core import ArgumentError
 
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -20,14 +22,14 @@ def parse_time(text: str | int) -> int:
     if isinstance(text, numbers.Integral) and not isinstance(text, bool):
         return _in_range(int(text), text)
     if not isinstance(text, str):
-        raise ValueError(f"time {text!r}: expected ISO 8601 text or integer milliseconds")
+        raise ArgumentError(f"time {text!r}: expected ISO 8601 text or integer milliseconds")
     text = text.strip()
     if re.fullmatch(r"-?\d+", text):
         return _in_range(int(text), text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ValueError(f"time {text!r}: expected ISO 8601 like 2022-04-03T12:00:00Z or integer milliseconds") from None
+        raise ArgumentError(f"time {text!r}: expected ISO 8601 like 2022-04-03T12:00:00Z or integer milliseconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return round(moment.timestamp() * 1000)
@@ -35,7 +37,7 @@ def parse_time(text: str | int) -> int:
 
 def _in_range(ms: int, text) -> int:
     if not EARLIEST_MS <= ms <= LATEST_MS:
-        raise ValueError(f"time {text!r}: milliseconds outside years 1 to 9999")
+        raise ArgumentError(f"time {text!r}: milliseconds outside years 1 to 9999")
     return ms
 
 
@@ -45,15 +47,19 @@ def parse_duration(text: str | int) -> int:
         return text
     match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*", text)
     if not match:
-        raise ValueError(f"duration {text!r}: expected a number with a unit ms, s, m, h or d, like 30m")
+        raise ArgumentError(f"duration {text!r}: expected a number with a unit ms, s, m, h or d, like 30m")
     value, unit = match.groups()
     milliseconds = float(value) * _DURATION_UNITS_MS[unit or "ms"]
     if milliseconds <= 0:
-        raise ValueError(f"duration {text!r} must be positive")
+        raise ArgumentError(f"duration {text!r} must be positive")
     return round(milliseconds)
 
 
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+
 def format_time(ms: int) -> str:
-    """ISO 8601 UTC text of a timestamp in milliseconds."""
-    moment = datetime.fromtimestamp(ms / 1000, tz=timezone.utc)
+    """ISO 8601 UTC text of a timestamp in milliseconds (of years 1 to 9999), exactly: integer
+    arithmetic, no float seconds."""
+    moment = _EPOCH + timedelta(milliseconds=int(ms))
     return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")

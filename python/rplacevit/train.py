@@ -29,9 +29,11 @@ from torch.utils.data import DataLoader
 
 from . import history as history_module
 from .data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch, select_events
+from ._core import ArgumentError
 from .devices import resolve_device
 from .files import atomic_path
-from .models import ModelConfig, build_model, parameter_count, to_checkpoint
+from .models import ModelConfig, build_model, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
+from .signals import Terminated
 
 
 @dataclass
@@ -67,11 +69,11 @@ class TrainConfig:
 
     def __post_init__(self):
         if self.task not in ("color", "time"):
-            raise ValueError(f"task must be color or time, not {self.task!r}")
+            raise ArgumentError(f"task must be color or time, not {self.task!r}")
         if (self.steps is None) == (self.epochs is None):
-            raise ValueError("give exactly one of steps and epochs")
+            raise ArgumentError("give exactly one of steps and epochs")
         if self.target not in ("placed", "next_minute_majority"):
-            raise ValueError(f"target must be placed or next_minute_majority, not {self.target!r}")
+            raise ArgumentError(f"target must be placed or next_minute_majority, not {self.target!r}")
         if self.horizon_ms is None:
             self.horizon_ms = 60_000 if self.task == "color" else 3_600_000
         if self.region is not None:
@@ -82,27 +84,31 @@ class TrainConfig:
             counts["steps"] = self.steps
         for name, value in counts.items():
             if not (isinstance(value, int) and value >= 1):
-                raise ValueError(f"{name} = {value!r}: expected a positive integer")
+                raise ArgumentError(f"{name} = {value!r}: expected a positive integer")
         if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise ValueError(f"epochs = {self.epochs!r}: expected a positive number")
+            raise ArgumentError(f"epochs = {self.epochs!r}: expected a positive number")
         if not (isinstance(self.warmup, int) and self.warmup >= 0 and isinstance(self.num_workers, int) and self.num_workers >= 0):
-            raise ValueError(f"warmup = {self.warmup!r}, num_workers = {self.num_workers!r}: expected integers >= 0")
+            raise ArgumentError(f"warmup = {self.warmup!r}, num_workers = {self.num_workers!r}: expected integers >= 0")
         if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ValueError(f"lr = {self.lr!r}, weight_decay = {self.weight_decay!r}: expected lr > 0 and weight_decay >= 0")
+            raise ArgumentError(f"lr = {self.lr!r}, weight_decay = {self.weight_decay!r}: expected lr > 0 and weight_decay >= 0")
 
 
 #: Settings a resumed run may change: where it runs, not what it computes.
 RESUMABLE_CHANGES = ("device", "num_workers", "compile", "amp")
 
 
+#: Settings that are paths: compared by the folder they name, however spelled (`./run`, `run`).
+PATH_SETTINGS = ("data", "out")
+
+
 def changed_settings(saved: dict, config: TrainConfig) -> list[str]:
-    """Names of the settings of ``config`` that differ from a checkpoint's; the dataset is
-    compared by its real path."""
+    """Names of the settings of ``config`` that differ from a checkpoint's; the dataset and the
+    run folder are compared by their real paths."""
     now = asdict(config)
-    changed = [name for name in now if name not in (*RESUMABLE_CHANGES, "data") and saved.get(name) != now[name]
+    changed = [name for name in now if name not in (*RESUMABLE_CHANGES, *PATH_SETTINGS) and saved.get(name) != now[name]
                and not (name == "region" and saved.get(name) is not None and tuple(saved[name]) == now[name])]
-    if os.path.realpath(saved["data"]) != os.path.realpath(config.data):
-        changed.append("data")
+    changed += [name for name in PATH_SETTINGS if not isinstance(saved.get(name), str)
+                or os.path.realpath(saved[name]) != os.path.realpath(now[name])]
     return changed
 
 
@@ -147,16 +153,39 @@ def make_dataset(history, ids: np.ndarray, config: TrainConfig, model_config: Mo
 
 
 def rng_states() -> dict:
-    return {"python": random.getstate(), "numpy": np.random.get_state(), "torch": torch.get_rng_state(),
+    """The random generators' states as tensors and plain types, so a checkpoint loads with
+    ``weights_only=True``."""
+    version, python_state, gauss = random.getstate()
+    kind, keys, position, has_gauss, cached = np.random.get_state()
+    return {"python": [version, list(python_state), gauss],
+            "numpy": [kind, torch.from_numpy(keys.astype(np.int64)), position, has_gauss, cached],
+            "torch": torch.get_rng_state(),
             "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
 
 
 def restore_rng(states: dict) -> None:
-    random.setstate(states["python"])
-    np.random.set_state(states["numpy"])
+    version, python_state, gauss = states["python"]
+    random.setstate((version, tuple(python_state), gauss))
+    kind, keys, position, has_gauss, cached = states["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), position, has_gauss, cached))
     torch.set_rng_state(states["torch"])
     if states["cuda"] and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(states["cuda"])
+
+
+#: What a periodic checkpoint holds (see ``state_at`` in :func:`_train`), with the types.
+TRAINING_STATE = {"step": int, "running": list, "train_config": dict, "model": dict, "optimizer": dict, "scheduler": dict, "rng": dict}
+
+
+def read_training_state(path: Path, device) -> dict:
+    """A periodic checkpoint ``checkpoints/step_*.pt``, loaded with ``weights_only=True``;
+    ValueError naming the file when it is anything else (a model.pt, a truncated file…)."""
+    state = load_file(path, device)
+    if not isinstance(state, dict) or any(not isinstance(state.get(key), kind) for key, kind in TRAINING_STATE.items()):
+        what = "a finished model (model.pt), not a training state" if isinstance(state, dict) and "kind" in state else "no training state"
+        raise ValueError(f"--resume: {path} holds {what}; it cannot be resumed from")
+    check_checkpoint(state["model"], os.fspath(path))
+    return state
 
 
 def prefetched(batches, depth: int = 2):
@@ -215,17 +244,25 @@ def validate(model, loader, task: str, device, amp: bool) -> dict:
 
 
 class Interrupt:
-    """Turns SIGINT into a flag the loop checks after each step (then saves and stops)."""
+    """Turns SIGINT and SIGTERM (what ``kill``, ``timeout`` and Slurm send) into a flag the loop
+    checks after each step (then saves and stops)."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
     def __init__(self):
-        self.raised = False
-        self.previous = signal.signal(signal.SIGINT, self.handle)
+        self.raised = None
+        self.previous = {number: signal.signal(number, self.handle) for number in self.SIGNALS}
 
     def handle(self, signum, frame):
-        self.raised = True
+        self.raised = signum
+
+    def stop(self):
+        """What the loop raises once it has saved: Terminated for SIGTERM, else KeyboardInterrupt."""
+        return Terminated() if self.raised == signal.SIGTERM else KeyboardInterrupt()
 
     def restore(self):
-        signal.signal(signal.SIGINT, self.previous)
+        for number, handler in self.previous.items():
+            signal.signal(number, handler)
 
 
 def plot_losses(metrics_path: Path, out: Path) -> None:
@@ -297,16 +334,20 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
             raise ValueError(f"--resume: {out} has no checkpoint to resume from")
         if (out / "model.pt").exists():
             raise ValueError(f"--resume: the run in {out} has finished (model.pt); train in another folder")
-        state = torch.load(found[-1], map_location=device, weights_only=False)
+        state = read_training_state(found[-1], device)
         changed = changed_settings(state["train_config"], config)
         if changed or state["model"]["config"] != asdict(model_config):
             raise ValueError(f"--resume: {found[-1]} was made with other settings ({', '.join(changed) or 'model'}); "
                              "resume with the arguments of the run")
-        model.load_state_dict(state["model"]["state_dict"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
+        check_weights(model_config, state["model"]["state_dict"], os.fspath(found[-1]))
+        try:
+            model.load_state_dict(state["model"]["state_dict"])
+            optimizer.load_state_dict(state["optimizer"])
+            scheduler.load_state_dict(state["scheduler"])
+            restore_rng(state["rng"])
+        except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
+            raise ValueError(f"--resume: {found[-1]} holds a damaged training state ({type(error).__name__}: {error})") from None
         start, running = state["step"], state["running"]
-        restore_rng(state["rng"])
     elif checkpoint_files(out) or (out / "model.pt").exists():
         raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another folder")
     elif out.exists() and any(out.iterdir()) and not (out / "metrics.csv").exists():
@@ -379,7 +420,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
             if rank == 0 and (step % config.checkpoint_every == 0 or interrupt.raised) and step < total:
                 save_checkpoint(out, state_at(step), config.keep_checkpoints)
             if interrupt.raised:
-                raise KeyboardInterrupt
+                raise interrupt.stop()
     finally:
         bar.close()
         interrupt.restore()

@@ -5,7 +5,7 @@
 //! reason. Lines end in LF or CRLF; the coordinate is quoted because it holds commas.
 
 use crate::palette::parse_hex_color;
-use crate::timestamp::parse_timestamp;
+use crate::timestamp::{parse_timestamp, EARLIEST_MS, LATEST_MS};
 use crate::CANVAS_SIZE;
 use std::ops::Range;
 
@@ -27,6 +27,14 @@ impl Coordinate {
             Coordinate::Rectangle { x1, y1, x2, y2 } => (x1, y1, x2, y2),
         };
         (y1..=y2).flat_map(move |y| (x1..=x2).map(move |x| (x, y)))
+    }
+
+    /// How many pixels it covers.
+    pub fn pixel_count(self) -> u64 {
+        match self {
+            Coordinate::Pixel { .. } => 1,
+            Coordinate::Rectangle { x1, y1, x2, y2 } => (x2 - x1 + 1) as u64 * (y2 - y1 + 1) as u64,
+        }
     }
 }
 
@@ -62,41 +70,61 @@ pub fn check_header(line: &[u8]) -> Result<(), String> {
     let line = line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(line);
     let line = line.strip_suffix(b"\r").unwrap_or(line);
     if line == HEADER.as_bytes() {
-        Ok(())
-    } else {
-        Err(format!("wrong header `{}`: expected `{HEADER}` (the official r/place 2022 format)", String::from_utf8_lossy(line)))
+        return Ok(());
     }
+    // The first line of a file that is not CSV at all can be megabytes long.
+    const SHOWN: usize = 200;
+    let shown = String::from_utf8_lossy(&line[..line.len().min(SHOWN)]);
+    let more = if line.len() > SHOWN { format!("… ({} bytes)", line.len()) } else { String::new() };
+    Err(format!("wrong header `{shown}{more}`: expected `{HEADER}` (the official r/place 2022 format)"))
 }
 
 /// Parses `chunk`, whole lines of one file whose first line is file line `first_line` (1-based).
+///
+/// No field of the official format spans lines, so a record that does (an unterminated quote)
+/// is not allowed to swallow the rows after it: its first line alone is rejected, and the parse
+/// goes on at the next line.
 pub fn parse_chunk(chunk: &[u8], first_line: u64) -> ParsedChunk {
-    let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(chunk);
     let mut record = csv::ByteRecord::new();
     let mut parsed = ParsedChunk::default();
     // Line numbers are counted here: the csv crate's own count ignores CR-LF line ends.
+    // `counted_to` is the byte (of `chunk`) up to which lines are counted.
     let (mut line, mut counted_to) = (first_line, 0);
-    loop {
-        let more = reader.read_byte_record(&mut record);
-        let end = reader.position().byte() as usize;
-        let mut start = record.position().map_or(counted_to, |p| p.byte() as usize).min(end);
-        // After a CR-LF record the reader stops between CR and LF: the record starts past it.
-        while start < end && matches!(chunk[start], b'\r' | b'\n') {
-            start += 1;
-        }
-        line += memchr::memchr_iter(b'\n', &chunk[counted_to..start]).count() as u64;
-        counted_to = start;
-        match more {
-            Ok(false) => break,
-            Ok(true) => match parse_record(&record) {
-                Ok((timestamp_ms, color, coordinate)) => {
-                    let user = parsed.users.len()..parsed.users.len() + record[1].len();
-                    parsed.users.extend_from_slice(&record[1]);
-                    parsed.rows.push(Row { line, timestamp_ms, user, color, coordinate })
-                }
-                Err(reason) => parsed.rejects.push(reject(chunk, start..end, line, reason)),
-            },
-            // Only invalid UTF-8 in a header-less byte reader can get here; report and go on.
-            Err(error) => parsed.rejects.push(reject(chunk, start..end, line, error.to_string())),
+    // Where the current reader started: a broken line restarts the reader past it.
+    let mut base = 0;
+    'readers: while base < chunk.len() {
+        let mut reader = csv::ReaderBuilder::new().has_headers(false).flexible(true).from_reader(&chunk[base..]);
+        loop {
+            let more = reader.read_byte_record(&mut record);
+            let end = base + reader.position().byte() as usize;
+            let mut start = record.position().map_or(counted_to, |p| base + p.byte() as usize).clamp(counted_to, end);
+            // After a CR-LF record the reader stops between CR and LF: the record starts past it.
+            while start < end && matches!(chunk[start], b'\r' | b'\n') {
+                start += 1;
+            }
+            line += memchr::memchr_iter(b'\n', &chunk[counted_to..start]).count() as u64;
+            counted_to = start;
+            let body = chunk[start..end].trim_ascii_end();
+            let newline = memchr::memchr(b'\n', body);
+            if matches!(more, Ok(true) | Err(_)) && (newline.is_some() || memchr::memchr_iter(b'"', body).count() % 2 == 1) {
+                let reason = "unterminated quote: a quoted field runs past the end of the line".to_string();
+                parsed.rejects.push(reject(chunk, start..newline.map_or(end, |n| start + n), line, reason));
+                base = newline.map_or(end, |n| start + n + 1);
+                continue 'readers;
+            }
+            match more {
+                Ok(false) => break 'readers,
+                Ok(true) => match parse_record(&record) {
+                    Ok((timestamp_ms, color, coordinate)) => {
+                        let user = parsed.users.len()..parsed.users.len() + record[1].len();
+                        parsed.users.extend_from_slice(&record[1]);
+                        parsed.rows.push(Row { line, timestamp_ms, user, color, coordinate })
+                    }
+                    Err(reason) => parsed.rejects.push(reject(chunk, start..end, line, reason)),
+                },
+                // Only invalid UTF-8 in a header-less byte reader can get here; report and go on.
+                Err(error) => parsed.rejects.push(reject(chunk, start..end, line, error.to_string())),
+            }
         }
     }
     parsed
@@ -114,8 +142,19 @@ fn parse_record(record: &csv::ByteRecord) -> Result<(i64, u8, Coordinate), Strin
         return Err(format!("{} fields instead of 4", record.len()));
     }
     let timestamp_ms = parse_timestamp(&record[0])?;
+    if !(EARLIEST_MS..LATEST_MS).contains(&timestamp_ms) {
+        return Err(format!(
+            "timestamp `{}` is outside the years 2000 to 2099, the times an r/place dataset can hold",
+            String::from_utf8_lossy(&record[0])
+        ));
+    }
     if record[1].is_empty() {
         return Err("empty user_id".to_string());
+    }
+    // Stored as text: a hash that is not UTF-8 could only be stored altered, and two such hashes
+    // could then become one user.
+    if std::str::from_utf8(&record[1]).is_err() {
+        return Err("user_id is not valid UTF-8".to_string());
     }
     let color = parse_hex_color(&record[2])
         .ok_or_else(|| format!("`{}` is not a color of the 2022 palette", String::from_utf8_lossy(&record[2])))?;
@@ -195,6 +234,35 @@ mod tests {
         assert!(parsed.rejects[0].reason.contains("#FF4501"));
         assert_eq!(parsed.rejects[0].text, "2022-04-01 12:44:11.000 UTC,bbbb==,#FF4501,\"43,17\"");
         assert_eq!((parsed.rejects[1].line, parsed.rejects[1].reason.as_str()), (4, "3 fields instead of 4"));
+    }
+
+    #[test]
+    fn an_unterminated_quote_loses_its_line_only() {
+        let text = b"2022-04-01 12:44:10 UTC,a==,#FF4500,\"42,17\r\n2022-04-01 12:44:11 UTC,b==,#FF4500,\"1,2\"\n2022-04-01 12:44:12 UTC,c==,#FF4500,\"3,4\"\n2022-04-01 12:44:13 UTC,d==,#FF4500,\"5,6\n";
+        let parsed = parse_chunk(text, 10);
+        assert_eq!(parsed.rows.iter().map(|r| (r.line, r.coordinate)).collect::<Vec<_>>(), [
+            (11, Coordinate::Pixel { x: 1, y: 2 }),
+            (12, Coordinate::Pixel { x: 3, y: 4 })
+        ]);
+        assert_eq!(parsed.rejects.len(), 2);
+        assert_eq!((parsed.rejects[0].line, parsed.rejects[0].text.as_str()), (10, "2022-04-01 12:44:10 UTC,a==,#FF4500,\"42,17"));
+        assert!(parsed.rejects[0].reason.contains("unterminated quote"), "{}", parsed.rejects[0].reason);
+        assert_eq!(parsed.rejects[1].line, 13);
+    }
+
+    #[test]
+    fn times_outside_the_window_and_hashes_not_utf8_are_rejected() {
+        let parsed = parse_chunk(b"0000-01-01 00:00:00 UTC,a,#FF4500,\"1,1\"\n2100-01-01 00:00:00 UTC,a,#FF4500,\"1,1\"\n2099-12-31 23:59:59.999 UTC,\xff\xfe,#FF4500,\"1,1\"\n2000-01-01 00:00:00 UTC,a,#FF4500,\"1,1\"\n", 2);
+        assert_eq!(parsed.rows.len(), 1);
+        let reasons: Vec<_> = parsed.rejects.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert!(reasons[0].1.contains("outside the years 2000 to 2099") && reasons[1].1.contains("outside"), "{reasons:?}");
+        assert_eq!(reasons[2], (4, "user_id is not valid UTF-8"));
+    }
+
+    #[test]
+    fn a_long_wrong_header_is_shown_cut() {
+        let error = check_header(&[b'x'; 100_000]).unwrap_err();
+        assert!(error.len() < 400 && error.contains("(100000 bytes)"), "{error}");
     }
 
     #[test]

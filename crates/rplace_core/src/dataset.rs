@@ -12,21 +12,32 @@
 //! - `events/*.npy` and `index/*.npy`: the event columns and the tile index that
 //!   [`crate::history`] memory-maps (see [`crate::index`]).
 //! - `rejects.csv` (skip mode only): every rejected input row with file, line, reason and text.
+//! - `manifest.json`, written strictly last, once every other file is durable: the format
+//!   version, a generation id unique to this ingest, the [`DatasetInfo`], and every file's size
+//!   and CRC-32 checksums (one per [`CHECKSUM_BLOCK`] bytes). A folder without it is not a
+//!   dataset; `rplacevit verify` checks every byte against it.
 //!
-//! `meta.sqlite` is written last and the folder is renamed into place only when complete.
+//! Readers open the files through the folder itself ([`Folder`]), not its path, so one reader
+//! reads one dataset even while an ingest with `--force` replaces it.
 
 use crate::error::{Context, Error, Result};
 use crate::event::Event;
 use crate::palette::{hex_string, PALETTE_RGB};
 use crate::sqlite_writer::write_pixels_database;
 use crate::stop::check;
-use rusqlite::{params, Connection, OpenFlags};
+use rayon::prelude::*;
+use rusqlite::{params, Connection};
+use serde::{Deserialize, Serialize};
+use std::fs::File;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bumped whenever the layout above changes in a way old readers cannot follow.
-pub const FORMAT_VERSION: i64 = 1;
+/// 2: `events/`, `index/` and `manifest.json`.
+pub const FORMAT_VERSION: i64 = 2;
 
+pub const MANIFEST_FILE: &str = "manifest.json";
 pub const META_FILE: &str = "meta.sqlite";
 pub const PARTITIONS_DIR: &str = "partitions";
 pub const SNAPSHOTS_FILE: &str = "snapshots.npy";
@@ -62,8 +73,9 @@ pub struct SourceInfo {
     pub rejected_rows: u64,
 }
 
-/// What `rplacevit info` shows: the `info` table of `meta.sqlite`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What `rplacevit info` shows: the `info` of `manifest.json` (and the `info` table of
+/// `meta.sqlite`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DatasetInfo {
     pub events: u64,
     pub users: u64,
@@ -79,22 +91,30 @@ pub struct DatasetInfo {
 }
 
 fn checksum(first_event: u64, events: &[Event]) -> u32 {
+    rows_checksum(first_event, events.iter().map(|e| (e.timestamp_ms, e.user_id, e.color(), e.x(), e.y())))
+}
+
+/// The checksum of [`PartitionInfo`] of rows `(timestamp, user_id, color, x, y)` with ids
+/// `first_event ..`.
+pub fn rows_checksum(first_event: u64, rows: impl Iterator<Item = (i64, u32, u8, u16, u16)>) -> u32 {
     // CRC updates of a few bytes are slow: serialise blocks of rows, update once per block.
     const ROW: usize = 25;
+    const ROWS: usize = 4096;
     let mut crc = flate2::Crc::new();
-    let mut block = Vec::with_capacity(ROW * 4096);
-    for (block_start, chunk) in (first_event..).step_by(4096).zip(events.chunks(4096)) {
-        block.clear();
-        for (id, event) in (block_start..).zip(chunk) {
-            block.extend_from_slice(&id.to_le_bytes());
-            block.extend_from_slice(&event.timestamp_ms.to_le_bytes());
-            block.extend_from_slice(&event.user_id.to_le_bytes());
-            block.push(event.color());
-            block.extend_from_slice(&event.x().to_le_bytes());
-            block.extend_from_slice(&event.y().to_le_bytes());
+    let mut block = Vec::with_capacity(ROW * ROWS);
+    for (id, (timestamp, user_id, color, x, y)) in (first_event..).zip(rows) {
+        block.extend_from_slice(&id.to_le_bytes());
+        block.extend_from_slice(&timestamp.to_le_bytes());
+        block.extend_from_slice(&user_id.to_le_bytes());
+        block.push(color);
+        block.extend_from_slice(&x.to_le_bytes());
+        block.extend_from_slice(&y.to_le_bytes());
+        if block.len() == ROW * ROWS {
+            crc.update(&block);
+            block.clear();
         }
-        crc.update(&block);
     }
+    crc.update(&block);
     crc.sum()
 }
 
@@ -223,41 +243,251 @@ pub fn write_meta(dataset: &Path, meta: &Meta, stop: &AtomicBool) -> Result<()> 
     connection.close().map_err(|(_, source)| Error::Sqlite { path: path.clone(), source })
 }
 
+/// Bytes of a file covered by one checksum of the manifest: files are checked in blocks, in
+/// parallel, and a damaged block is named by its byte range.
+pub const CHECKSUM_BLOCK: u64 = 16 << 20;
+
+/// What `manifest.json` holds (see the module documentation).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Manifest {
+    pub format_version: i64,
+    /// Unique to one ingest: two folders with the same generation hold the same dataset.
+    pub generation: String,
+    pub created_by: String,
+    pub info: DatasetInfo,
+    pub checksum_block: u64,
+    pub files: Vec<FileEntry>,
+}
+
+/// One file of a dataset folder as the ingest wrote it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileEntry {
+    /// Relative to the folder, `/`-separated.
+    pub path: String,
+    pub bytes: u64,
+    /// CRC-32 of each block of [`Manifest::checksum_block`] bytes, as 8 hex digits.
+    pub crc32: Vec<String>,
+}
+
+/// CRC-32 of `bytes`.
+pub fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = flate2::Crc::new();
+    crc.update(bytes);
+    crc.sum()
+}
+
+/// The checksums of each [`CHECKSUM_BLOCK`] of `bytes`, as the manifest writes them.
+pub fn block_checksums(bytes: &[u8]) -> Vec<String> {
+    bytes.par_chunks(CHECKSUM_BLOCK as usize).map(|block| format!("{:08x}", crc32(block))).collect()
+}
+
+/// Maps a whole file for reading; an empty file maps to nothing.
+pub fn map_file(file: &File, path: &Path) -> Result<Option<memmap2::Mmap>> {
+    if file.metadata().at(path)?.len() == 0 {
+        return Ok(None);
+    }
+    // SAFETY: dataset files are never written in place once their folder is published (see
+    // the guarantees in the README: another program truncating them is not guarded against).
+    Ok(Some(unsafe { memmap2::Mmap::map(file) }.at(path)?))
+}
+
+/// Completes a staged dataset folder: makes every file in it durable (`fsync`), records their
+/// sizes and checksums and `info` in `manifest.json`, written last and made durable too.
+pub fn finish(folder: &Path, info: &DatasetInfo, stop: &AtomicBool) -> Result<Manifest> {
+    let mut paths = Vec::new();
+    let mut folders = vec![folder.to_path_buf()];
+    list_files(folder, folder, &mut paths, &mut folders)?;
+    paths.sort();
+    check(stop)?;
+    let files = paths
+        .par_iter()
+        .map(|relative| -> Result<FileEntry> {
+            let path = folder.join(relative);
+            let file = File::open(&path).at(&path)?;
+            file.sync_all().at(&path)?;
+            let map = map_file(&file, &path)?;
+            let bytes = map.as_deref().unwrap_or(&[]);
+            Ok(FileEntry { path: relative.clone(), bytes: bytes.len() as u64, crc32: block_checksums(bytes) })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    for sub in &folders {
+        crate::publish::sync_folder(sub)?;
+    }
+    check(stop)?;
+    let manifest = Manifest {
+        format_version: FORMAT_VERSION,
+        generation: generation_id(),
+        created_by: concat!("rplacevit ", env!("CARGO_PKG_VERSION")).into(),
+        info: info.clone(),
+        checksum_block: CHECKSUM_BLOCK,
+        files,
+    };
+    let text = serde_json::to_vec_pretty(&manifest).map_err(|e| Error::Internal(e.to_string()))?;
+    let partial = folder.join(format!("{MANIFEST_FILE}.partial"));
+    let mut file = File::create(&partial).at(&partial)?;
+    file.write_all(&text).and_then(|()| file.sync_all()).at(&partial)?;
+    let path = folder.join(MANIFEST_FILE);
+    std::fs::rename(&partial, &path).at(&path)?;
+    crate::publish::sync_folder(folder)?;
+    Ok(manifest)
+}
+
+/// Appends the files under `dir` (relative to `root`, `/`-separated) to `files` and the
+/// folders to `folders`.
+fn list_files(root: &Path, dir: &Path, files: &mut Vec<String>, folders: &mut Vec<PathBuf>) -> Result<()> {
+    for entry in std::fs::read_dir(dir).at(dir)? {
+        let path = entry.at(dir)?.path();
+        if path.is_dir() {
+            folders.push(path.clone());
+            list_files(root, &path, files, folders)?;
+        } else {
+            let relative = path.strip_prefix(root).map_err(|e| Error::Internal(e.to_string()))?;
+            let parts: Vec<String> = relative.components().map(|c| c.as_os_str().to_string_lossy().into_owned()).collect();
+            files.push(parts.join("/"));
+        }
+    }
+    Ok(())
+}
+
+/// 128 random bits as hex: the standard library's per-process random hash keys, mixed with the
+/// time and the process id.
+fn generation_id() -> String {
+    use std::hash::{BuildHasher, Hasher};
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let half = |salt: u64| {
+        let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+        hasher.write_u128(now);
+        hasher.write_u32(std::process::id());
+        hasher.write_u64(salt);
+        hasher.finish()
+    };
+    format!("{:016x}{:016x}", half(1), half(2))
+}
+
+/// A dataset folder opened for reading: its files are opened relative to the open folder, not
+/// to its path, so everything read through one `Folder` comes from one dataset even while an
+/// ingest replaces the folder at that path.
+pub struct Folder {
+    path: PathBuf,
+    dir: File,
+}
+
+impl Folder {
+    /// Opens the folder `path`; [`Error::Dataset`] when there is none.
+    pub fn open(path: &Path) -> Result<Folder> {
+        match File::open(path) {
+            Ok(dir) if dir.metadata().at(path)?.is_dir() => Ok(Folder { path: path.to_path_buf(), dir }),
+            Ok(_) => Err(Error::Dataset { path: path.to_path_buf(), reason: "not a dataset folder (a file)".into() }),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                Err(Error::Dataset { path: path.to_path_buf(), reason: "no such dataset folder".into() })
+            }
+            Err(e) => Err(e).at(path),
+        }
+    }
+
+    /// The path it was opened by, for messages.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Opens `relative` (`/`-separated) inside the folder for reading.
+    pub fn file(&self, relative: &str) -> std::io::Result<File> {
+        #[cfg(unix)]
+        {
+            use std::ffi::CString;
+            use std::os::fd::{AsRawFd, FromRawFd};
+            let name = CString::new(relative).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+            // SAFETY: `name` is NUL-terminated and the folder's descriptor is open; a descriptor
+            // returned by openat is ours alone.
+            let fd = unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            if fd < 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(unsafe { File::from_raw_fd(fd) })
+        }
+        #[cfg(not(unix))]
+        File::open(self.path.join(relative))
+    }
+
+    /// The folder no longer has its path: it was replaced (or removed) since it was opened.
+    pub fn replaced(&self) -> bool {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::MetadataExt;
+            match (self.dir.metadata(), std::fs::metadata(&self.path)) {
+                (Ok(a), Ok(b)) => (a.dev(), a.ino()) != (b.dev(), b.ino()),
+                _ => true,
+            }
+        }
+        #[cfg(not(unix))]
+        false
+    }
+
+    /// Reads `manifest.json`; a clear error when it is missing (an ingest that never finished,
+    /// or an older format), unreadable, or of another format version.
+    pub fn manifest(&self) -> Result<Manifest> {
+        let path = self.path.join(MANIFEST_FILE);
+        let damaged = |reason: String| Error::Dataset { path: path.clone(), reason };
+        let text = match self.file(MANIFEST_FILE).and_then(|mut f| {
+            let mut text = Vec::new();
+            std::io::Read::read_to_end(&mut f, &mut text).map(|_| text)
+        }) {
+            Ok(text) => text,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let reason = if self.file(META_FILE).is_ok() {
+                    format!("not a complete dataset: {MANIFEST_FILE} is missing (an ingest that did not finish, or a dataset of an older rplacevit: ingest it again)")
+                } else {
+                    format!("not a dataset: {MANIFEST_FILE} is missing")
+                };
+                return Err(Error::Dataset { path: self.path.clone(), reason });
+            }
+            Err(e) => return Err(e).at(&path),
+        };
+        #[derive(Deserialize)]
+        struct Version {
+            format_version: i64,
+        }
+        let version = serde_json::from_slice::<Version>(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))?;
+        if version.format_version != FORMAT_VERSION {
+            return Err(damaged(format!(
+                "dataset format {}, this rplacevit reads format {FORMAT_VERSION}: ingest again",
+                version.format_version
+            )));
+        }
+        serde_json::from_slice(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))
+    }
+}
+
+/// Runs `read` on the folder `path`, again (a few times, briefly apart) when it fails because
+/// an ingest replaced the folder meanwhile: so a reader sees the old dataset or the new one,
+/// never a mix and never a spurious error.
+pub fn with_folder<T>(path: &Path, read: impl Fn(&Folder) -> Result<T>) -> Result<T> {
+    const ATTEMPTS: usize = 100;
+    let pause = || std::thread::sleep(std::time::Duration::from_millis(10));
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let folder = match Folder::open(path) {
+            Err(_) if attempt < ATTEMPTS && replacement_under_way(path) => {
+                pause();
+                continue;
+            }
+            folder => folder?,
+        };
+        match read(&folder) {
+            Err(_) if attempt < ATTEMPTS && folder.replaced() => pause(),
+            result => return result,
+        }
+    }
+}
+
+/// A replacement in two steps (where names cannot be exchanged) is between its renames.
+fn replacement_under_way(path: &Path) -> bool {
+    crate::publish::beside(path, "replaced").is_ok_and(|p| p.exists())
+}
+
 /// Reads the summary of the dataset folder `dataset`; a clear error when it is missing, was
 /// never completed, or comes from an incompatible version.
 pub fn read_info(dataset: &Path) -> Result<DatasetInfo> {
-    let path = dataset.join(META_FILE);
-    if !dataset.is_dir() {
-        return Err(Error::Dataset { path: dataset.to_path_buf(), reason: "no such dataset folder".into() });
-    }
-    if !path.is_file() {
-        return Err(Error::Dataset {
-            path: dataset.to_path_buf(),
-            reason: format!("not a dataset: {META_FILE} is missing (was the ingest completed?)"),
-        });
-    }
-    let connection = Connection::open_with_flags(&path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX).at(&path)?;
-    let damaged = |reason: String| Error::Dataset { path: path.clone(), reason };
-    let value = |key: &str| -> Result<i64> {
-        connection
-            .query_row("SELECT value FROM info WHERE key = ?1", [key], |row| row.get::<_, i64>(0))
-            .map_err(|e| damaged(format!("cannot read `{key}` from the info table: {e}")))
-    };
-    let version = value("format_version")?;
-    if version != FORMAT_VERSION {
-        return Err(damaged(format!("dataset format {version}, this rplacevit reads format {FORMAT_VERSION}: ingest again")));
-    }
-    Ok(DatasetInfo {
-        events: value("events")? as u64,
-        users: value("users")? as u64,
-        partitions: value("partitions")? as u64,
-        partition_size: value("partition_size")? as u64,
-        first_timestamp_ms: value("first_timestamp_ms")?,
-        last_timestamp_ms: value("last_timestamp_ms")?,
-        canvas_width: value("canvas_width")? as u32,
-        canvas_height: value("canvas_height")? as u32,
-        moderation_events: value("moderation_events")? as u64,
-        rows: value("rows")? as u64,
-        rejected_rows: value("rejected_rows")? as u64,
-    })
+    with_folder(dataset, |folder| Ok(folder.manifest()?.info))
 }

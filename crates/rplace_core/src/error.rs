@@ -33,6 +33,10 @@ pub enum Error {
     #[error("{0}")]
     Index(String),
 
+    /// A large buffer could not be allocated.
+    #[error("out of memory: {what} needs {bytes} more bytes")]
+    OutOfMemory { what: String, bytes: u64 },
+
     /// A bug: a panic caught before it could reach the caller.
     #[error("internal error (please report it): {0}")]
     Internal(String),
@@ -59,4 +63,21 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
     fn at(self, path: &Path) -> Result<T> {
         self.map_err(|source| Error::Sqlite { path: path.to_path_buf(), source })
     }
+}
+
+/// Makes room for `additional` more items in `items`, or [`Error::OutOfMemory`] naming `what`:
+/// for the buffers that grow with the input, so a too large input is an error, not an abort.
+pub fn reserve<T>(items: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
+    items.try_reserve(additional).map_err(|_| Error::OutOfMemory {
+        what: what.to_string(),
+        bytes: (additional as u64).saturating_mul(size_of::<T>() as u64),
+    })
+}
+
+/// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] naming `what`.
+pub fn filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
+    let mut items = Vec::new();
+    reserve(&mut items, len, what)?;
+    items.resize(len, value);
+    Ok(items)
 }

@@ -6,26 +6,20 @@
 //! processes that open the same dataset share its pages. Batch calls run on the rayon pool and
 //! each result depends only on its id, so the output is the same for any number of threads.
 
-use crate::dataset::{self, DatasetInfo};
+use crate::dataset::{self, DatasetInfo, Folder};
 use crate::error::{Context, Error, Result};
 use crate::index::{
     cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, INDEX_DIR, TILE,
     TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
-use crate::npy;
+use crate::npy::Array;
 use crate::palette::{N_COLORS, OUTSIDE, WHITE};
-use crate::stop::catching;
-use memmap2::Mmap;
+use crate::stop::{catching, check};
+use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
-use std::fs::File;
-use std::marker::PhantomData;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::{Mutex, PoisonError};
-
-// The files are little-endian and mapped as they are.
-#[cfg(target_endian = "big")]
-compile_error!("rplace_core reads its little-endian dataset files in place");
+use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// What a batch of `color_targets` returns for each event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,82 +29,6 @@ pub enum ColorTarget {
     /// The most frequent color placed at the event's pixel by later events within the horizon
     /// (ties to the color placed last), else the color the event placed.
     NextMinuteMajority,
-}
-
-/// Numbers a file can hold as they are.
-///
-/// # Safety
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid value.
-unsafe trait Element: Copy {
-    /// The numpy type of the files that hold it.
-    const DESCR: &'static str;
-}
-
-unsafe impl Element for u8 {
-    const DESCR: &'static str = "|u1";
-}
-unsafe impl Element for u16 {
-    const DESCR: &'static str = "<u2";
-}
-unsafe impl Element for u32 {
-    const DESCR: &'static str = "<u4";
-}
-unsafe impl Element for u64 {
-    const DESCR: &'static str = "<u8";
-}
-unsafe impl Element for i64 {
-    const DESCR: &'static str = "<i8";
-}
-
-/// A memory-mapped `.npy` array whose type, shape and length were checked on open.
-struct Array<T> {
-    map: Mmap,
-    offset: usize,
-    len: usize,
-    element: PhantomData<T>,
-}
-
-impl<T: Element> Array<T> {
-    /// Maps `dataset/file` and checks that it holds a `T` array of `shape`.
-    fn open(dataset: &Path, file: &str, shape: &[usize]) -> Result<Array<T>> {
-        let path = dataset.join(file);
-        let damaged = |reason: String| Error::Dataset { path: path.clone(), reason: format!("{reason}: ingest the dataset again") };
-        let handle = match File::open(&path) {
-            Ok(handle) => handle,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("missing".into())),
-            Err(e) => return Err(e).at(&path),
-        };
-        // SAFETY: dataset files are never written after the ingest renames its folder into
-        // place, and a replaced dataset is renamed away and unlinked, which keeps existing
-        // mappings valid.
-        let map = unsafe { Mmap::map(&handle) }.at(&path)?;
-        let header = npy::read_header(&map).map_err(damaged)?;
-        if header.descr != T::DESCR {
-            return Err(damaged(format!("holds {} values where {} was expected", header.descr, T::DESCR)));
-        }
-        if header.shape != shape {
-            return Err(damaged(format!("has shape {:?} where {shape:?} was expected", header.shape)));
-        }
-        let len = shape.iter().product::<usize>();
-        let expected = len.checked_mul(size_of::<T>()).and_then(|bytes| bytes.checked_add(header.data_offset));
-        if expected != Some(map.len()) {
-            return Err(damaged(format!(
-                "is {} bytes long where its header announces {} (truncated?)",
-                map.len(),
-                expected.unwrap_or(usize::MAX)
-            )));
-        }
-        if (map.as_ptr() as usize + header.data_offset) % align_of::<T>() != 0 {
-            return Err(damaged(format!("its data starts at byte {}, not aligned for {}", header.data_offset, T::DESCR)));
-        }
-        Ok(Array { map, offset: header.data_offset, len, element: PhantomData })
-    }
-
-    fn as_slice(&self) -> &[T] {
-        // SAFETY: `open` checked that the map holds `len` values of `T` from `offset`, aligned,
-        // and `T: Element` accepts any bytes; the map is read-only and lives as long as `self`.
-        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.offset).cast::<T>(), self.len) }
-    }
 }
 
 /// Where a tile meets a rectangle of the canvas.
@@ -141,6 +59,7 @@ impl TilePart {
 pub struct History {
     /// The dataset folder, for errors.
     path: PathBuf,
+    generation: String,
     info: DatasetInfo,
     width: usize,
     height: usize,
@@ -158,34 +77,57 @@ pub struct History {
     checkpoint_offsets: Array<u64>,
     checkpoint_event_ids: Array<u32>,
     tile_checkpoints: Array<u8>,
+    /// The outcome of checking the event columns' values, done once, when first asked for.
+    columns_checked: OnceLock<Option<(String, String)>>,
 }
 
 impl History {
     /// Opens the dataset folder `dataset`: maps its files and checks their types, shapes and
-    /// lengths; [`Error::Dataset`] names the first file that is missing or inconsistent.
+    /// lengths, and the sizes of every file against the manifest; [`Error::Dataset`] names the
+    /// first file that is missing or inconsistent. Every file comes from one dataset, even while
+    /// an ingest replaces the folder (see [`dataset::with_folder`]).
     pub fn open(dataset: &Path) -> Result<History> {
-        let info = dataset::read_info(dataset)?;
-        let meta = dataset.join(dataset::META_FILE);
+        dataset::with_folder(dataset, History::open_folder)
+    }
+
+    /// Opens the dataset of an open folder (see [`History::open`]).
+    pub fn open_folder(folder: &Folder) -> Result<History> {
+        let manifest = folder.manifest()?;
+        let dataset = folder.path();
+        for entry in &manifest.files {
+            let path = dataset.join(&entry.path);
+            let bytes = match folder.file(&entry.path).and_then(|file| file.metadata()) {
+                Ok(meta) => meta.len(),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    return Err(Error::Dataset { path, reason: "missing: ingest the dataset again".into() })
+                }
+                Err(e) => return Err(e).at(&path),
+            };
+            if bytes != entry.bytes {
+                return Err(Error::Dataset {
+                    path,
+                    reason: format!("is {bytes} bytes long, the manifest says {}: changed since the ingest; ingest the dataset again", entry.bytes),
+                });
+            }
+        }
+        let info = manifest.info;
         let damaged =
             |file: &str, reason: &str| Error::Dataset { path: dataset.join(file), reason: format!("{reason}: ingest the dataset again") };
         let n = info.events as usize;
         let (width, height) = (info.canvas_width as usize, info.canvas_height as usize);
         let partition_size = info.partition_size as usize;
-        if partition_size == 0 || width == 0 || height == 0 || u32::try_from(n).is_err() {
-            return Err(Error::Dataset {
-                path: meta,
-                reason: "impossible partition size, canvas size or event count: ingest the dataset again".into(),
-            });
+        if partition_size == 0 || width == 0 || height == 0 || u32::try_from(n).is_err() || width > 1 << 16 || height > 1 << 16 {
+            return Err(damaged(dataset::MANIFEST_FILE, "impossible partition size, canvas size or event count"));
         }
         let (tiles_x, tiles_y) = tile_grid(width, height);
         let tiles = tiles_x * tiles_y;
 
-        let tile_offsets = Array::<u64>::open(dataset, TILE_OFFSETS_FILE, &[tiles + 1])?;
+        let tile_offsets = Array::<u64>::open(folder, TILE_OFFSETS_FILE, &[tiles + 1])?;
         let offsets = tile_offsets.as_slice();
         if offsets[0] != 0 || offsets[tiles] != n as u64 || offsets.windows(2).any(|w| w[0] > w[1]) {
             return Err(damaged(TILE_OFFSETS_FILE, "offsets do not split the events into tiles"));
         }
-        let checkpoint_offsets = Array::<u64>::open(dataset, CHECKPOINT_OFFSETS_FILE, &[tiles + 1])?;
+        let checkpoint_offsets = Array::<u64>::open(folder, CHECKPOINT_OFFSETS_FILE, &[tiles + 1])?;
         let checkpoints = checkpoint_offsets.as_slice();
         let consistent = checkpoints[0] == 0
             && (0..tiles)
@@ -196,16 +138,17 @@ impl History {
         let checkpoint_count = checkpoints[tiles] as usize;
         Ok(History {
             path: dataset.to_path_buf(),
-            timestamps: Array::open(dataset, TIMESTAMP_FILE, &[n])?,
-            user_ids: Array::open(dataset, USER_ID_FILE, &[n])?,
-            colors: Array::open(dataset, COLOR_FILE, &[n])?,
-            xs: Array::open(dataset, X_FILE, &[n])?,
-            ys: Array::open(dataset, Y_FILE, &[n])?,
-            snapshots: Array::open(dataset, dataset::SNAPSHOTS_FILE, &[n.div_ceil(partition_size) + 1, height, width])?,
-            tile_event_ids: Array::open(dataset, TILE_EVENT_IDS_FILE, &[n])?,
-            tile_event_cells: Array::open(dataset, TILE_EVENT_CELLS_FILE, &[n])?,
-            tile_checkpoints: Array::open(dataset, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
-            checkpoint_event_ids: Array::open(dataset, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
+            generation: manifest.generation,
+            timestamps: Array::open(folder, TIMESTAMP_FILE, &[n])?,
+            user_ids: Array::open(folder, USER_ID_FILE, &[n])?,
+            colors: Array::open(folder, COLOR_FILE, &[n])?,
+            xs: Array::open(folder, X_FILE, &[n])?,
+            ys: Array::open(folder, Y_FILE, &[n])?,
+            snapshots: Array::open(folder, dataset::SNAPSHOTS_FILE, &[n.div_ceil(partition_size) + 1, height, width])?,
+            tile_event_ids: Array::open(folder, TILE_EVENT_IDS_FILE, &[n])?,
+            tile_event_cells: Array::open(folder, TILE_EVENT_CELLS_FILE, &[n])?,
+            tile_checkpoints: Array::open(folder, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
+            checkpoint_event_ids: Array::open(folder, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
             tile_offsets,
             checkpoint_offsets,
             info,
@@ -213,7 +156,18 @@ impl History {
             height,
             tiles_x,
             partition_size,
+            columns_checked: OnceLock::new(),
         })
+    }
+
+    /// The id of the ingest that wrote the dataset (see [`dataset::Manifest::generation`]).
+    pub fn generation(&self) -> &str {
+        &self.generation
+    }
+
+    /// The summary of the dataset, as its manifest holds it.
+    pub fn info(&self) -> &DatasetInfo {
+        &self.info
     }
 
     /// Number of events, `N`; ids run `0 .. N` in time order.
@@ -268,7 +222,7 @@ impl History {
 
     /// The canvas after every event with timestamp ≤ `t_ms` (milliseconds since the Unix
     /// epoch): `(height, width)` palette indices, row-major, white before the first event.
-    pub fn canvas_at(&self, t_ms: i64) -> Vec<u8> {
+    pub fn canvas_at(&self, t_ms: i64) -> Result<Vec<u8>> {
         self.canvas_after(self.timestamps().partition_point(|&t| t <= t_ms))
     }
 
@@ -276,7 +230,7 @@ impl History {
     /// `(height, width)` palette indices, row-major.
     pub fn canvas_before(&self, event_id: i64) -> Result<Vec<u8>> {
         match usize::try_from(event_id) {
-            Ok(id) if id <= self.len() => Ok(self.canvas_after(id)),
+            Ok(id) if id <= self.len() => self.canvas_after(id),
             _ => Err(Error::Index(format!(
                 "event id {event_id} is out of range for a history of {n} events (a canvas before takes 0..={n})",
                 n = self.len()
@@ -286,7 +240,7 @@ impl History {
 
     /// The canvas after the first `count` events: the nearest snapshot at or before it, then the
     /// rest of the events from the columns (at most one partition).
-    fn canvas_after(&self, count: usize) -> Vec<u8> {
+    fn canvas_after(&self, count: usize) -> Result<Vec<u8>> {
         let row = if count == self.len() { self.len().div_ceil(self.partition_size) } else { count / self.partition_size };
         let area = self.width * self.height;
         let mut canvas = self.snapshots.as_slice()[row * area..(row + 1) * area].to_vec();
@@ -298,7 +252,157 @@ impl History {
                 *pixel = color;
             }
         }
-        canvas
+        self.check_largest(largest(&canvas) as i64, N_COLORS as u8 - 1)?;
+        Ok(canvas)
+    }
+
+    /// `Ok` when the largest color of a result, `largest`, is at most `highest` (the last palette
+    /// index, or OUTSIDE), else the damaged file that let it through: a damaged byte must not
+    /// reach the caller, where it would index the palette out of range.
+    fn check_largest(&self, largest: i64, highest: u8) -> Result<()> {
+        if largest <= highest as i64 {
+            Ok(())
+        } else {
+            Err(self.damage())
+        }
+    }
+
+    /// The first file whose values are impossible (a color outside the palette, a pixel outside
+    /// the canvas): what explains a wrong result or a panic in a read. Scans the files, so it is
+    /// only called once something went wrong.
+    fn damage(&self) -> Error {
+        let damaged = |file: &str, reason: String| Error::Dataset {
+            path: self.path.join(file),
+            reason: format!("damaged: {reason}; `rplacevit verify` checks every file; ingest the dataset again"),
+        };
+        if let Some((file, reason)) = self.column_problem() {
+            return damaged(&file, reason);
+        }
+        let palette = |values: &[u8]| values.iter().position(|&c| c as usize >= N_COLORS);
+        if let Some(at) = palette(self.snapshots.as_slice()) {
+            return damaged(dataset::SNAPSHOTS_FILE, format!("byte {at} holds color {}, outside the palette", self.snapshots.as_slice()[at]));
+        }
+        if let Some(at) = palette(self.tile_checkpoints.as_slice()) {
+            return damaged(TILE_CHECKPOINTS_FILE, format!("byte {at} holds color {}, outside the palette", self.tile_checkpoints.as_slice()[at]));
+        }
+        if let Some(at) = self.tile_event_cells.as_slice().iter().position(|&cell| cell_color(cell) as usize >= N_COLORS) {
+            return damaged(TILE_EVENT_CELLS_FILE, format!("entry {at} holds a color outside the palette"));
+        }
+        damaged(INDEX_DIR, "its files contradict each other".into())
+    }
+
+    /// The first impossible value of the event columns, as (file, reason); checked once.
+    fn column_problem(&self) -> Option<(String, String)> {
+        self.columns_checked
+            .get_or_init(|| {
+                let first = |file: &str, at: Option<usize>, what: &dyn Fn(usize) -> String| at.map(|at| (file.to_string(), what(at)));
+                let colors = self.colors();
+                first(COLOR_FILE, colors.iter().position(|&c| c as usize >= N_COLORS), &|at| {
+                    format!("event {at} has color {}, outside the palette", colors[at])
+                })
+                .or_else(|| first(X_FILE, self.xs().iter().position(|&x| x as usize >= self.width), &|at| format!("event {at} lies off the canvas")))
+                .or_else(|| first(Y_FILE, self.ys().iter().position(|&y| y as usize >= self.height), &|at| format!("event {at} lies off the canvas")))
+                .or_else(|| {
+                    let users = self.info.users;
+                    first(USER_ID_FILE, self.user_ids().iter().position(|&u| u as u64 >= users), &|at| format!("event {at} has a user id beyond the {users} users"))
+                })
+                .or_else(|| {
+                    first(TIMESTAMP_FILE, self.timestamps().windows(2).position(|w| w[0] > w[1]), &|at| format!("events {at} and {} are out of time order", at + 1))
+                })
+            })
+            .clone()
+    }
+
+    /// [`Error::Dataset`] unless every value of the event columns is possible: what a caller
+    /// that hands the columns on as they are (`History.events()` in Python) checks first.
+    pub fn check_columns(&self) -> Result<()> {
+        match self.column_problem() {
+            None => Ok(()),
+            Some((file, reason)) => Err(Error::Dataset {
+                path: self.path.join(file),
+                reason: format!("damaged: {reason}; `rplacevit verify` checks every file; ingest the dataset again"),
+            }),
+        }
+    }
+
+    /// What differs between `snapshots.npy` and a replay of the event columns: the number of
+    /// each snapshot that does, and its first wrong pixel. Assumes [`History::check_columns`].
+    pub fn snapshot_problems(&self, stop: &AtomicBool) -> Result<Vec<String>> {
+        let area = self.width * self.height;
+        let mut canvas = vec![WHITE; area];
+        let mut problems = Vec::new();
+        let rows = self.len().div_ceil(self.partition_size) + 1;
+        for row in 0..rows {
+            check(stop)?;
+            let first = (row * self.partition_size).min(self.len());
+            if row > 0 {
+                let start = ((row - 1) * self.partition_size).min(self.len());
+                for id in start..first {
+                    canvas[self.ys()[id] as usize * self.width + self.xs()[id] as usize] = self.colors()[id];
+                }
+            }
+            let snapshot = &self.snapshots.as_slice()[row * area..(row + 1) * area];
+            if let Some(at) = snapshot.iter().zip(&canvas).position(|(a, b)| a != b) {
+                let what = if row + 1 == rows { "the last snapshot (after every event)".to_string() } else { format!("snapshot {row} (before event {first})") };
+                problems.push(format!("{what} differs from the replay of the events at pixel ({}, {})", at % self.width, at / self.width));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// What in the tile index disagrees with the event columns, as (file, reason), the first
+    /// problem of each file. Assumes [`History::check_columns`].
+    pub fn index_problems(&self, stop: &AtomicBool) -> Result<Vec<(String, String)>> {
+        let tiles = self.tile_offsets.len - 1;
+        let found: Vec<(usize, &'static str, String)> = self.guarded(|| {
+            (0..tiles)
+                .into_par_iter()
+                .filter_map(|tile| if stop.load(Ordering::Relaxed) { None } else { self.tile_problem(tile) }.map(|(file, reason)| (tile, file, reason)))
+                .collect()
+        })?;
+        check(stop)?;
+        let mut problems: Vec<(String, String)> = Vec::new();
+        for (_, file, reason) in found {
+            if !problems.iter().any(|(f, _)| f == file) {
+                problems.push((file.to_string(), reason));
+            }
+        }
+        Ok(problems)
+    }
+
+    /// The first disagreement of tile `tile` with the columns: its event list, cells, checkpoints.
+    fn tile_problem(&self, tile: usize) -> Option<(&'static str, String)> {
+        let span = self.tile_span(tile);
+        let (ids, cells) = (&self.tile_event_ids.as_slice()[span.clone()], &self.tile_event_cells.as_slice()[span]);
+        let (tx, ty) = (tile % self.tiles_x, tile / self.tiles_x);
+        let checkpoints = &self.checkpoint_offsets.as_slice()[tile..tile + 2];
+        let mut state = [WHITE; TILE * TILE];
+        let mut previous = None;
+        for (k, (&e, &cell)) in ids.iter().zip(cells).enumerate() {
+            let id = e as usize;
+            if id >= self.len() || previous.is_some_and(|p| p >= id) {
+                return Some((TILE_EVENT_IDS_FILE, format!("tile {tile}: its events are not ascending ids of the history")));
+            }
+            previous = Some(id);
+            let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
+            if (x / TILE, y / TILE) != (tx, ty) {
+                return Some((TILE_EVENT_IDS_FILE, format!("tile {tile} lists event {id}, which lies in another tile")));
+            }
+            if cell != crate::index::cell(y % TILE * TILE + x % TILE, self.colors()[id]) {
+                return Some((TILE_EVENT_CELLS_FILE, format!("tile {tile}: the cell of event {id} differs from its pixel and color")));
+            }
+            state[cell_pixel(cell)] = cell_color(cell);
+            if (k + 1) % CHECKPOINT_EVERY == 0 {
+                let row = checkpoints[0] as usize + k / CHECKPOINT_EVERY;
+                if self.checkpoint_event_ids.as_slice()[row] != e {
+                    return Some((CHECKPOINT_EVENT_IDS_FILE, format!("checkpoint {row} (tile {tile}) names the wrong event")));
+                }
+                if self.tile_checkpoints.as_slice()[row * TILE * TILE..(row + 1) * TILE * TILE] != state {
+                    return Some((TILE_CHECKPOINTS_FILE, format!("checkpoint {row} (tile {tile}) differs from the replay of its events")));
+                }
+            }
+        }
+        None
     }
 
     /// For each event, the `size`×`size` window of the canvas strictly before it, centred on
@@ -306,7 +410,9 @@ impl History {
     /// that falls outside the canvas (`size / 2` rounds down for odd sizes). `(B, size, size)`
     /// palette indices, row-major; any `size` ≥ 1.
     pub fn windows(&self, ids: &[i64], size: usize) -> Result<Vec<u8>> {
-        self.per_event(ids, grid_cells(size)?, |scratch, id, window| self.window_into(id, size, window, scratch))
+        let windows = self.per_event(ids, grid_cells(size)?, |scratch, id, window| self.window_into(id, size, window, scratch))?;
+        self.check_largest(largest(&windows) as i64, OUTSIDE)?;
+        Ok(windows)
     }
 
     /// Rebuilds the whole tiles under the window into a scratch region, where every tile row is
@@ -353,10 +459,14 @@ impl History {
             // A lookup per event: cheaper than handing the batch to the thread pool.
             ColorTarget::Placed => {
                 self.check_ids(ids)?;
-                Ok(ids.iter().map(|&id| self.colors()[id as usize] as i64).collect())
+                let targets: Vec<i64> = ids.iter().map(|&id| self.colors()[id as usize] as i64).collect();
+                self.check_largest(targets.iter().copied().max().unwrap_or(0), N_COLORS as u8 - 1)?;
+                Ok(targets)
             }
             ColorTarget::NextMinuteMajority => {
-                self.per_event(ids, 1, |_: &mut (), id, target| target[0] = self.majority_color(id, horizon_ms) as i64)
+                let targets = self.per_event(ids, 1, |_: &mut (), id, target| target[0] = self.majority_color(id, horizon_ms) as i64)?;
+                self.check_largest(targets.iter().copied().max().unwrap_or(0), N_COLORS as u8 - 1)?;
+                Ok(targets)
             }
         }
     }
@@ -559,13 +669,11 @@ impl History {
         Ok(out)
     }
 
-    /// Runs `work` on the pool (see [`in_pool`]); a panic in it can only come from index files
-    /// that contradict each other, so it is reported as a damaged dataset.
+    /// Runs `work` on the pool (see [`in_pool`]); a panic in it can only come from files
+    /// that contradict each other, so it is reported as a damaged dataset, naming the file.
     fn guarded<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R> {
         in_pool(work).map_err(|error| match error {
-            Error::Internal(panic) => {
-                Error::Dataset { path: self.path.join(INDEX_DIR), reason: format!("damaged ({panic}): ingest the dataset again") }
-            }
+            Error::Internal(_) => self.damage(),
             other => other,
         })
     }
@@ -723,6 +831,11 @@ fn prefetch<T>(items: &[T]) {
     let _ = items;
 }
 
+/// The largest of `values` (0 for none), in a form the compiler vectorises.
+fn largest(values: &[u8]) -> u8 {
+    values.iter().fold(0, |m, &v| m.max(v))
+}
+
 /// The pixels `start .. start + size` that lie in `0 .. limit`.
 fn clip(start: i64, size: usize, limit: usize) -> Range<usize> {
     let low = start.clamp(0, limit as i64) as usize;
@@ -762,9 +875,10 @@ mod tests {
     use crate::dataset::{Meta, SNAPSHOTS_FILE};
     use crate::event::Event;
     use crate::index::write_index;
+    use crate::npy;
     use crate::random::Rng;
+    use std::fs::File;
     use std::io::Write;
-    use std::sync::atomic::AtomicBool;
 
     fn random_events(rng: &mut Rng, n: usize, width: usize, height: usize, hot: usize) -> Vec<Event> {
         let hot_pixels =
@@ -803,7 +917,7 @@ mod tests {
             rejected_rows: 0,
         };
         let stop = AtomicBool::new(false);
-        dataset::write_meta(dir, &Meta { info, partitions: &[], sources: &[], users: &[], moderation: &[] }, &stop).unwrap();
+        dataset::write_meta(dir, &Meta { info: info.clone(), partitions: &[], sources: &[], users: &[], moderation: &[] }, &stop).unwrap();
         let mut out = std::io::BufWriter::new(File::create(dir.join(SNAPSHOTS_FILE)).unwrap());
         npy::write_u8_header(&mut out, &[events.len().div_ceil(partition_size) + 1, height, width]).unwrap();
         let mut canvas = vec![WHITE; width * height];
@@ -814,6 +928,7 @@ mod tests {
         out.write_all(&canvas).unwrap();
         out.flush().unwrap();
         write_index(dir, events, width, height, &stop).unwrap();
+        dataset::finish(dir, &info, &stop).unwrap();
     }
 
     fn replay(canvas: &mut [u8], width: usize, events: &[Event]) {
@@ -1003,7 +1118,7 @@ mod tests {
         times.extend((0..20).map(|_| oracle.events[rng.index(n)].timestamp_ms + rng.index(3) as i64 - 1));
         for t in times {
             let count = oracle.events.iter().filter(|e| e.timestamp_ms <= t).count();
-            assert!(history.canvas_at(t) == oracle.canvas_before(count), "canvas at {t}");
+            assert!(history.canvas_at(t).unwrap() == oracle.canvas_before(count), "canvas at {t}");
         }
     }
 
@@ -1048,7 +1163,7 @@ mod tests {
     #[test]
     fn matches_the_oracle_after_a_real_ingest() {
         let mut rng = Rng::new(11, 0, 0);
-        let events = random_events(&mut rng, 6_000, 2000, 2000, 40);
+        let events = random_events(&mut rng, 25_000, 2000, 2000, 40);
         let dir = tempfile::tempdir().unwrap();
         let csv = dir.path().join("history.csv");
         let mut text = String::from("timestamp,user_id,pixel_color,coordinate\n");
@@ -1058,7 +1173,7 @@ mod tests {
         }
         std::fs::write(&csv, text).unwrap();
         let out = dir.path().join("dataset");
-        let options = crate::ingest::IngestOptions { partition_size: 1_000, ..Default::default() };
+        let options = crate::ingest::IngestOptions { partition_size: crate::ingest::MIN_PARTITION_SIZE, ..Default::default() };
         crate::ingest::ingest(&[csv], &out, &options, &|| false).unwrap();
         let history = History::open(&out).unwrap();
         assert_eq!(history.colors(), events.iter().map(|e| e.color()).collect::<Vec<_>>());
@@ -1116,9 +1231,7 @@ mod tests {
         let cells = dir.path().join(crate::index::TILE_EVENT_CELLS_FILE);
         let bytes = std::fs::read(&cells).unwrap();
         std::fs::write(&cells, &bytes[..bytes.len() - 3]).unwrap();
-        damaged("tile_event_cells.npy", "truncated");
-        std::fs::write(&cells, &bytes[..5]).unwrap();
-        damaged("tile_event_cells.npy", "npy");
+        damaged("tile_event_cells.npy", "the manifest says");
         std::fs::write(&cells, &bytes).unwrap();
 
         let color = dir.path().join(COLOR_FILE);
@@ -1153,92 +1266,35 @@ mod tests {
         assert!(error.to_string().contains("ingest the dataset again"));
         std::fs::write(&tile_ids, &bytes).unwrap();
 
+        // A color outside the palette in the columns (same size, so it opens) never reaches
+        // the caller: reads that would hand it on name the file.
+        let color = dir.path().join(COLOR_FILE);
+        let mut bytes = std::fs::read(&color).unwrap();
+        let at = npy::header_len("|u1", &[500]) + 7;
+        bytes[at] = 200;
+        std::fs::write(&color, &bytes).unwrap();
+        let history = History::open(dir.path()).unwrap();
+        for error in [history.canvas_before(8).unwrap_err(), history.color_targets(&[7], ColorTarget::Placed, 1).unwrap_err(), history.check_columns().unwrap_err()] {
+            assert!(matches!(&error, Error::Dataset { path, .. } if path.ends_with(COLOR_FILE)), "{error}");
+            assert!(error.to_string().contains("color 200"), "{error}");
+        }
+        // The index (its checkpoints) holds the color too: windows name its file.
+        let checkpoints = dir.path().join(TILE_CHECKPOINTS_FILE);
+        let mut states = std::fs::read(&checkpoints).unwrap();
+        let header = states.len() - history.tile_checkpoints.len;
+        assert!(history.tile_checkpoints.len > 0, "the test needs a tile with a checkpoint");
+        bytes[at] = events[7].color();
+        std::fs::write(&color, &bytes).unwrap();
+        states[header..].fill(99);
+        std::fs::write(&checkpoints, &states).unwrap();
+        let history = History::open(dir.path()).unwrap();
+        let busy: Vec<i64> = (0..500).collect();
+        let error = history.windows(&busy, 16).unwrap_err();
+        assert!(matches!(&error, Error::Dataset { path, .. } if path.ends_with(TILE_CHECKPOINTS_FILE)), "{error}");
+
         std::fs::remove_file(dir.path().join(X_FILE)).unwrap();
         damaged("x.npy", "missing");
-    }
-
-    /// Windows per second on a 2-million-event hotspot history (run with `--release --ignored`).
-    #[test]
-    #[ignore]
-    fn throughput() {
-        let mut rng = Rng::new(1, 0, 0);
-        let n = std::env::var("HISTORY_BENCH_EVENTS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000_000);
-        let centres: Vec<(usize, usize, usize)> = (0..200).map(|_| (rng.index(2000), rng.index(2000), 3 + rng.index(60))).collect();
-        let mut t = 1_648_817_050_000i64;
-        let events: Vec<Event> = (0..n)
-            .map(|_| {
-                t += rng.index(40) as i64;
-                let (x, y) = if rng.index(5) == 0 {
-                    (rng.index(2000), rng.index(2000))
-                } else {
-                    let (cx, cy, r) = centres[rng.index(centres.len()).min(rng.index(centres.len()))];
-                    ((cx + rng.index(r)).min(1999), (cy + rng.index(r)).min(1999))
-                };
-                Event::new(t, rng.index(100_000) as u32, x as u16, y as u16, rng.index(32) as u8, false)
-            })
-            .collect();
-        let dir = tempfile::tempdir().unwrap();
-        let clock = std::time::Instant::now();
-        write_dataset(dir.path(), &events, 2000, 2000, 1_000_000);
-        let written = clock.elapsed();
-        let clock = std::time::Instant::now();
-        let history = History::open(dir.path()).unwrap();
-        let opened = clock.elapsed();
-        let batches: Vec<Vec<i64>> = (0..400).map(|_| (0..256).map(|_| rng.index(n) as i64).collect()).collect();
-        let windows = || {
-            for batch in &batches {
-                std::hint::black_box(history.windows(batch, 64).unwrap());
-                std::hint::black_box(history.color_targets(batch, ColorTarget::Placed, 60_000).unwrap());
-            }
-        };
-        // The CPU time of one thread, which other processes on the machine do not inflate.
-        let cpu_ns = || {
-            std::fs::read_to_string("/proc/thread-self/schedstat")
-                .ok()
-                .and_then(|s| s.split(' ').next()?.parse::<f64>().ok())
-                .unwrap_or(f64::NAN)
-        };
-        // A first pass maps the pages, as a long training run would have.
-        let clock = std::time::Instant::now();
-        windows();
-        let cold = (batches.len() * 256) as f64 / clock.elapsed().as_secs_f64();
-        let per_core = pool(1).install(|| {
-            // The best of three: the machine's other processes share the caches.
-            (0..3)
-                .map(|_| {
-                    let start = cpu_ns();
-                    windows();
-                    (batches.len() * 256) as f64 / (cpu_ns() - start) * 1e9
-                })
-                .fold(0.0, f64::max)
-        });
-        let wall = |threads| {
-            pool(threads).install(|| {
-                let clock = std::time::Instant::now();
-                windows();
-                (batches.len() * 256) as f64 / clock.elapsed().as_secs_f64()
-            })
-        };
-        let (rate, rate_one) = (wall(rayon::current_num_threads()), wall(1));
-        let clock = std::time::Instant::now();
-        for batch in &batches[..40] {
-            std::hint::black_box(history.color_targets(batch, ColorTarget::NextMinuteMajority, 60_000).unwrap());
-        }
-        let majority = (40 * 256) as f64 / clock.elapsed().as_secs_f64();
-        let clock = std::time::Instant::now();
-        for batch in &batches[..40] {
-            std::hint::black_box(history.time_targets(batch, 16, 3_600_000).unwrap());
-        }
-        let time = (40 * 256) as f64 / clock.elapsed().as_secs_f64();
-        let clock = std::time::Instant::now();
-        for k in 0..20 {
-            std::hint::black_box(history.canvas_at(events[k * n / 20 + 12_345].timestamp_ms));
-        }
-        let canvas_ms = clock.elapsed().as_secs_f64() * 1000.0 / 20.0;
-        println!(
-            "{n} events, {} threads: index written in {written:.2?}, opened in {opened:.2?}; windows(64)+placed {rate:.0}/s (first pass {cold:.0}/s, {rate_one:.0}/s on 1 thread, {per_core:.0}/s per core of CPU time); \
-             majority {majority:.0}/s; time_targets(16, 1 h) {time:.0}/s; canvas_at {canvas_ms:.1} ms",
-            rayon::current_num_threads()
-        );
+        std::fs::remove_file(dir.path().join(dataset::MANIFEST_FILE)).unwrap();
+        damaged(dir.path().to_str().unwrap(), "manifest.json is missing");
     }
 }

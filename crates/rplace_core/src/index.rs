@@ -23,7 +23,7 @@
 //!   64 consecutive events. About 4.1 bytes per event; any tile state costs one copy and at most
 //!   63 events.
 
-use crate::error::{Context, Error, Result};
+use crate::error::{filled, Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
 use crate::palette::WHITE;
@@ -115,8 +115,8 @@ pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize
     }
     check(stop)?;
     let mut next = tile_offsets.clone();
-    let mut ids = vec![0u32; n];
-    let mut cells = vec![0u16; n];
+    let mut ids = filled(n, 0u32, "the tile index")?;
+    let mut cells = filled(n, 0u16, "the tile index")?;
     for (id, event) in events.iter().enumerate() {
         let slot = &mut next[tile_of(event)];
         ids[*slot as usize] = id as u32;

@@ -5,15 +5,17 @@
 //! whole lines; chunks are parsed in parallel and their events collected in input order. A stable
 //! sort by timestamp then gives the global order (equal timestamps keep input order, whatever the
 //! number of threads); user ids are numbered by first appearance in that order. Partitions and
-//! snapshots are written to a temporary folder beside the destination, renamed into place last.
+//! snapshots are written to a staging folder beside the destination, under its lock, and
+//! published by one rename once complete and durable (see [`crate::publish`]).
 
 use crate::csv_rows::{check_header, parse_chunk, Coordinate, Reject};
 use crate::dataset::{self, DatasetInfo, Meta, PartitionInfo, SourceInfo};
-use crate::error::{Context, Error, Result};
+use crate::error::{filled, reserve, Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
 use crate::palette::WHITE;
 use crate::progress;
+use crate::publish::Output;
 use crate::stop::{check, run_stoppable};
 use crate::CANVAS_SIZE;
 use hashbrown::{hash_table, HashTable};
@@ -38,20 +40,38 @@ pub enum OnError {
     Skip,
 }
 
+/// The smallest partition size an ingest accepts: every partition stores a whole canvas
+/// snapshot (4 MB for 2022), so tiny partitions would multiply the dataset's size.
+pub const MIN_PARTITION_SIZE: u64 = 10_000;
+
+/// The default limit of [`IngestOptions::max_rectangle_pixels`]: two and a half whole 2022
+/// canvases, far more than the official data's moderation rectangles cover, and 160 MB of
+/// events at most.
+pub const MAX_RECTANGLE_PIXELS: u64 = 10_000_000;
+
 #[derive(Clone, Debug)]
 pub struct IngestOptions {
-    /// Events per SQLite partition.
+    /// Events per SQLite partition, at least [`MIN_PARTITION_SIZE`].
     pub partition_size: u64,
     pub on_error: OnError,
     /// Replace an existing dataset at the destination.
     pub force: bool,
     /// Draw a progress bar on stderr (only when stderr is a terminal).
     pub progress: bool,
+    /// The most pixels the moderation rectangles of all inputs may cover together: a few rows
+    /// must not become hundreds of millions of events.
+    pub max_rectangle_pixels: u64,
 }
 
 impl Default for IngestOptions {
     fn default() -> Self {
-        IngestOptions { partition_size: 1_000_000, on_error: OnError::Fail, force: false, progress: false }
+        IngestOptions {
+            partition_size: 1_000_000,
+            on_error: OnError::Fail,
+            force: false,
+            progress: false,
+            max_rectangle_pixels: MAX_RECTANGLE_PIXELS,
+        }
     }
 }
 
@@ -69,26 +89,37 @@ pub fn ingest(inputs: &[PathBuf], out: &Path, options: &IngestOptions, should_st
     if inputs.is_empty() {
         return Err(Error::Argument("no input files given".into()));
     }
-    if options.partition_size == 0 {
-        return Err(Error::Argument("partition size must be at least 1".into()));
+    if options.partition_size < MIN_PARTITION_SIZE {
+        return Err(Error::Argument(format!(
+            "partition size {} is too small: at least {MIN_PARTITION_SIZE} events (each partition stores a whole canvas)",
+            options.partition_size
+        )));
     }
     check_destination(out, options.force)?;
     let mut sizes = Vec::with_capacity(inputs.len());
     for input in inputs {
         sizes.push(std::fs::metadata(input).at(input)?.len());
     }
-    let staging = Staging::create(out)?;
-    let summary = run_stoppable(should_stop, |stop| build(inputs, &sizes, staging.path(), options, stop))?;
-    staging.commit(out)?;
+    let output = Output::begin(out, "ingest")?;
+    // Checked again under the lock: the first check only spares a doomed run its reading.
+    check_destination(out, options.force)?;
+    let staging = output.staging().to_path_buf();
+    std::fs::create_dir_all(staging.join(dataset::PARTITIONS_DIR)).at(&staging)?;
+    let summary = run_stoppable(should_stop, |stop| {
+        let summary = build(inputs, &sizes, &staging, options, stop)?;
+        dataset::finish(&staging, &summary.info, stop)?;
+        Ok(summary)
+    })?;
+    output.commit(|found| check_destination(found, options.force).map(|_| ()))?;
     Ok(summary)
 }
 
 /// Refuses to overwrite anything but a dataset, and a dataset only with `force`.
 fn check_destination(out: &Path, force: bool) -> Result<()> {
-    if !out.exists() {
+    if std::fs::symlink_metadata(out).is_err() {
         return Ok(());
     }
-    let is_dataset = out.join(dataset::META_FILE).is_file();
+    let is_dataset = out.is_dir() && [dataset::MANIFEST_FILE, dataset::META_FILE].iter().any(|f| out.join(f).is_file());
     let is_empty_dir = out.is_dir() && std::fs::read_dir(out).at(out)?.next().is_none();
     if is_empty_dir || (force && is_dataset) {
         return Ok(());
@@ -99,50 +130,6 @@ fn check_destination(out: &Path, force: bool) -> Result<()> {
         "exists and is not a dataset: refusing to replace it"
     };
     Err(Error::Dataset { path: out.to_path_buf(), reason: reason.into() })
-}
-
-/// The temporary folder an ingest writes into; removed on drop unless committed.
-struct Staging {
-    path: PathBuf,
-}
-
-impl Staging {
-    fn create(out: &Path) -> Result<Staging> {
-        let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        std::fs::create_dir_all(parent).at(parent)?;
-        let name = out.file_name().ok_or_else(|| Error::Argument(format!("{}: not a folder name", out.display())))?;
-        let path = parent.join(format!(".{}.ingest-{}", name.to_string_lossy(), std::process::id()));
-        if path.exists() {
-            std::fs::remove_dir_all(&path).at(&path)?;
-        }
-        std::fs::create_dir_all(path.join(dataset::PARTITIONS_DIR)).at(&path)?;
-        Ok(Staging { path })
-    }
-
-    fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// Moves the finished folder to `out`, replacing what [`check_destination`] allowed.
-    fn commit(self, out: &Path) -> Result<()> {
-        let old = self.path.with_extension("old");
-        let replacing = out.exists();
-        if replacing {
-            std::fs::rename(out, &old).at(out)?;
-        }
-        std::fs::rename(&self.path, out).at(out)?;
-        if replacing {
-            std::fs::remove_dir_all(&old).at(&old)?;
-        }
-        std::mem::forget(self);
-        Ok(())
-    }
-}
-
-impl Drop for Staging {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.path);
-    }
 }
 
 /// A run of whole lines of one input.
@@ -303,30 +290,63 @@ impl UserKey {
     }
 }
 
+/// A moderation rectangle of a chunk, expanded only when its chunk is absorbed, in input order,
+/// so that the limit on rectangle pixels is checked before the memory is spent, and the row
+/// that crosses it is the same whatever the number of threads.
+struct Rectangle {
+    /// How many of the chunk's pixel events come before it.
+    position: usize,
+    line: u64,
+    timestamp_ms: i64,
+    user_id: u32,
+    color: u8,
+    coordinate: Coordinate,
+}
+
 /// One chunk turned into events (in file order) and rejected rows.
 struct ChunkEvents {
     source: usize,
     rows: u64,
     rejects: Vec<Reject>,
+    /// The events of its pixel rows.
     events: Vec<Event>,
+    rectangles: Vec<Rectangle>,
 }
 
 /// Parses a chunk and makes its events; runs on the parsing threads.
 fn chunk_events(chunk: &Chunk, users: &UserIds) -> ChunkEvents {
     let parsed = parse_chunk(&chunk.text, chunk.first_line);
     let mut events = Vec::with_capacity(parsed.rows.len());
+    let mut rectangles = Vec::new();
     for row in &parsed.rows {
         let user_id = users.id(&parsed.users[row.user.clone()]);
-        let moderation = matches!(row.coordinate, Coordinate::Rectangle { .. });
-        events.extend(row.coordinate.pixels().map(|(x, y)| Event::new(row.timestamp_ms, user_id, x, y, row.color, moderation)));
+        match row.coordinate {
+            Coordinate::Pixel { x, y } => events.push(Event::new(row.timestamp_ms, user_id, x, y, row.color, false)),
+            coordinate => rectangles.push(Rectangle {
+                position: events.len(),
+                line: row.line,
+                timestamp_ms: row.timestamp_ms,
+                user_id,
+                color: row.color,
+                coordinate,
+            }),
+        }
     }
-    ChunkEvents { source: chunk.source, rows: (parsed.rows.len() + parsed.rejects.len()) as u64, rejects: parsed.rejects, events }
+    ChunkEvents {
+        source: chunk.source,
+        rows: (parsed.rows.len() + parsed.rejects.len()) as u64,
+        rejects: parsed.rejects,
+        events,
+        rectangles,
+    }
 }
 
 /// Events gathered from the parsed chunks, in input order.
 struct Collected<'a> {
     inputs: &'a [PathBuf],
     on_error: OnError,
+    max_rectangle_pixels: u64,
+    rectangle_pixels: u64,
     events: Vec<Event>,
     sources: Vec<SourceInfo>,
     rejects: Option<csv::Writer<BufWriter<File>>>,
@@ -355,7 +375,29 @@ impl Collected<'_> {
                 }
             }
         }
-        self.events.extend_from_slice(&chunk.events);
+        reserve(&mut self.events, chunk.events.len(), "collecting the events")?;
+        let mut done = 0;
+        for rectangle in &chunk.rectangles {
+            self.events.extend_from_slice(&chunk.events[done..rectangle.position]);
+            done = rectangle.position;
+            let pixels = rectangle.coordinate.pixel_count();
+            self.rectangle_pixels += pixels;
+            if self.rectangle_pixels > self.max_rectangle_pixels {
+                return Err(Error::Row {
+                    path: path.clone(),
+                    line: rectangle.line,
+                    reason: format!(
+                        "this moderation rectangle ({pixels} pixels) brings the rectangles to {} pixels, over the limit of {} \
+                         (max_rectangle_pixels, --max-rectangle-pixels)",
+                        self.rectangle_pixels, self.max_rectangle_pixels
+                    ),
+                });
+            }
+            reserve(&mut self.events, pixels as usize, "expanding the moderation rectangles")?;
+            let Rectangle { timestamp_ms, user_id, color, coordinate, .. } = *rectangle;
+            self.events.extend(coordinate.pixels().map(|(x, y)| Event::new(timestamp_ms, user_id, x, y, color, true)));
+        }
+        self.events.extend_from_slice(&chunk.events[done..]);
         Ok(())
     }
 }
@@ -391,6 +433,8 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     let mut collected = Collected {
         inputs,
         on_error: options.on_error,
+        max_rectangle_pixels: options.max_rectangle_pixels,
+        rectangle_pixels: 0,
         events: Vec::new(),
         sources: inputs.iter().zip(sizes).map(|(p, &size)| SourceInfo { path: p.clone(), size, rows: 0, rejected_rows: 0 }).collect(),
         rejects,
@@ -439,17 +483,28 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     let rows: u64 = collected.sources.iter().map(|s| s.rows).sum();
     let rejected_rows: u64 = collected.sources.iter().map(|s| s.rejected_rows).sum();
     let mut events = std::mem::take(&mut collected.events);
+    if rows == 0 {
+        return Err(match inputs {
+            [only] => Error::File { path: only.clone(), reason: "no data rows: the file holds only a header".into() },
+            _ => Error::Argument(format!(
+                "no data rows in any input ({}): they hold only headers",
+                inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+            )),
+        });
+    }
     if events.is_empty() {
         let why = collected.first_reject.map_or(String::new(), |first| format!("; the first rejected: {first}"));
         return Err(Error::Argument(format!("no events to ingest: {rows} data rows, {rejected_rows} rejected{why}")));
     }
 
-    // Sort: stable, so equal timestamps keep input order.
+    // Sort: stable, so equal timestamps keep input order. The parallel merge sort allocates a
+    // buffer as large as the events, infallibly: ask for it once first.
     check(stop)?;
+    reserve(&mut Vec::<Event>::new(), events.len(), "sorting the events")?;
     events.par_sort_by_key(|event| event.timestamp_ms);
     lap("sort", &mut phases);
 
-    let users = number_users_by_first_event(&mut events, users.into_hashes());
+    let users = number_users_by_first_event(&mut events, users.into_hashes())?;
     let moderation: Vec<u64> = events.iter().enumerate().filter(|(_, e)| e.moderation()).map(|(i, _)| i as u64).collect();
     lap("users", &mut phases);
 
@@ -475,6 +530,7 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         rejected_rows,
     };
     let meta = Meta { info: info.clone(), partitions: &partitions, sources: &collected.sources, users: &users, moderation: &moderation };
+    check_free_space(staging, &info, &users)?;
 
     let bar =
         progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
@@ -507,11 +563,73 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     Ok(IngestSummary { info, sources: collected.sources, phase_seconds: phases })
 }
 
+/// Bytes per event of a dataset besides its snapshots: 17 in the columns, about 10 in the index,
+/// and what SQLite's partitions take (measured: 45-50 on the sample), with a margin.
+const BYTES_PER_EVENT: u64 = 90;
+
+/// Refuses to start writing a dataset that the disk under `staging` cannot hold.
+fn check_free_space(staging: &Path, info: &DatasetInfo, users: &[Box<[u8]>]) -> Result<()> {
+    let snapshots = (info.partitions + 1) * info.canvas_width as u64 * info.canvas_height as u64;
+    let users: u64 = users.iter().map(|hash| hash.len() as u64 + 16).sum();
+    let needed = info.events * BYTES_PER_EVENT + snapshots + users;
+    let Some(free) = free_bytes(staging) else { return Ok(()) };
+    if needed > free {
+        return Err(Error::Dataset {
+            path: staging.to_path_buf(),
+            reason: format!(
+                "the dataset needs about {} of disk space ({} events, {} partitions), but only {} is free there",
+                human_bytes(needed),
+                info.events,
+                info.partitions,
+                human_bytes(free)
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Bytes available to this user on the file system of `path`; `None` when it cannot be told.
+fn free_bytes(path: &Path) -> Option<u64> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+        let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+        // SAFETY: a NUL-terminated path and a buffer of the right type, filled on success.
+        if unsafe { libc::statvfs(path.as_ptr(), stat.as_mut_ptr()) } != 0 {
+            return None;
+        }
+        let stat = unsafe { stat.assume_init() };
+        Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = path;
+        None
+    }
+}
+
+fn human_bytes(bytes: u64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1000.0 && unit + 1 < units.len() {
+        value /= 1000.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} bytes")
+    } else {
+        format!("{value:.1} {}", units[unit])
+    }
+}
+
 /// Renumbers users by their first event in time order (so ids do not depend on how the input
 /// was split into files) and returns their hashes indexed by the new id.
-fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>) -> Vec<Box<[u8]>> {
-    let mut new_id = vec![u32::MAX; hashes.len()];
-    let mut by_new_id = Vec::with_capacity(hashes.len());
+fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>) -> Result<Vec<Box<[u8]>>> {
+    let mut new_id = filled(hashes.len(), u32::MAX, "numbering the users")?;
+    let mut by_new_id = Vec::new();
+    reserve(&mut by_new_id, hashes.len(), "numbering the users")?;
     for event in events.iter_mut() {
         let old = event.user_id as usize;
         if new_id[old] == u32::MAX {
@@ -520,7 +638,7 @@ fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>)
         }
         event.user_id = new_id[old];
     }
-    by_new_id
+    Ok(by_new_id)
 }
 
 /// Writes the canvas before each partition and after the last event (see [`crate::dataset`]).

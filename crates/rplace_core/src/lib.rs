@@ -16,11 +16,13 @@ pub mod ingest;
 pub mod npy;
 pub mod palette;
 pub mod progress;
+pub mod publish;
 mod random;
 pub mod sqlite_writer;
 pub mod stop;
 pub mod synth;
 pub mod timestamp;
+pub mod verify;
 
 #[cfg(feature = "python")]
 mod python;

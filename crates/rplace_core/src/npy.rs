@@ -1,7 +1,15 @@
 //! The `.npy` format (version 1.0) for the arrays a dataset stores, so numpy can open them with
-//! `np.load(path, mmap_mode="r")` and our reader can memory-map them.
+//! `np.load(path, mmap_mode="r")` and our reader can memory-map them ([`Array`]).
 
+use crate::dataset::Folder;
+use crate::error::{Context, Error, Result};
+use memmap2::Mmap;
 use std::io::{self, Write};
+use std::marker::PhantomData;
+
+// The files are little-endian and mapped as they are.
+#[cfg(target_endian = "big")]
+compile_error!("rplace_core reads its little-endian dataset files in place");
 
 /// Writes the header of a C-ordered `uint8` array of `shape`; the raw bytes follow.
 pub fn write_u8_header(out: &mut impl Write, shape: &[usize]) -> io::Result<()> {
@@ -27,6 +35,82 @@ pub fn header_len(descr: &str, shape: &[usize]) -> usize {
     let mut buffer = Vec::new();
     write_header(&mut buffer, descr, shape).expect("writing to a Vec cannot fail");
     buffer.len()
+}
+
+/// Numbers a file can hold as they are.
+///
+/// # Safety
+/// Every bit pattern of `size_of::<Self>()` bytes must be a valid value.
+pub unsafe trait Element: Copy {
+    /// The numpy type of the files that hold it.
+    const DESCR: &'static str;
+}
+
+unsafe impl Element for u8 {
+    const DESCR: &'static str = "|u1";
+}
+unsafe impl Element for u16 {
+    const DESCR: &'static str = "<u2";
+}
+unsafe impl Element for u32 {
+    const DESCR: &'static str = "<u4";
+}
+unsafe impl Element for u64 {
+    const DESCR: &'static str = "<u8";
+}
+unsafe impl Element for i64 {
+    const DESCR: &'static str = "<i8";
+}
+
+/// A memory-mapped `.npy` array whose type, shape and length were checked on open.
+pub struct Array<T> {
+    map: Mmap,
+    offset: usize,
+    pub len: usize,
+    element: PhantomData<T>,
+}
+
+impl<T: Element> Array<T> {
+    /// Maps `file` of the dataset folder and checks that it holds a `T` array of `shape`.
+    pub fn open(folder: &Folder, file: &str, shape: &[usize]) -> Result<Array<T>> {
+        let path = folder.path().join(file);
+        let damaged = |reason: String| Error::Dataset { path: path.clone(), reason: format!("{reason}: ingest the dataset again") };
+        let handle = match folder.file(file) {
+            Ok(handle) => handle,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("missing".into())),
+            Err(e) => return Err(e).at(&path),
+        };
+        // SAFETY: dataset files are never written after the ingest publishes its folder, and a
+        // replaced dataset is moved aside and unlinked, which keeps existing mappings valid.
+        let map = unsafe { Mmap::map(&handle) }.at(&path)?;
+        let header = read_header(&map).map_err(damaged)?;
+        if header.descr != T::DESCR {
+            return Err(damaged(format!("holds {} values where {} was expected", header.descr, T::DESCR)));
+        }
+        if header.shape != shape {
+            return Err(damaged(format!("has shape {:?} where {shape:?} was expected", header.shape)));
+        }
+        let len = shape.iter().product::<usize>();
+        let expected = len.checked_mul(size_of::<T>()).and_then(|bytes| bytes.checked_add(header.data_offset));
+        if expected != Some(map.len()) {
+            return Err(damaged(format!(
+                "is {} bytes long where its header announces {} (truncated?)",
+                map.len(),
+                expected.unwrap_or(usize::MAX)
+            )));
+        }
+        if (map.as_ptr() as usize + header.data_offset) % align_of::<T>() != 0 {
+            return Err(damaged(format!("its data starts at byte {}, not aligned for {}", header.data_offset, T::DESCR)));
+        }
+        Ok(Array { map, offset: header.data_offset, len, element: PhantomData })
+    }
+
+    /// The values, in the file's memory.
+    pub fn as_slice(&self) -> &[T] {
+        // SAFETY: `open` checked that the map holds `len` values of `T` from `offset`, aligned,
+        // and `T: Element` accepts any bytes; the map is read-only and lives as long as `self`.
+        unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(self.offset).cast::<T>(), self.len) }
+    }
 }
 
 #[cfg(test)]

@@ -6,12 +6,13 @@ use crate::error::Error;
 use crate::history::{ColorTarget, History};
 use crate::ingest::{IngestOptions, OnError};
 use crate::palette;
+use crate::stop::run_stoppable;
 use crate::synth::{synthesize, SynthOptions};
 use numpy::ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{
-    PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
+    PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyMemoryError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -24,6 +25,12 @@ create_exception!(
     "An input file is not in the official r/place 2022 CSV format; the message names the file and line."
 );
 create_exception!(_core, DatasetError, PyValueError, "A dataset folder is missing, incomplete, damaged, or in the way.");
+create_exception!(
+    _core,
+    ArgumentError,
+    PyValueError,
+    "A bad argument from the caller (not from a file): what the command line reports as a usage error."
+);
 
 fn to_py(error: Error) -> PyErr {
     let message = error.to_string();
@@ -35,16 +42,43 @@ fn to_py(error: Error) -> PyErr {
         },
         Error::Row { .. } | Error::File { .. } => FormatError::new_err(message),
         Error::Sqlite { .. } | Error::Dataset { .. } => DatasetError::new_err(message),
-        Error::Argument(_) => PyValueError::new_err(message),
+        Error::Argument(_) => ArgumentError::new_err(message),
         Error::Index(_) => PyIndexError::new_err(message),
+        Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
         Error::Internal(_) => PyRuntimeError::new_err(message),
         Error::Interrupted => PyKeyboardInterrupt::new_err(message),
     }
 }
 
-/// Asked by long work from the calling thread: runs Python's signal handlers (Ctrl-C).
-fn python_wants_stop() -> bool {
-    Python::attach(|py| py.check_signals().is_err())
+/// Python's signal handlers, run by long work from the calling thread: the first exception one
+/// raises (KeyboardInterrupt for Ctrl-C, whatever a SIGTERM handler raises) stops the work and
+/// is what the call raises.
+#[derive(Default)]
+struct Signals {
+    raised: std::sync::Mutex<Option<PyErr>>,
+}
+
+impl Signals {
+    fn should_stop(&self) -> bool {
+        Python::attach(|py| match py.check_signals() {
+            Ok(()) => false,
+            Err(error) => {
+                self.raised.lock().unwrap_or_else(std::sync::PoisonError::into_inner).get_or_insert(error);
+                true
+            }
+        })
+    }
+
+    fn error(self, error: Error) -> PyErr {
+        match error {
+            Error::Interrupted => self
+                .raised
+                .into_inner()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .unwrap_or_else(|| PyKeyboardInterrupt::new_err("interrupted")),
+            other => to_py(other),
+        }
+    }
 }
 
 fn info_dict<'py>(py: Python<'py>, info: &DatasetInfo) -> PyResult<Bound<'py, PyDict>> {
@@ -73,7 +107,8 @@ fn source_dict<'py>(py: Python<'py>, source: &SourceInfo) -> PyResult<Bound<'py,
 }
 
 #[pyfunction]
-#[pyo3(signature = (inputs, out, partition_size = 1_000_000, on_error = "fail", force = false, progress = false))]
+#[pyo3(signature = (inputs, out, partition_size, on_error, force, progress, max_rectangle_pixels))]
+#[allow(clippy::too_many_arguments)]
 fn ingest<'py>(
     py: Python<'py>,
     inputs: Vec<PathBuf>,
@@ -82,14 +117,16 @@ fn ingest<'py>(
     on_error: &str,
     force: bool,
     progress: bool,
+    max_rectangle_pixels: u64,
 ) -> PyResult<Bound<'py, PyDict>> {
     let on_error = match on_error {
         "fail" => OnError::Fail,
         "skip" => OnError::Skip,
         other => return Err(PyValueError::new_err(format!("on_error must be \"fail\" or \"skip\", not {other:?}"))),
     };
-    let options = IngestOptions { partition_size, on_error, force, progress };
-    let summary = py.detach(|| crate::ingest::ingest(&inputs, &out, &options, &python_wants_stop)).map_err(to_py)?;
+    let options = IngestOptions { partition_size, on_error, force, progress, max_rectangle_pixels };
+    let signals = Signals::default();
+    let summary = py.detach(|| crate::ingest::ingest(&inputs, &out, &options, &|| signals.should_stop())).map_err(|e| signals.error(e))?;
     let dict = info_dict(py, &summary.info)?;
     dict.set_item("path", &out)?;
     let sources = summary.sources.iter().map(|s| source_dict(py, s)).collect::<PyResult<Vec<_>>>()?;
@@ -108,7 +145,10 @@ fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: boo
     let bar = crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {rate} ETA {eta}");
     bar.set_prefix("synth");
     let options = SynthOptions { rows, seed };
-    let summary = py.detach(|| synthesize(&options, &out, &python_wants_stop, &|written| bar.set_position(written))).map_err(to_py)?;
+    let signals = Signals::default();
+    let summary = py
+        .detach(|| synthesize(&options, &out, &|| signals.should_stop(), &|written| bar.set_position(written)))
+        .map_err(|e| signals.error(e))?;
     bar.finish_and_clear();
     let dict = PyDict::new(py);
     dict.set_item("path", &out)?;
@@ -125,6 +165,16 @@ fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: boo
 fn dataset_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDict>> {
     let info = py.detach(|| dataset::read_info(&path)).map_err(to_py)?;
     info_dict(py, &info)
+}
+
+/// Every problem of the dataset as `"FILE: reason"`; empty when it is intact.
+#[pyfunction]
+#[pyo3(signature = (path, progress))]
+fn verify(py: Python<'_>, path: PathBuf, progress: bool) -> PyResult<Vec<String>> {
+    let signals = Signals::default();
+    let problems =
+        py.detach(|| run_stoppable(&|| signals.should_stop(), |stop| crate::verify::verify(&path, progress, stop))).map_err(|e| signals.error(e))?;
+    Ok(problems.iter().map(|p| p.to_string()).collect())
 }
 
 /// A 1-D int64 numpy array of event ids, copied out (cheap: 8 bytes an id) so the work can run
@@ -189,8 +239,29 @@ impl PyHistory {
         self.inner.time_range()
     }
 
+    #[getter]
+    fn generation(&self) -> &str {
+        self.inner.generation()
+    }
+
+    /// The event columns as read-only numpy views of the reader's own memory maps (no copy),
+    /// each keeping this reader alive; their values are checked once, on the first call.
+    fn columns<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let inner = &slf.get().inner;
+        py.detach(|| inner.check_columns()).map_err(to_py)?;
+        let dict = PyDict::new(py);
+        let container = slf.clone().into_any();
+        dict.set_item("timestamp", view(inner.timestamps(), &container)?)?;
+        dict.set_item("user_id", view(inner.user_ids(), &container)?)?;
+        dict.set_item("color", view(inner.colors(), &container)?)?;
+        dict.set_item("x", view(inner.xs(), &container)?)?;
+        dict.set_item("y", view(inner.ys(), &container)?)?;
+        Ok(dict)
+    }
+
     fn canvas_at<'py>(&self, py: Python<'py>, t_ms: i64) -> PyResult<Bound<'py, PyArray2<u8>>> {
-        let canvas = py.detach(|| self.inner.canvas_at(t_ms));
+        let canvas = py.detach(|| self.inner.canvas_at(t_ms)).map_err(to_py)?;
         to_array2(py, canvas, self.inner.height(), self.inner.width())
     }
 
@@ -280,6 +351,16 @@ impl PyHistory {
     }
 }
 
+/// A read-only numpy array over `data`, memory that `container` owns and keeps alive.
+fn view<'py, T: numpy::Element>(data: &[T], container: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let array = numpy::ndarray::ArrayView1::from(data);
+    // SAFETY: `data` lives in a memory map of the History that `container` is; the array holds
+    // a reference to it, so the map outlives the array; the array is made read-only below.
+    let array = unsafe { PyArray1::borrow_from_array(&array, container.clone()) };
+    array.getattr("flags")?.setattr("writeable", false)?;
+    Ok(array)
+}
+
 /// Moves a Rust buffer into a numpy array of the given shape (no copy).
 fn to_array2<T: numpy::Element>(py: Python<'_>, data: Vec<T>, rows: usize, columns: usize) -> PyResult<Bound<'_, PyArray2<T>>> {
     let array = Array2::from_shape_vec((rows, columns), data).map_err(|e| PyRuntimeError::new_err(e.to_string()))?;
@@ -296,13 +377,18 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ingest, m)?)?;
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
     m.add_function(wrap_pyfunction!(synth, m)?)?;
+    m.add_function(wrap_pyfunction!(verify, m)?)?;
+    crate::stop::quiet_panics();
     m.add_class::<PyHistory>()?;
     m.add("FormatError", m.py().get_type::<FormatError>())?;
     m.add("DatasetError", m.py().get_type::<DatasetError>())?;
+    m.add("ArgumentError", m.py().get_type::<ArgumentError>())?;
     m.add("PALETTE_RGB", palette::PALETTE_RGB.iter().map(|c| (c[0], c[1], c[2])).collect::<Vec<_>>())?;
     m.add("PALETTE_HEX", (0..palette::N_COLORS as u8).map(palette::hex_string).collect::<Vec<_>>())?;
     m.add("OUTSIDE", palette::OUTSIDE)?;
     m.add("WHITE", palette::WHITE)?;
     m.add("CANVAS_SIZE", crate::CANVAS_SIZE)?;
+    m.add("MIN_PARTITION_SIZE", crate::ingest::MIN_PARTITION_SIZE)?;
+    m.add("MAX_RECTANGLE_PIXELS", crate::ingest::MAX_RECTANGLE_PIXELS)?;
     Ok(())
 }

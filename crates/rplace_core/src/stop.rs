@@ -4,7 +4,24 @@
 
 use crate::error::{Error, Result};
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, Once, PoisonError};
 use std::time::Duration;
+
+/// Where the last panic happened, for the [`Error::Internal`] it becomes.
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+/// Replaces the default panic hook, which prints "thread … panicked" to stderr, by one that
+/// only records where the panic happened: every panic of the crate is caught and comes back as
+/// an error that says it (the binding installs this; Rust's own tests keep the default).
+pub fn quiet_panics() {
+    static INSTALL: Once = Once::new();
+    INSTALL.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let place = info.location().map(|l| format!("{}:{}", l.file(), l.line()));
+            *LAST_PANIC.lock().unwrap_or_else(PoisonError::into_inner) = place;
+        }))
+    });
+}
 
 /// Runs `work` on a scoped thread; sets its flag as soon as `should_stop()` returns true.
 /// A panic in `work` comes back as [`Error::Internal`] instead of unwinding into the caller.
@@ -34,7 +51,10 @@ fn internal(panic: Box<dyn std::any::Any + Send>) -> Error {
         .cloned()
         .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
         .unwrap_or_else(|| "unknown panic".to_string());
-    Error::Internal(message)
+    match LAST_PANIC.lock().unwrap_or_else(PoisonError::into_inner).take() {
+        Some(place) => Error::Internal(format!("{message} (at {place})")),
+        None => Error::Internal(message),
+    }
 }
 
 /// `Err(Interrupted)` once the flag is up.

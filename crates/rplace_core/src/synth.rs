@@ -42,7 +42,7 @@ use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::fs::File;
 use std::io::{self, BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use crate::random::Rng;
 use flate2::{write::GzEncoder, Compression};
@@ -50,6 +50,7 @@ use rayon::prelude::*;
 
 use crate::error::{Context, Error, Result};
 use crate::palette::{self, PALETTE_STAGE, WHITE};
+use crate::publish::Output;
 use crate::timestamp::format_timestamp;
 use crate::CANVAS_SIZE;
 
@@ -136,9 +137,10 @@ const COLORS_BY_STAGE: [u8; palette::N_COLORS] = {
 pub const MAX_ROWS: u64 = u32::MAX as u64 / 2;
 
 /// Writes `options.rows` data rows (plus header) to `out`: gzip (multi-member) when the name ends
-/// in `.gz` or `.gzip`, plain CSV otherwise. Writes to a temporary file beside `out` and renames
-/// it at the end, so a failed or interrupted run leaves no `out`. `should_stop` is called from the
-/// calling thread every 8192 rows; when it returns true the temporary file is removed
+/// in `.gz` or `.gzip`, plain CSV otherwise. Writes to a staging file beside `out`, under its
+/// lock, and renames it at the end (see [`crate::publish`]), so a failed, interrupted or killed
+/// run leaves no `out`, and the next run removes what a killed one left. `should_stop` is called from the
+/// calling thread every 8192 rows; when it returns true the staging file is removed
 /// and the result is `Err(Error::Interrupted)`. `progress(rows_written)` is called after every
 /// window of rows. Zero rows (a history without events has no time span) or more than
 /// [`MAX_ROWS`] is an [`Error::Argument`].
@@ -146,11 +148,14 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
     if options.rows == 0 || options.rows > MAX_ROWS {
         return Err(Error::Argument(format!("rows must be between 1 and {MAX_ROWS}, not {}", options.rows)));
     }
-    let name = out.file_name().ok_or_else(|| Error::Argument(format!("{}: not a file name", out.display())))?;
     let gzip = matches!(out.extension().and_then(|e| e.to_str()), Some("gz" | "gzip"));
-    let temp = TempFile(out.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), std::process::id())));
-    let mut writer = BufWriter::new(File::create(&temp.0).at(&temp.0)?);
-    writer.write_all(&encode(HEADER.to_vec(), gzip).at(&temp.0)?).at(&temp.0)?;
+    if out.is_dir() {
+        return Err(Error::Argument(format!("{}: is a folder, not a file to write", out.display())));
+    }
+    let output = Output::begin(out, "synth")?;
+    let staging = output.staging().to_path_buf();
+    let mut writer = BufWriter::new(File::create(&staging).at(&staging)?);
+    writer.write_all(&encode(HEADER.to_vec(), gzip).at(&staging)?).at(&staging)?;
 
     let mut history = History::new(options);
     let mut first_block = 0;
@@ -160,33 +165,23 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
             break;
         }
         let blocks = window.len() as u64;
-        for member in encode_window(window, first_block, options.seed, gzip).at(&temp.0)? {
-            writer.write_all(&member).at(&temp.0)?;
+        for member in encode_window(window, first_block, options.seed, gzip).at(&staging)? {
+            writer.write_all(&member).at(&staging)?;
         }
         first_block += blocks;
         progress(history.summary.rows);
     }
-    writer.into_inner().map_err(|e| e.into_error()).at(&temp.0)?;
-    temp.persist(out)?;
+    let file = writer.into_inner().map_err(|e| e.into_error()).at(&staging)?;
+    file.sync_all().at(&staging)?;
+    // Like any writer, synth replaces a file at `out`, but never a folder.
+    output.commit(|found| {
+        if found.is_dir() {
+            Err(Error::Argument(format!("{}: is a folder, not a file to replace", found.display())))
+        } else {
+            Ok(())
+        }
+    })?;
     Ok(history.summary)
-}
-
-/// The temporary output: removed when dropped, which every early return does.
-struct TempFile(PathBuf);
-
-impl TempFile {
-    /// Renames the finished file to `out`; from then on it is not ours to remove.
-    fn persist(self, out: &Path) -> Result<()> {
-        std::fs::rename(&self.0, out).at(out)?;
-        std::mem::forget(self);
-        Ok(())
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// Shuffles the blocks of a window, the rows of each block, and formats and compresses the blocks
