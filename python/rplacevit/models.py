@@ -18,6 +18,7 @@ from __future__ import annotations
 import math
 import os
 import pickle
+import warnings
 from dataclasses import asdict, dataclass
 
 import torch
@@ -327,14 +328,16 @@ def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "
     and ValueError naming the file for anything else that cannot be loaded."""
     name = os.fspath(path)
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols on stderr
+            return torch.load(path, map_location=map_location, weights_only=True)
     except FileNotFoundError:
         raise
     except pickle.UnpicklingError as error:
-        if "weights_only" in str(error) or "Unsupported global" in str(error):
+        if "Unsupported global" in str(error):
             raise ValueError(f"{name}: refused, it holds objects that are not plain data (loading it could run code); "
                              "it is not an rplacevit checkpoint") from None
-        raise ValueError(f"{name} is not an rplacevit checkpoint (not a torch file)") from None
+        raise ValueError(f"{name} is not an rplacevit checkpoint (not a torch file, or damaged)") from None
     except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
         # A truncated, empty or foreign file fails in any of these ways, and "[Errno 22]" for
         # a folder or a special file names nothing: the message says which file.
