@@ -4,7 +4,8 @@
     python benches/ingest.py --sample             # the sample shipped in the package
 
 Each ingest runs in a child process so its peak resident memory can be measured alone.
-Prints rows/s, where the time went, and peak memory per event.
+Prints rows/s, where the time went, and peak memory per event; then how long opening the
+dataset takes (median of 20) and how fast `verify` reads it.
 """
 
 from __future__ import annotations
@@ -76,6 +77,18 @@ def main() -> None:
     print("phases:    " + ", ".join(f"{name} {seconds:.2f} s" for name, seconds in phases.items()))
     print(f"peak RSS:  {peak / 2**20:,.0f} MiB = {peak / summary['events']:.1f} bytes/event "
           f"(users: {summary['users']:,})")
+    opens = []
+    for _ in range(20):
+        start = time.perf_counter()
+        rplacevit.open(out)
+        opens.append(time.perf_counter() - start)
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    start = time.perf_counter()
+    problems = rplacevit.verify(out, progress=False)
+    seconds = time.perf_counter() - start
+    print(f"open:      {sorted(opens)[10] * 1000:.2f} ms (median of 20)")
+    print(f"verify:    {seconds:.2f} s for {size / 1e6:,.0f} MB = {size / seconds / 1e9:.2f} GB/s, "
+          f"{summary['events'] / seconds:,.0f} events/s ({len(problems)} problems)")
     shutil.rmtree(out, ignore_errors=True)
 
 

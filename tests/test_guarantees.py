@@ -36,6 +36,21 @@ def run_cli(*args, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "rplacevit", *map(str, args)], capture_output=True, text=True, **kwargs)
 
 
+class Result:
+    def __init__(self, returncode: int, stdout: str, stderr: str):
+        self.returncode, self.stdout, self.stderr = returncode, stdout, stderr
+
+
+def in_process(capsys, *args) -> Result:
+    """``rplacevit ARGS`` run in this process (no interpreter and torch start-up per call)."""
+    from rplacevit.cli import main
+
+    capsys.readouterr()
+    code = main([str(a) for a in args])
+    captured = capsys.readouterr()
+    return Result(code, captured.out, captured.err)
+
+
 def names(folder: Path) -> list[str]:
     return sorted(p.name for p in folder.iterdir())
 
@@ -70,7 +85,7 @@ class CreatesAFile:
         return (builtins.open, (self.path, "w"))
 
 
-def test_1_a_crafted_pickle_runs_nothing_anywhere_a_checkpoint_is_read(sample_dataset, tmp_path):
+def test_1_a_crafted_pickle_runs_nothing_anywhere_a_checkpoint_is_read(sample_dataset, tmp_path, capsys):
     from rplacevit.models import ModelConfig, build_model, load_model, to_checkpoint
 
     marker = tmp_path / "pwned"
@@ -88,13 +103,13 @@ def test_1_a_crafted_pickle_runs_nothing_anywhere_a_checkpoint_is_read(sample_da
                     ["infer", "--color-model", good, "--time-model", evil, "--steps", "1", "-o", tmp_path / "a.mp4"],
                     ["evaluate", "--data", sample_dataset, "--color-model", evil, "--from", "0", "-o", tmp_path / "r"],
                     ["evaluate", "--data", sample_dataset, "--color-model", good, "--time-model", evil, "--from", "0", "-o", tmp_path / "r"]):
-        one_line_error(run_cli(*command), 1, str(evil), "refused")
+        one_line_error(in_process(capsys, *command), 1, str(evil), "refused")
     # --resume reads the newest periodic checkpoint.
     run = tmp_path / "run"
     (run / "checkpoints").mkdir(parents=True)
     (run / "metrics.csv").write_text("step,train_loss,val_loss,val_accuracy\n")
     shutil.copy(evil, run / "checkpoints" / "step_00000010.pt")
-    result = run_cli("train", "color", "--data", sample_dataset, "-o", run, "--steps", "20", "--resume")
+    result = in_process(capsys, "train", "color", "--data", sample_dataset, "-o", run, "--steps", "20", "--resume")
     one_line_error(result, 1, "step_00000010.pt", "refused")
     assert not marker.exists()
     assert names(tmp_path) == ["evil.pt", "good.pt", "run"]
@@ -483,16 +498,16 @@ def broken_checkpoints(folder: Path) -> dict[str, Path]:
     return paths
 
 
-def test_11_broken_checkpoints_in_infer_and_evaluate_are_one_line(intact, tmp_path):
+def test_11_broken_checkpoints_in_infer_and_evaluate_are_one_line(intact, tmp_path, capsys):
     for what, path in broken_checkpoints(tmp_path).items():
-        infer = run_cli("infer", "--color-model", path, "--random-pixel", "--steps", "1", "--png", tmp_path / "a.png", "-o", tmp_path / "a.mp4")
+        infer = in_process(capsys, "infer", "--color-model", path, "--random-pixel", "--steps", "1", "--png", tmp_path / "a.png", "-o", tmp_path / "a.mp4")
         one_line_error(infer, 1, str(path))
-        evaluate = run_cli("evaluate", "--data", intact, "--color-model", path, "--from", "0", "-o", tmp_path / "r")
+        evaluate = in_process(capsys, "evaluate", "--data", intact, "--color-model", path, "--from", "0", "-o", tmp_path / "r")
         one_line_error(evaluate, 1, str(path))
     assert not (tmp_path / "a.png").exists() and not (tmp_path / "r").exists()
 
 
-def test_11_resume_from_files_that_are_not_training_states_is_one_line(sample_dataset, tmp_path):
+def test_11_resume_from_files_that_are_not_training_states_is_one_line(sample_dataset, tmp_path, capsys):
     from rplacevit.models import ModelConfig, build_model, to_checkpoint
 
     run = tmp_path / "run"
@@ -504,11 +519,11 @@ def test_11_resume_from_files_that_are_not_training_states_is_one_line(sample_da
     for what, content in {"random": os.urandom(3000), "empty": b"", "text": b"step,loss\n1,2\n", "truncated": real[: len(real) // 2],
                           "a model.pt": real}.items():
         step.write_bytes(content)
-        result = run_cli("train", "color", "--data", sample_dataset, "-o", run, "--steps", "20", "--resume")
+        result = in_process(capsys, "train", "color", "--data", sample_dataset, "-o", run, "--steps", "20", "--resume")
         one_line_error(result, 1, str(step))
     step.unlink()
     step.mkdir()  # "[Errno 21]/[Errno 22]" named no file
-    one_line_error(run_cli("train", "color", "--data", sample_dataset, "-o", run, "--steps", "20", "--resume"), 1, str(step))
+    one_line_error(in_process(capsys, "train", "color", "--data", sample_dataset, "-o", run, "--steps", "20", "--resume"), 1, str(step))
 
 
 def test_11_render_at_a_huge_scale_is_a_usage_error(intact, tmp_path):

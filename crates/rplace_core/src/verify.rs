@@ -212,7 +212,11 @@ fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     if !path.is_file() {
         return Err(rusqlite::Error::InvalidPath(path.to_path_buf()));
     }
-    Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)
+    let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
+    // The integrity check looks every index entry up in its table: through a memory map and a
+    // large page cache, instead of a read call per page, it runs about twice as fast.
+    connection.execute_batch("PRAGMA mmap_size = 4294967296; PRAGMA cache_size = -131072;")?;
+    Ok(connection)
 }
 
 /// SQLite's complaint about a file, if any.
