@@ -240,10 +240,10 @@ mod tests {
     fn an_unterminated_quote_loses_its_line_only() {
         let text = b"2022-04-01 12:44:10 UTC,a==,#FF4500,\"42,17\r\n2022-04-01 12:44:11 UTC,b==,#FF4500,\"1,2\"\n2022-04-01 12:44:12 UTC,c==,#FF4500,\"3,4\"\n2022-04-01 12:44:13 UTC,d==,#FF4500,\"5,6\n";
         let parsed = parse_chunk(text, 10);
-        assert_eq!(parsed.rows.iter().map(|r| (r.line, r.coordinate)).collect::<Vec<_>>(), [
-            (11, Coordinate::Pixel { x: 1, y: 2 }),
-            (12, Coordinate::Pixel { x: 3, y: 4 })
-        ]);
+        assert_eq!(
+            parsed.rows.iter().map(|r| (r.line, r.coordinate)).collect::<Vec<_>>(),
+            [(11, Coordinate::Pixel { x: 1, y: 2 }), (12, Coordinate::Pixel { x: 3, y: 4 })]
+        );
         assert_eq!(parsed.rejects.len(), 2);
         assert_eq!((parsed.rejects[0].line, parsed.rejects[0].text.as_str()), (10, "2022-04-01 12:44:10 UTC,a==,#FF4500,\"42,17"));
         assert!(parsed.rejects[0].reason.contains("unterminated quote"), "{}", parsed.rejects[0].reason);

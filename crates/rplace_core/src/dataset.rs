@@ -447,7 +447,8 @@ impl Folder {
         struct Version {
             format_version: i64,
         }
-        let version = serde_json::from_slice::<Version>(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))?;
+        let version =
+            serde_json::from_slice::<Version>(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))?;
         if version.format_version != FORMAT_VERSION {
             return Err(damaged(format!(
                 "dataset format {}, this rplacevit reads format {FORMAT_VERSION}: ingest again",

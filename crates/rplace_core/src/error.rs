@@ -68,10 +68,9 @@ impl<T> Context<T> for std::result::Result<T, rusqlite::Error> {
 /// Makes room for `additional` more items in `items`, or [`Error::OutOfMemory`] naming `what`:
 /// for the buffers that grow with the input, so a too large input is an error, not an abort.
 pub fn reserve<T>(items: &mut Vec<T>, additional: usize, what: &str) -> Result<()> {
-    items.try_reserve(additional).map_err(|_| Error::OutOfMemory {
-        what: what.to_string(),
-        bytes: (additional as u64).saturating_mul(size_of::<T>() as u64),
-    })
+    items
+        .try_reserve(additional)
+        .map_err(|_| Error::OutOfMemory { what: what.to_string(), bytes: (additional as u64).saturating_mul(size_of::<T>() as u64) })
 }
 
 /// A vector of `len` copies of `value`, or [`Error::OutOfMemory`] naming `what`.

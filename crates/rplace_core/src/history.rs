@@ -15,10 +15,10 @@ use crate::index::{
 use crate::npy::Array;
 use crate::palette::{N_COLORS, OUTSIDE, WHITE};
 use crate::stop::{catching, check};
-use std::sync::atomic::{AtomicBool, Ordering};
 use rayon::prelude::*;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 /// What a batch of `color_targets` returns for each event.
@@ -106,7 +106,10 @@ impl History {
             if bytes != entry.bytes {
                 return Err(Error::Dataset {
                     path,
-                    reason: format!("is {bytes} bytes long, the manifest says {}: changed since the ingest; ingest the dataset again", entry.bytes),
+                    reason: format!(
+                        "is {bytes} bytes long, the manifest says {}: changed since the ingest; ingest the dataset again",
+                        entry.bytes
+                    ),
                 });
             }
         }
@@ -280,10 +283,16 @@ impl History {
         }
         let palette = |values: &[u8]| values.iter().position(|&c| c as usize >= N_COLORS);
         if let Some(at) = palette(self.snapshots.as_slice()) {
-            return damaged(dataset::SNAPSHOTS_FILE, format!("byte {at} holds color {}, outside the palette", self.snapshots.as_slice()[at]));
+            return damaged(
+                dataset::SNAPSHOTS_FILE,
+                format!("byte {at} holds color {}, outside the palette", self.snapshots.as_slice()[at]),
+            );
         }
         if let Some(at) = palette(self.tile_checkpoints.as_slice()) {
-            return damaged(TILE_CHECKPOINTS_FILE, format!("byte {at} holds color {}, outside the palette", self.tile_checkpoints.as_slice()[at]));
+            return damaged(
+                TILE_CHECKPOINTS_FILE,
+                format!("byte {at} holds color {}, outside the palette", self.tile_checkpoints.as_slice()[at]),
+            );
         }
         if let Some(at) = self.tile_event_cells.as_slice().iter().position(|&cell| cell_color(cell) as usize >= N_COLORS) {
             return damaged(TILE_EVENT_CELLS_FILE, format!("entry {at} holds a color outside the palette"));
@@ -300,14 +309,24 @@ impl History {
                 first(COLOR_FILE, colors.iter().position(|&c| c as usize >= N_COLORS), &|at| {
                     format!("event {at} has color {}, outside the palette", colors[at])
                 })
-                .or_else(|| first(X_FILE, self.xs().iter().position(|&x| x as usize >= self.width), &|at| format!("event {at} lies off the canvas")))
-                .or_else(|| first(Y_FILE, self.ys().iter().position(|&y| y as usize >= self.height), &|at| format!("event {at} lies off the canvas")))
                 .or_else(|| {
-                    let users = self.info.users;
-                    first(USER_ID_FILE, self.user_ids().iter().position(|&u| u as u64 >= users), &|at| format!("event {at} has a user id beyond the {users} users"))
+                    first(X_FILE, self.xs().iter().position(|&x| x as usize >= self.width), &|at| format!("event {at} lies off the canvas"))
                 })
                 .or_else(|| {
-                    first(TIMESTAMP_FILE, self.timestamps().windows(2).position(|w| w[0] > w[1]), &|at| format!("events {at} and {} are out of time order", at + 1))
+                    first(Y_FILE, self.ys().iter().position(|&y| y as usize >= self.height), &|at| {
+                        format!("event {at} lies off the canvas")
+                    })
+                })
+                .or_else(|| {
+                    let users = self.info.users;
+                    first(USER_ID_FILE, self.user_ids().iter().position(|&u| u as u64 >= users), &|at| {
+                        format!("event {at} has a user id beyond the {users} users")
+                    })
+                })
+                .or_else(|| {
+                    first(TIMESTAMP_FILE, self.timestamps().windows(2).position(|w| w[0] > w[1]), &|at| {
+                        format!("events {at} and {} are out of time order", at + 1)
+                    })
                 })
             })
             .clone()
@@ -343,7 +362,11 @@ impl History {
             }
             let snapshot = &self.snapshots.as_slice()[row * area..(row + 1) * area];
             if let Some(at) = snapshot.iter().zip(&canvas).position(|(a, b)| a != b) {
-                let what = if row + 1 == rows { "the last snapshot (after every event)".to_string() } else { format!("snapshot {row} (before event {first})") };
+                let what = if row + 1 == rows {
+                    "the last snapshot (after every event)".to_string()
+                } else {
+                    format!("snapshot {row} (before event {first})")
+                };
                 problems.push(format!("{what} differs from the replay of the events at pixel ({}, {})", at % self.width, at / self.width));
             }
         }
@@ -357,7 +380,9 @@ impl History {
         let found: Vec<(usize, &'static str, String)> = self.guarded(|| {
             (0..tiles)
                 .into_par_iter()
-                .filter_map(|tile| if stop.load(Ordering::Relaxed) { None } else { self.tile_problem(tile) }.map(|(file, reason)| (tile, file, reason)))
+                .filter_map(|tile| {
+                    if stop.load(Ordering::Relaxed) { None } else { self.tile_problem(tile) }.map(|(file, reason)| (tile, file, reason))
+                })
                 .collect()
         })?;
         check(stop)?;
@@ -1274,7 +1299,11 @@ mod tests {
         bytes[at] = 200;
         std::fs::write(&color, &bytes).unwrap();
         let history = History::open(dir.path()).unwrap();
-        for error in [history.canvas_before(8).unwrap_err(), history.color_targets(&[7], ColorTarget::Placed, 1).unwrap_err(), history.check_columns().unwrap_err()] {
+        for error in [
+            history.canvas_before(8).unwrap_err(),
+            history.color_targets(&[7], ColorTarget::Placed, 1).unwrap_err(),
+            history.check_columns().unwrap_err(),
+        ] {
             assert!(matches!(&error, Error::Dataset { path, .. } if path.ends_with(COLOR_FILE)), "{error}");
             assert!(error.to_string().contains("color 200"), "{error}");
         }

@@ -604,7 +604,7 @@ fn free_bytes(path: &Path) -> Option<u64> {
             return None;
         }
         let stat = unsafe { stat.assume_init() };
-        Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+        Some(stat.f_bavail * stat.f_frsize)
     }
     #[cfg(not(unix))]
     {

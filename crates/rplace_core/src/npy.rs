@@ -99,7 +99,7 @@ impl<T: Element> Array<T> {
                 expected.unwrap_or(usize::MAX)
             )));
         }
-        if (map.as_ptr() as usize + header.data_offset) % align_of::<T>() != 0 {
+        if !(map.as_ptr() as usize + header.data_offset).is_multiple_of(align_of::<T>()) {
             return Err(damaged(format!("its data starts at byte {}, not aligned for {}", header.data_offset, T::DESCR)));
         }
         Ok(Array { map, offset: header.data_offset, len, element: PhantomData })

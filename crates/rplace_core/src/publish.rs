@@ -58,7 +58,12 @@ impl Output {
         std::fs::create_dir_all(parent).at(parent)?;
         let lock_path = beside(out, "lock")?;
         let lock = lock(&lock_path, out, who)?;
-        let output = Output { out: out.to_path_buf(), lock: Some((lock, lock_path)), staging: beside(out, "staging")?, replaced: beside(out, "replaced")? };
+        let output = Output {
+            out: out.to_path_buf(),
+            lock: Some((lock, lock_path)),
+            staging: beside(out, "staging")?,
+            replaced: beside(out, "replaced")?,
+        };
         output.recover()?;
         Ok(output)
     }

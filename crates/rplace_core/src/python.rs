@@ -12,7 +12,8 @@ use numpy::ndarray::{Array2, Array3};
 use numpy::{IntoPyArray, PyArray1, PyArray2, PyArray3, PyArrayMethods, PyUntypedArray, PyUntypedArrayMethods};
 use pyo3::create_exception;
 use pyo3::exceptions::{
-    PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyMemoryError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError, PyValueError,
+    PyFileNotFoundError, PyIndexError, PyKeyboardInterrupt, PyMemoryError, PyOSError, PyPermissionError, PyRuntimeError, PyTypeError,
+    PyValueError,
 };
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
@@ -172,8 +173,9 @@ fn dataset_info<'py>(py: Python<'py>, path: PathBuf) -> PyResult<Bound<'py, PyDi
 #[pyo3(signature = (path, progress))]
 fn verify(py: Python<'_>, path: PathBuf, progress: bool) -> PyResult<Vec<String>> {
     let signals = Signals::default();
-    let problems =
-        py.detach(|| run_stoppable(&|| signals.should_stop(), |stop| crate::verify::verify(&path, progress, stop))).map_err(|e| signals.error(e))?;
+    let problems = py
+        .detach(|| run_stoppable(&|| signals.should_stop(), |stop| crate::verify::verify(&path, progress, stop)))
+        .map_err(|e| signals.error(e))?;
     Ok(problems.iter().map(|p| p.to_string()).collect())
 }
 

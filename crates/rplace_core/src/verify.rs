@@ -127,14 +127,17 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
             if let Some(reason) = integrity(&meta) {
                 problems.push(Problem { path: meta_path.clone(), reason });
             }
-            let rows = meta
-                .prepare("SELECT first_event, events, checksum FROM partitions ORDER BY id")
-                .and_then(|mut query| query.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>());
+            let rows = meta.prepare("SELECT first_event, events, checksum FROM partitions ORDER BY id").and_then(|mut query| {
+                query.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()
+            });
             let users = meta.query_row("SELECT count(*) FROM users", [], |r| r.get::<_, i64>(0));
             match (rows, users) {
                 (Ok(rows), Ok(users)) => {
                     if users as u64 != info.users {
-                        problems.push(Problem { path: meta_path.clone(), reason: format!("holds {users} users, the manifest says {}", info.users) });
+                        problems.push(Problem {
+                            path: meta_path.clone(),
+                            reason: format!("holds {users} users, the manifest says {}", info.users),
+                        });
                     }
                     rows
                 }
@@ -152,7 +155,10 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
     let size = info.partition_size as usize;
     let partitions = info.partitions as usize;
     if recorded.len() != partitions && !recorded.is_empty() {
-        problems.push(Problem { path: meta_path.clone(), reason: format!("lists {} partitions, the manifest says {partitions}", recorded.len()) });
+        problems.push(Problem {
+            path: meta_path.clone(),
+            reason: format!("lists {} partitions, the manifest says {partitions}", recorded.len()),
+        });
     }
     let found: Vec<Problem> = (0..partitions)
         .into_par_iter()
@@ -163,7 +169,8 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
             let first = index * size;
             let end = (first + size).min(history.len());
             let columns = || {
-                (first..end).map(|id| (history.timestamps()[id], history.user_ids()[id], history.colors()[id], history.xs()[id], history.ys()[id]))
+                (first..end)
+                    .map(|id| (history.timestamps()[id], history.user_ids()[id], history.colors()[id], history.xs()[id], history.ys()[id]))
             };
             let expected = rows_checksum(first as u64, columns());
             let file = dataset::partition_file(index);
@@ -184,13 +191,11 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
             if let Some(reason) = integrity(&connection) {
                 return problem(reason);
             }
-            let rows = connection
-                .prepare("SELECT id, timestamp, user_id, color_id, x, y FROM pixels ORDER BY id")
-                .and_then(|mut query| {
-                    query
-                        .query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))))?
-                        .collect::<rusqlite::Result<Vec<(i64, (i64, u32, u8, u16, u16))>>>()
-                });
+            let rows = connection.prepare("SELECT id, timestamp, user_id, color_id, x, y FROM pixels ORDER BY id").and_then(|mut query| {
+                query
+                    .query_map([], |r| Ok((r.get::<_, i64>(0)?, (r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?, r.get(5)?))))?
+                    .collect::<rusqlite::Result<Vec<(i64, (i64, u32, u8, u16, u16))>>>()
+            });
             match rows {
                 Err(e) => problem(format!("unreadable: {e}")),
                 Ok(rows) if rows.len() != end - first => problem(format!("holds {} rows, the event columns {}", rows.len(), end - first)),
