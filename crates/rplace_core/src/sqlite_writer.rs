@@ -20,9 +20,10 @@
 //! (the schema, written last because it names the root pages), then the table, then the two
 //! indexes, each leaves first.
 //!
-//! The file is an ordinary SQLite 3 database, indistinguishable to SQL from the one
-//! `dataset::write_partition` makes with rusqlite: the same schema text, rows and index
-//! entries; `PRAGMA integrity_check` passes and SQLite can go on modifying it.
+//! The file is an ordinary SQLite 3 database, indistinguishable to SQL from the one SQLite makes
+//! from the same statements and rows (the tests build both and compare them): the same schema
+//! text, rows and index entries; `PRAGMA integrity_check` passes and SQLite can go on
+//! modifying it.
 
 use crate::event::Event;
 use std::fs::{File, OpenOptions};
@@ -39,7 +40,7 @@ const DATABASE_HEADER_SIZE: usize = 100;
 /// records the version that last wrote the file.
 const SQLITE_VERSION_NUMBER: u32 = 3_050_002;
 
-/// Schema text exactly as SQLite stores it for the statements of `dataset::write_partition`.
+/// Schema text exactly as SQLite stores it for these statements.
 const TABLE_SQL: &str =
     "CREATE TABLE pixels (id INTEGER PRIMARY KEY, timestamp INTEGER, user_id INTEGER, color_id INTEGER, x INTEGER, y INTEGER)";
 const TIMESTAMP_INDEX_SQL: &str = "CREATE INDEX pixels_timestamp ON pixels (timestamp)";
@@ -568,8 +569,8 @@ mod tests {
             .collect()
     }
 
-    /// The oracle: the same table and indexes written by SQLite itself, with the statements of
-    /// `dataset::write_partition` (one row per INSERT: the oracle's speed does not matter).
+    /// The oracle: the same table and indexes written by SQLite itself, from the schema
+    /// statements above (one row per INSERT: the oracle's speed does not matter).
     fn write_with_rusqlite(path: &Path, first_id: u64, events: &[Event]) -> rusqlite::Result<()> {
         let mut connection = Connection::open(path)?;
         connection.execute_batch(&format!("{TABLE_SQL};"))?;

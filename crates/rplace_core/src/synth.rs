@@ -157,10 +157,10 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
     let mut writer = BufWriter::new(File::create(&staging).at(&staging)?);
     writer.write_all(&encode(HEADER.to_vec(), gzip).at(&staging)?).at(&staging)?;
 
-    let mut history = History::new(options);
+    let mut simulation = Simulation::new(options);
     let mut first_block = 0;
     loop {
-        let window = history.next_window(should_stop)?;
+        let window = simulation.next_window(should_stop)?;
         if window.is_empty() {
             break;
         }
@@ -169,7 +169,7 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
             writer.write_all(&member).at(&staging)?;
         }
         first_block += blocks;
-        progress(history.summary.rows);
+        progress(simulation.summary.rows);
     }
     let file = writer.into_inner().map_err(|e| e.into_error()).at(&staging)?;
     file.sync_all().at(&staging)?;
@@ -181,7 +181,7 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
             Ok(())
         }
     })?;
-    Ok(history.summary)
+    Ok(simulation.summary)
 }
 
 /// Shuffles the blocks of a window, the rows of each block, and formats and compresses the blocks
@@ -575,7 +575,7 @@ impl Activity {
 }
 
 /// The event generator: the plan plus everything that changes as time goes on.
-struct History {
+struct Simulation {
     plan: Plan,
     rng: Rng,
     clock: Clock,
@@ -598,14 +598,14 @@ struct History {
     summary: SynthSummary,
 }
 
-impl History {
-    fn new(options: &SynthOptions) -> History {
+impl Simulation {
+    fn new(options: &SynthOptions) -> Simulation {
         let plan = Plan::new(options.rows, &mut Rng::new(options.seed, PLAN_STREAM, 0));
         // One user per 12 rows, of whom a fifth are never drawn: one active user per 15 rows.
         let crowd = (options.rows / 12 + 1) as usize;
         let moderations = if options.rows >= 1000 { (options.rows / 2_000_000).max(1) } else { 0 };
         let bot_queue = plan.bots.iter().enumerate().map(|(b, bot)| Reverse((bot.start, b))).collect();
-        History {
+        Simulation {
             plan,
             rng: Rng::new(options.seed, EVENT_STREAM, 0),
             clock: Clock::new(options.rows),
