@@ -20,7 +20,8 @@ from pathlib import Path
 import torch
 
 import rplacevit
-from rplacevit.evaluate import RECENT_MS, RECENT_SIZE, choose_events, current_ranking, evaluate, neighbourhood_ranking, recent_ranking
+from rplacevit.baselines import RECENT_MS, RECENT_SIZE, current_ranking, neighbourhood_ranking, recent_ranking
+from rplacevit.evaluate import choose_events, evaluate
 from rplacevit.models import ModelConfig, build_model
 from rplacevit.times import format_time
 
@@ -67,7 +68,7 @@ def main() -> None:
               f"{torch.get_num_threads()} threads, {platform.processor() or platform.machine()}")
 
         for label, time_model in (("color only", None), ("color + time", timer)):
-            seconds = timed(lambda: evaluate(data, color, time_model, t_from=t_from, samples=args.samples, batch_size=args.batch_size,
+            seconds = timed(lambda: evaluate(data, color, time_model, t0=t_from, samples=args.samples, batch_size=args.batch_size,
                                              device=device, progress=False), args.repeats)
             print(f"  evaluate ({label}): {seconds:.2f} s, {n / seconds:,.0f} events/s")
 

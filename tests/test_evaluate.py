@@ -17,7 +17,9 @@ import pytest
 import torch
 
 import rplacevit
-from rplacevit.evaluate import EXAMPLES, color_metrics, current_ranking, evaluate, markdown, neighbourhood_ranking, roc_auc, top_k
+from rplacevit.baselines import color_metrics, current_ranking, neighbourhood_ranking, roc_auc, top_k
+from rplacevit.evaluate import evaluate
+from rplacevit.report import EXAMPLES, markdown
 from rplacevit.models import ColorModel, ModelConfig, TimeModel, build_model, to_checkpoint
 from rplacevit.times import format_time
 
@@ -104,7 +106,7 @@ def test_model_metrics_on_a_crafted_history(crafted, tmp_path):
     data, t_from = crafted
     p = np.full(32, 0.0625 / 28)
     p[[2, 27, 31, 13]] = [0.5, 0.25, 0.125, 0.0625]
-    report = evaluate(data, constant_color_model(p), constant_time_model(0.25), t_from=t_from, t_to=t_from + 10_000,
+    report = evaluate(data, constant_color_model(p), constant_time_model(0.25), t0=t_from, t1=t_from + 10_000,
                       device="cpu", progress=False, out=tmp_path / "report")
     color = report["color"]
     assert color["n"] == 5 and color["target"] == "placed"
@@ -134,7 +136,7 @@ def test_events_whose_horizon_runs_past_the_data_are_left_out_of_the_time_metric
     data, t_from = crafted
     # From t_from + 2 h 30 min on, only the last event (t_from + 3 h) is left, 30 minutes before
     # the data ends: its hour is cut short. Before it, the early events are the constant's.
-    report = evaluate(data, random_model("color", 0), constant_time_model(0.25), t_from=t_from + 150 * 60_000,
+    report = evaluate(data, random_model("color", 0), constant_time_model(0.25), t0=t_from + 150 * 60_000,
                       device="cpu", progress=False)
     t = report["time"]
     assert (report["color"]["n"], t["n"], t["censored"], t["cells"]) == (1, 0, 1, 0)
@@ -198,7 +200,7 @@ def test_color_baselines_equal_plain_reimplementations(sample_dataset, sample_ev
     first, last = history.time_range
     t_from, region = first + (last - first) * 6 // 10, (250, 375, 330, 460)
     model = random_model("color", 1)
-    report = evaluate(sample_dataset, model, t_from=t_from, region=region, samples=250, seed=5, device="cpu",
+    report = evaluate(sample_dataset, model, t0=t_from, region=region, samples=250, seed=5, device="cpu",
                       progress=False, out=tmp_path / "r")
     ids = np.load(tmp_path / "r" / "events.npy")
     assert ids.dtype == np.int64 and len(ids) == 250 and (np.diff(ids) > 0).all()
@@ -221,9 +223,9 @@ def test_color_baselines_equal_plain_reimplementations(sample_dataset, sample_ev
     assert report["color"]["model"]["top1"] == pytest.approx(np.mean(log_p.argmax(1) == targets))
     assert report["color"]["model"]["nll"] == pytest.approx(-log_p[np.arange(len(ids)), targets].mean(), rel=1e-5)
     # Same seed, same events; another seed, others.
-    again = evaluate(sample_dataset, model, t_from=t_from, region=region, samples=250, seed=5, device="cpu", progress=False)
+    again = evaluate(sample_dataset, model, t0=t_from, region=region, samples=250, seed=5, device="cpu", progress=False)
     assert again["color"] == report["color"]
-    other = evaluate(sample_dataset, model, t_from=t_from, region=region, samples=250, seed=6, device="cpu", progress=False)
+    other = evaluate(sample_dataset, model, t0=t_from, region=region, samples=250, seed=6, device="cpu", progress=False)
     assert other["color"]["baselines"] != report["color"]["baselines"]
 
 
@@ -239,7 +241,7 @@ def test_time_metrics_and_baselines_equal_plain_reimplementations(sample_dataset
     t_from = first + (last - first) // 2
     t_to = int(sample_events[np.searchsorted(sample_events[:, 1], t_from) + 40, 1])
     color, timer = random_model("color", 2), random_model("time", 3)
-    report = evaluate(sample_dataset, color, timer, t_from=t_from, t_to=t_to, samples=None, device="cpu", progress=False)
+    report = evaluate(sample_dataset, color, timer, t0=t_from, t1=t_to, samples=None, device="cpu", progress=False)
     ids = np.flatnonzero((sample_events[:, 1] >= t_from) & (sample_events[:, 1] < t_to))
     assert report["time"]["n"] == len(ids) >= 40
     # Plainly: for each cell of each 8×8 grid, the last change before the event and the first after.
@@ -284,39 +286,39 @@ def checkpoint_with_training(path: Path, model, until: int) -> Path:
 def test_refusals(crafted, tmp_path):
     data, t_from = crafted
     color = checkpoint_with_training(tmp_path / "color.pt", random_model("color", 0), until=t_from + 5_000)
-    with pytest.raises(ValueError, match="before the end of the training data of .*color.pt.*--allow-overlap"):
-        evaluate(data, color, t_from=t_from, device="cpu", progress=False)
-    assert evaluate(data, color, t_from=t_from, allow_overlap=True, device="cpu", progress=False)["color"]["n"] == 8
-    assert evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False)["color"]["n"] == 4
+    with pytest.raises(ValueError, match="before the end of the training data of .*color.pt.*`allow_overlap=True`"):
+        evaluate(data, color, t0=t_from, device="cpu", progress=False)
+    assert evaluate(data, color, t0=t_from, allow_overlap=True, device="cpu", progress=False)["color"]["n"] == 8
+    assert evaluate(data, color, t0=t_from + 5_000, device="cpu", progress=False)["color"]["n"] == 4
     # Without --from: where the training data ends.
     default = evaluate(data, color, device="cpu", progress=False)
     assert default["setup"]["from"] == format_time(t_from + 5_000) and default["color"]["n"] == 4
-    with pytest.raises(ValueError, match="no --from given and no training record"):
+    with pytest.raises(ValueError, match="no `t0` given and no training record"):
         evaluate(data, random_model("color", 0), device="cpu", progress=False)
     with pytest.raises(ValueError, match="no events from .* to the end: nothing to evaluate"):
-        evaluate(data, color, t_from=T0 + 100 * HOUR, device="cpu", progress=False)
+        evaluate(data, color, t0=T0 + 100 * HOUR, device="cpu", progress=False)
     with pytest.raises(ValueError, match="no events .* in region 0,0,10,10"):
-        evaluate(data, color, t_from=t_from + 5_000, region=(0, 0, 10, 10), device="cpu", progress=False)
+        evaluate(data, color, t0=t_from + 5_000, region=(0, 0, 10, 10), device="cpu", progress=False)
     timer = tmp_path / "time.pt"
     torch.save(to_checkpoint(random_model("time", 0)), timer)
     with pytest.raises(ValueError, match="time.pt is a time model checkpoint, a color model is expected"):
-        evaluate(data, timer, t_from=t_from + 5_000, device="cpu", progress=False)
+        evaluate(data, timer, t0=t_from + 5_000, device="cpu", progress=False)
     with pytest.raises(ValueError, match="is not after"):
-        evaluate(data, color, t_from=t_from + 5_000, t_to=t_from, device="cpu", progress=False)
+        evaluate(data, color, t0=t_from + 5_000, t1=t_from, device="cpu", progress=False)
     with pytest.raises(ValueError, match="samples"):
-        evaluate(data, color, t_from=t_from + 5_000, samples=0, device="cpu", progress=False)
+        evaluate(data, color, t0=t_from + 5_000, samples=0, device="cpu", progress=False)
     # Report folders: never a foreign one; a previous report only with force.
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "todo.txt").write_text("keep me")
     with pytest.raises(ValueError, match="not empty and holds no report"):
-        evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False, out=foreign)
+        evaluate(data, color, t0=t_from + 5_000, device="cpu", progress=False, out=foreign)
     assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]
     report = tmp_path / "report"
-    evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False, out=report)
-    with pytest.raises(ValueError, match="already holds a report: pass --force"):
-        evaluate(data, color, t_from=t_from + 5_000, device="cpu", progress=False, out=report)
-    evaluate(data, color, t_from=t_from + 5_000, samples=2, device="cpu", progress=False, out=report, force=True)
+    evaluate(data, color, t0=t_from + 5_000, device="cpu", progress=False, out=report)
+    with pytest.raises(ValueError, match="already holds a report: pass `force=True`"):
+        evaluate(data, color, t0=t_from + 5_000, device="cpu", progress=False, out=report)
+    evaluate(data, color, t0=t_from + 5_000, samples=2, device="cpu", progress=False, out=report, force=True)
     assert len(np.load(report / "events.npy")) == 2
     assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
 
@@ -327,7 +329,7 @@ def test_command_line_writes_the_report(crafted, tmp_path):
     timer = tmp_path / "time.pt"
     torch.save(to_checkpoint(random_model("time", 0)), timer)
     out = tmp_path / "report"
-    command = [sys.executable, "-m", "rplacevit", "evaluate", "--data", str(data), "--color-model", str(color),
+    command = [sys.executable, "-m", "rplacevit", "evaluate", str(data), "--color-model", str(color),
                "--time-model", str(timer), "--from", format_time(t_from), "--to", format_time(t_from + 10_000),
                "--samples", "all", "--device", "cpu", "-o", str(out)]
     result = subprocess.run(command, capture_output=True, text=True)
@@ -360,7 +362,7 @@ def test_the_color_target_is_the_models_own(sample_dataset, tmp_path):
     state = to_checkpoint(model)
     state["training"] = {"until": t_from, "target": "next_minute_majority", "horizon_ms": 3 * HOUR}
     torch.save(state, tmp_path / "majority.pt")
-    report = evaluate(sample_dataset, tmp_path / "majority.pt", t_from=t_from, samples=300, seed=1, device="cpu",
+    report = evaluate(sample_dataset, tmp_path / "majority.pt", t0=t_from, samples=300, seed=1, device="cpu",
                       progress=False, out=tmp_path / "r")
     assert report["color"]["target"] == "next_minute_majority"
     ids = np.load(tmp_path / "r" / "events.npy")
@@ -375,7 +377,7 @@ def test_the_color_target_is_the_models_own(sample_dataset, tmp_path):
 
 def test_progress_bar_counts_events(crafted, capsys):
     data, t_from = crafted
-    evaluate(data, random_model("color", 0), t_from=t_from, device="cpu", progress=True)
+    evaluate(data, random_model("color", 0), t0=t_from, device="cpu", progress=True)
     drawn = capsys.readouterr().err
     assert "evaluate" in drawn and "8/8" in drawn and "event/s" in drawn
 
@@ -413,7 +415,7 @@ def test_cells_off_the_canvas_are_left_out_of_the_time_metrics(tmp_path):
     write_csv(tmp_path / "edge.csv", [(T0, 1000, 1000, 2), (t_from, 0, 0, 3), (t_from + 1000, 1999, 5, 4),
                                       (t_from + 60_000, 1, 1, 5), (t_from + 3 * HOUR, 1000, 1000, 6)])
     rplacevit.ingest(tmp_path / "edge.csv", tmp_path / "d")
-    report = evaluate(tmp_path / "d", random_model("color", 0), constant_time_model(0.25), t_from=t_from, t_to=t_from + 10_000,
+    report = evaluate(tmp_path / "d", random_model("color", 0), constant_time_model(0.25), t0=t_from, t1=t_from + 10_000,
                       device="cpu", progress=False)
     t = report["time"]
     assert (t["n"], t["cells"]) == (2, 16 + 40)

@@ -12,7 +12,7 @@ import torch
 from PIL import Image
 
 import rplacevit
-from rplacevit.infer import Geometry, choose_views, infer, parse_color_weights, start_canvas
+from rplacevit.infer import Geometry, InferConfig, choose_views, infer, parse_color_weights, start_canvas
 from rplacevit.models import ModelConfig, build_model, load_model, to_checkpoint
 from rplacevit.render import to_rgb
 
@@ -99,9 +99,9 @@ def replay(start: np.ndarray, placements: np.ndarray) -> np.ndarray:
 
 def run(checkpoints, color="color", time="time", **options):
     options = {"steps": 40, "progress": False, "device": "cpu", **options}
-    if "init" not in options and "data" not in options:
+    if "init" not in options and "dataset" not in options:
         options.setdefault("canvas_size", (40, 24))
-    return infer(checkpoints[color], None if time is None else checkpoints[time], **options)
+    return infer(checkpoints[color], None if time is None else checkpoints[time], InferConfig(**options))
 
 
 def test_same_seed_same_run_other_seed_other_run(checkpoints, tmp_path):
@@ -245,7 +245,7 @@ def test_image_start_is_the_nearest_palette_color(tmp_path):
     assert (start_canvas(canvas_size=(9, 4)) == np.full((4, 9), WHITE)).all()
     np.testing.assert_array_equal(start_canvas(path, region=(1, 0, 4, 2)), canvas[0:2, 1:4])
     np.testing.assert_array_equal(start_canvas(path, region=(1, 0, 4, 2), canvas_size=(4, 1)), [[*canvas[0, 1:4], WHITE]])
-    with pytest.raises(ValueError, match="a white start takes canvas_size"):
+    with pytest.raises(ValueError, match="a white start takes `canvas_size`"):
         start_canvas(region=(0, 0, 2, 2))
 
 
@@ -261,17 +261,17 @@ def test_dataset_start_is_the_real_canvas(checkpoints, sample_dataset):
     history = rplacevit.open(sample_dataset)
     first, last = history.time_range
     at = (first + last) // 2
-    result = run(checkpoints, data=sample_dataset, at=at, steps=10, batch_views=4)
+    result = run(checkpoints, dataset=sample_dataset, at=at, steps=10, batch_views=4)
     assert result.start.shape == (history.canvas_height, history.canvas_width)
     np.testing.assert_array_equal(result.start, history.canvas_at(at))
     assert 1 <= np.count_nonzero(result.canvas != result.start) <= 10
     # A region cuts the art out of the 2000×2000 canvas: what the demo paints on.
     region = (250, 375, 378, 503)
-    cut = run(checkpoints, data=sample_dataset, at=at, region=region, steps=10, batch_views=4)
+    cut = run(checkpoints, dataset=sample_dataset, at=at, region=region, steps=10, batch_views=4)
     np.testing.assert_array_equal(cut.start, history.canvas_at(at)[375:503, 250:378])
     assert 1 <= np.count_nonzero(cut.canvas != cut.start) <= 10
-    with pytest.raises(ValueError, match="region 1990,0,2010,20 is not inside the 2000x2000 start canvas"):
-        run(checkpoints, data=sample_dataset, at=at, region=(1990, 0, 2010, 20))
+    with pytest.raises(ValueError, match="`region` 1990,0,2010,20 is not inside the 2000x2000 start canvas"):
+        run(checkpoints, dataset=sample_dataset, at=at, region=(1990, 0, 2010, 20))
 
 
 def test_errors_say_what_is_wrong(checkpoints, tmp_path):
@@ -280,11 +280,11 @@ def test_errors_say_what_is_wrong(checkpoints, tmp_path):
     with pytest.raises(ValueError, match="is a color model checkpoint, a time model is expected"):
         run(checkpoints, time="color")
     with pytest.raises(FileNotFoundError):
-        infer(tmp_path / "missing.pt", steps=1, progress=False)
+        infer(tmp_path / "missing.pt", None, InferConfig(steps=1, progress=False))
     not_a_checkpoint = tmp_path / "notes.pt"
     not_a_checkpoint.write_text("hello")
     with pytest.raises(ValueError, match="is not an rplacevit checkpoint"):
-        infer(not_a_checkpoint, steps=1, progress=False)
+        infer(not_a_checkpoint, None, InferConfig(steps=1, progress=False))
     not_an_image = tmp_path / "picture.png"
     not_an_image.write_text("not a picture")
     with pytest.raises(ValueError, match=f"{not_an_image} is not a readable image"):
@@ -296,10 +296,10 @@ def test_errors_say_what_is_wrong(checkpoints, tmp_path):
     with pytest.raises(ValueError, match="palette indices are 0..31"):
         run(checkpoints, color_weights={32: 1.0})
     with pytest.raises(ValueError, match="not both"):
-        run(checkpoints, init=tmp_path / "x.png", data=tmp_path, at=0)
+        run(checkpoints, init=tmp_path / "x.png", dataset=tmp_path, at=0)
     with pytest.raises(ValueError, match="batch_views"):
         run(checkpoints, batch_views=0)
-    with pytest.raises(ValueError, match="png .*out.txt: expected a .png file"):
+    with pytest.raises(ValueError, match="png` .*out.txt: expected a .png file"):
         run(checkpoints, png=tmp_path / "out.txt")
     assert not list(tmp_path.glob("*.partial-*"))
 
@@ -307,10 +307,10 @@ def test_errors_say_what_is_wrong(checkpoints, tmp_path):
 def test_model_objects_run_like_their_checkpoints(checkpoints, tmp_path):
     models = [load_model(checkpoints[name]) for name in ("color", "time")]
     from_files = run(checkpoints, seed=2, batch_views=3, steps=20)
-    from_objects = infer(*models, steps=20, canvas_size=(40, 24), seed=2, batch_views=3, device="cpu", progress=False)
+    from_objects = infer(*models, InferConfig(steps=20, canvas_size=(40, 24), seed=2, batch_views=3, device="cpu", progress=False))
     np.testing.assert_array_equal(from_files.canvas, from_objects.canvas)
     with pytest.raises(ValueError, match="a time model is expected, not ColorModel"):
-        infer(models[0], models[0], steps=1, progress=False)
+        infer(models[0], models[0], InferConfig(steps=1, progress=False))
     # No placement at all: the start canvas is the only frame.
     result = run(checkpoints, steps=0, video=tmp_path / "still.mp4", png=tmp_path / "still.png")
     assert result.frames == 1 and iio2.get_reader(tmp_path / "still.mp4").count_frames() == 1
@@ -356,7 +356,7 @@ def test_progress_bar_counts_placements(checkpoints, capsys):
 
 
 def test_default_start_is_a_white_256_square(checkpoints):
-    result = infer(checkpoints["color"], checkpoints["time"], steps=0, device="cpu", progress=False)
+    result = infer(checkpoints["color"], checkpoints["time"], InferConfig(steps=0, device="cpu", progress=False))
     assert result.start.shape == (256, 256) and (result.start == WHITE).all()
 
 
@@ -371,7 +371,7 @@ def test_one_forward_pass_per_model_and_group(checkpoints):
             return forward(windows)
 
         model.forward = counted
-    result = infer(color, timer, steps=200, batch_views=8, canvas_size=(128, 128), device="cpu", progress=False)
+    result = infer(color, timer, InferConfig(steps=200, batch_views=8, canvas_size=(128, 128), device="cpu", progress=False))
     assert len(result.groups) < 200 and result.groups.max() > 1  # the groups really hold several views
     assert calls == {"color": len(result.groups), "time": len(result.groups)}
 
@@ -385,7 +385,7 @@ def test_command_line_options_reach_the_function(checkpoints, tmp_path):
     Image.fromarray(picture).save(tmp_path / "start.png")
     options = dict(init=tmp_path / "start.png", region=(2, 3, 46, 39), steps=60, batch_views=4, temperature=0.7,
                    time_noise=0.3, color_weights={27: 0.5, 31: 0.0}, avoid_current=True, seed=11, frame_every=20)
-    expected = infer(checkpoints["color"], checkpoints["time"], device="cpu", progress=False, **options)
+    expected = infer(checkpoints["color"], checkpoints["time"], InferConfig(device="cpu", progress=False, **options))
     command = [sys.executable, "-m", "rplacevit", "infer", "--color-model", str(checkpoints["color"]), "--time-model",
                str(checkpoints["time"]), "--init", str(tmp_path / "start.png"), "--region", "2,3,46,39", "--steps", "60",
                "--batch-views", "4", "--temperature", "0.7", "--time-noise", "0.3", "--color-weights", "27=0.5,31=0",
@@ -411,5 +411,5 @@ def test_a_run_that_fails_midway_leaves_no_output(checkpoints, tmp_path):
     color.forward = failing
     outputs = {"video": tmp_path / "a.mp4", "gif": tmp_path / "a.gif", "png": tmp_path / "a.png"}
     with pytest.raises(RuntimeError, match="went away"):
-        infer(color, checkpoints["time"], steps=40, frame_every=1, canvas_size=(40, 24), device="cpu", progress=False, **outputs)
+        infer(color, checkpoints["time"], InferConfig(steps=40, frame_every=1, canvas_size=(40, 24), device="cpu", progress=False, **outputs))
     assert len(calls) == 3 and list(tmp_path.iterdir()) == []

@@ -252,7 +252,7 @@ def test_result_does_not_depend_on_the_number_of_threads(tmp_path):
 def test_existing_dataset_needs_force(tmp_path):
     out = tmp_path / "d"
     rplacevit.ingest(QUIRKS, out)
-    with pytest.raises(rplacevit.DatasetError, match="--force"):
+    with pytest.raises(rplacevit.DatasetError, match="`force=True`"):
         rplacevit.ingest(MALFORMED, out, on_error="skip")
     assert rplacevit.info(out)["events"] == 19
     rplacevit.ingest(MALFORMED, out, on_error="skip", force=True)
@@ -338,7 +338,7 @@ def test_progress_bars_draw_on_a_terminal(tmp_path):
         os.close(leader)
         return drawn.decode(errors="replace")
 
-    assert "rows" in on_terminal("synth", "-o", tmp_path / "s.csv", "--events", "200000")
+    assert "rows" in on_terminal("synth", "-o", tmp_path / "s.csv", "--rows", "200000")
     drawn = on_terminal("ingest", tmp_path / "s.csv", "-o", tmp_path / "d")
     assert "rows" in drawn and "partitions" in drawn
 

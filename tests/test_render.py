@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 import rplacevit
-from rplacevit.render import frame_times, parse_region, to_rgb
+from rplacevit.options import parse_region
+from rplacevit.render import frame_times, to_rgb
 from rplacevit.times import format_time, parse_duration, parse_time
 
 PALETTE = np.array(rplacevit.PALETTE_RGB, dtype=np.uint8)
@@ -51,7 +52,7 @@ def test_render_errors_name_the_argument(sample_dataset, tmp_path):
         result = run_cli(*command)
         assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, result.stderr
     for command, argument in [(["timelapse", sample_dataset, "-o", tmp_path / "t.mp4", "--fps", "0"], "--fps"),
-                              (["synth", "-o", tmp_path / "s.csv", "--events", "-5"], "--events"),
+                              (["synth", "-o", tmp_path / "s.csv", "--rows", "-5"], "--rows"),
                               (["ingest", tmp_path / "s.csv", "-o", tmp_path / "d", "--partition-size", "-1"], "--partition-size")]:
         result = run_cli(*command)
         assert result.returncode == 2 and f"argument {argument}: " in result.stderr and ">= 1" in result.stderr, result.stderr

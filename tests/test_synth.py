@@ -37,14 +37,14 @@ def test_synth_is_deterministic_and_ingests(tmp_path):
 
 def test_synth_cli(tmp_path):
     out = tmp_path / "s.csv"
-    result = subprocess.run([sys.executable, "-m", "rplacevit", "synth", "-o", str(out), "--events", "2000", "--seed", "3"],
+    result = subprocess.run([sys.executable, "-m", "rplacevit", "synth", "-o", str(out), "--rows", "2000", "--seed", "3"],
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "wrote 2,000 rows" in result.stdout
     assert out.read_text().startswith("timestamp,user_id,pixel_color,coordinate\n")
-    bad = subprocess.run([sys.executable, "-m", "rplacevit", "synth", "-o", str(tmp_path / "z.csv"), "--events", "0"],
+    bad = subprocess.run([sys.executable, "-m", "rplacevit", "synth", "-o", str(tmp_path / "z.csv"), "--rows", "0"],
                          capture_output=True, text=True)
-    assert bad.returncode == 2 and "argument --events: '0': expected an integer >= 1" in bad.stderr
+    assert bad.returncode == 2 and "argument --rows: '0': expected an integer >= 1" in bad.stderr
     with pytest.raises(ValueError, match="rows must be between 1 and"):
         rplacevit.synth(tmp_path / "z.csv", 0)
     assert not (tmp_path / "z.csv").exists()

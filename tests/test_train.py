@@ -68,7 +68,7 @@ def rule_dataset(tmp_path_factory) -> Path:
 
 
 def base_config(data: Path, out: Path, **overrides) -> dict:
-    config = dict(task="color", data=str(data), out=str(out), preset="tiny", steps=300, batch_size=64, lr=3e-3,
+    config = dict(task="color", dataset=str(data), out=str(out), preset="tiny", steps=300, batch_size=64, lr=3e-3,
                   warmup=20, val_every=100, val_samples=1024, log_every=10, device="cpu", seed=3,
                   model=dict(SMALL_WINDOW))
     config.update(overrides)
@@ -141,7 +141,7 @@ def test_interrupted_run_resumes_exactly(rule_dataset, tmp_path):
     assert 0 < interrupted_at < 160
 
     # Only the same settings resume (where it runs may change), and a finished run never does.
-    with pytest.raises(ValueError, match=r"other settings \(lr, seed\)"):
+    with pytest.raises(ValueError, match=r"other settings \(`lr`, `seed`\)"):
         train(TrainConfig(**{**cut, "lr": 0.5, "seed": 9}), resume=True, progress=False)
     resumed = run_runner({**cut, "num_workers": 1}, "--resume")
     assert resumed.returncode == 0, resumed.stderr
@@ -186,9 +186,9 @@ def test_clear_errors(rule_dataset, tmp_path):
     with pytest.raises(ValueError, match="not empty and holds no run"):
         train(TrainConfig(**base_config(rule_dataset, foreign)), progress=False)
     assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]
-    with pytest.raises(ValueError, match="exactly one of steps and epochs"):
+    with pytest.raises(ValueError, match="exactly one of `steps` and `epochs`"):
         TrainConfig(**base_config(rule_dataset, tmp_path / "r", epochs=1.0))
-    cli = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", "--data", str(tmp_path / "missing"),
+    cli = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", str(tmp_path / "missing"),
                           "-o", str(tmp_path / "r"), "--steps", "5"], capture_output=True, text=True)
     assert cli.returncode == 1 and "no such dataset" in cli.stderr
 
@@ -244,13 +244,13 @@ def test_checkpoints_are_periodic_and_only_the_last_few_kept(rule_dataset, tmp_p
 
 
 def test_command_line_sets_the_window(sample_dataset, tmp_path):
-    result = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", "--data", str(sample_dataset), "-o", str(tmp_path / "r"),
+    result = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "r"),
                              "--steps", "3", "--window", "16", "--centre", "8", "--patch", "2", "--region", "250,375,378,503",
                              "--device", "cpu"], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr
     model = load_model(tmp_path / "r" / "model.pt", expect_kind="time")
     assert (model.config.window, model.config.centre, model.config.patch, model.config.d_model) == (16, 8, 2, 32)
-    odd = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", "--data", str(sample_dataset), "-o", str(tmp_path / "o"),
+    odd = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "o"),
                           "--steps", "3", "--window", "16", "--centre", "7"], capture_output=True, text=True)
     assert odd.returncode == 1 and "differ in parity" in odd.stderr
 

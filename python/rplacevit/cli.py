@@ -1,16 +1,28 @@
-"""The ``rplacevit`` command: one subcommand per feature, each a thin shell over the Python API."""
+"""The ``rplacevit`` command: one subcommand per feature, each a thin shell over the Python API.
+
+The options of ``train`` and ``infer`` are derived from :class:`rplacevit.train.TrainConfig` and
+:class:`rplacevit.infer.InferConfig` (see :mod:`rplacevit.options`); the library's messages
+name arguments in backquotes, which :func:`main` turns into this command's flags. Only the
+chosen command's options are built, so that ``info`` does not wait for torch to import.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import signal
 import sys
 from pathlib import Path
 
-from . import ArgumentError, DatasetError, FormatError, history, render, store
+from . import ArgumentError, DatasetError, FormatError, __version__, history, render, store
+from .devices import DEVICES
+from .options import add_options, argument_type, as_flags, flags_of, from_options, parse_region
 from .signals import Terminated, stop_on_sigterm
 from .times import format_time, parse_duration, parse_time
+
+#: Where a dataset folder comes as the first argument (``rplacevit COMMAND DATASET``).
+DATASET_HELP = "a dataset folder written by rplacevit ingest"
 
 
 def print_dataset(summary: dict) -> None:
@@ -35,22 +47,19 @@ def print_ingest(summary: dict) -> None:
         print(f"  rejected rows are listed in {Path(summary['path']) / 'rejects.csv'}")
 
 
+def progress_wanted(args: argparse.Namespace) -> bool:
+    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+
+
 def cmd_ingest(args: argparse.Namespace) -> None:
-    summary = store.ingest(
-        args.inputs,
-        args.output,
-        partition_size=args.partition_size,
-        on_error=args.on_error,
-        force=args.force,
-        progress=not args.quiet and sys.stderr.isatty(),
-        max_rectangle_pixels=args.max_rectangle_pixels,
-    )
+    summary = store.ingest(args.inputs, args.out, partition_size=args.partition_size, on_error=args.on_error, force=args.force,
+                           progress=progress_wanted(args), max_rectangle_pixels=args.max_rectangle_pixels)
     if not args.quiet:
         print_ingest(summary)
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    problems = store.verify(args.dataset, progress=not args.quiet and sys.stderr.isatty())
+    problems = store.verify(args.dataset, progress=progress_wanted(args))
     for problem in problems:
         print(f"rplacevit: damaged: {problem}", file=sys.stderr)
     if problems:
@@ -61,17 +70,8 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
-INFO_KEYS = [
-    "events",
-    "users",
-    "partitions",
-    "first_timestamp_ms",
-    "last_timestamp_ms",
-    "canvas_width",
-    "canvas_height",
-    "moderation_events",
-    "rejected_rows",
-]
+INFO_KEYS = ["events", "users", "partitions", "first_timestamp_ms", "last_timestamp_ms", "canvas_width", "canvas_height",
+             "moderation_events", "rejected_rows"]
 
 
 def cmd_info(args: argparse.Namespace) -> None:
@@ -84,107 +84,61 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    summary = store.synth(args.output, args.events, seed=args.seed, progress=not args.quiet and sys.stderr.isatty())
+    summary = store.synth(args.out, args.rows, seed=args.seed, progress=progress_wanted(args))
     if not args.quiet:
         print(
             f"wrote {summary['rows']:,} rows ({summary['events']:,} events, {summary['users']:,} users, "
-            f"{summary['moderation_rows']:,} moderation rectangles) to {args.output}, "
+            f"{summary['moderation_rows']:,} moderation rectangles) to {args.out}, "
             f"{format_time(summary['first_timestamp_ms'])} → {format_time(summary['last_timestamp_ms'])}"
         )
 
 
 def cmd_render(args: argparse.Namespace) -> None:
     reader = history.open(args.dataset)
-    t_ms = parse_time(args.at)
-    render.render(reader, t_ms, args.output, region=render.parse_region(args.region), scale=args.scale)
-    print(f"wrote {args.output}: the canvas at {format_time(t_ms)}")
+    render.render(reader, args.at, args.out, region=args.region, scale=args.scale)
+    print(f"wrote {args.out}: the canvas at {format_time(args.at)}")
 
 
 def cmd_timelapse(args: argparse.Namespace) -> None:
     reader = history.open(args.dataset)
-    frames = render.timelapse(
-        reader,
-        args.output,
-        every_ms=parse_duration(args.every),
-        fps=args.fps,
-        gif=args.gif,
-        region=render.parse_region(args.region),
-        scale=args.scale,
-        progress=sys.stderr.isatty(),
-    )
+    frames = render.timelapse(reader, args.out, every_ms=args.every, fps=args.fps, gif=args.gif, region=args.region, scale=args.scale,
+                              progress=sys.stderr.isatty())
     also = f" and {args.gif}" if args.gif else ""
-    print(f"wrote {args.output}{also}: {frames} frames, one every {args.every}, at {args.fps} fps")
+    print(f"wrote {args.out}{also}: {frames} frames, one every {args.every:,} ms, at {args.fps} fps")
+
+
+#: The model settings ``train`` takes besides the preset, as ``--NAME`` (ModelConfig fields).
+MODEL_OPTIONS = {"window": "side of the model's view in pixels", "centre": "side of the central square of pixel tokens",
+                 "patch": "side of a periphery patch in pixels"}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
     from .train import TrainConfig, train
 
-    config = TrainConfig(
-        task=args.task,
-        data=args.data,
-        out=args.output,
-        preset=args.preset,
-        steps=args.steps,
-        epochs=args.epochs,
-        batch_size=args.batch_size,
-        lr=args.lr,
-        weight_decay=args.weight_decay,
-        warmup=args.warmup,
-        region=render.parse_region(args.region),
-        until=None if args.until is None else parse_time(args.until),
-        val_from=None if args.val_from is None else parse_time(args.val_from),
-        val_every=args.val_every,
-        checkpoint_every=args.checkpoint_every,
-        device=args.device,
-        amp=args.amp,
-        compile=args.compile,
-        seed=args.seed,
-        target=args.target,
-        num_workers=args.num_workers,
-        model={name: getattr(args, name) for name in ("window", "centre", "patch") if getattr(args, name) is not None},
-    )
+    overrides = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
+    config = from_options(args, TrainConfig, model=overrides)
     train(config, resume=args.resume, progress=sys.stderr.isatty())
-    print(f"trained {args.task} model: {Path(args.output) / 'model.pt'}, metrics in {Path(args.output) / 'metrics.csv'}")
+    print(f"trained {config.task} model: {Path(config.out) / 'model.pt'}, metrics in {Path(config.out) / 'metrics.csv'}")
 
 
 def cmd_infer(args: argparse.Namespace) -> None:
-    from .infer import infer, parse_color_weights
+    from .infer import InferConfig, infer
 
     if args.time_model is None and not args.random_pixel:
         raise ArgumentError("give --time-model CKPT, or --random-pixel to pick pixels at random")
-    result = infer(
-        args.color_model,
-        None if args.random_pixel else args.time_model,
-        steps=args.steps,
-        init=args.init,
-        data=args.data,
-        at=args.at,
-        canvas_size=None if args.canvas_size is None else tuple(args.canvas_size),
-        region=render.parse_region(args.region),
-        batch_views=args.batch_views,
-        time_noise=args.time_noise,
-        temperature=args.temperature,
-        color_weights=None if args.color_weights is None else parse_color_weights(args.color_weights),
-        avoid_current=args.avoid_current,
-        seed=args.seed,
-        device=args.device,
-        video=args.output,
-        gif=args.gif,
-        png=args.png,
-        frame_every=args.frame_every,
-        fps=args.fps,
-        scale=args.scale,
-        progress=sys.stderr.isatty(),
-    )
+    if args.video is None and args.gif is None and args.png is None:
+        raise ArgumentError("give at least one output: -o MP4, --gif GIF or --png PNG")
+    config = from_options(args, InferConfig, progress=sys.stderr.isatty())
+    result = infer(args.color_model, None if args.random_pixel else args.time_model, config)
     rate = len(result.placements) / result.seconds if result.seconds > 0 else float("inf")
-    also = "".join(f", {path}" for path in (args.gif, args.png) if path)
-    print(f"placed {len(result.placements):,} pixels ({rate:,.0f}/s, {result.frames} frames) → {args.output}{also}")
+    outputs = ", ".join(str(path) for path in (config.video, config.gif, config.png) if path)
+    print(f"placed {len(result.placements):,} pixels ({rate:,.0f}/s, {result.frames} frames) → {outputs}")
 
 
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import demo
 
-    demo(args.output, device=args.device, progress=sys.stderr.isatty())
+    demo(args.out, device=args.device, progress=sys.stderr.isatty())
 
 
 def parse_samples(text: str) -> int | None:
@@ -201,26 +155,14 @@ def parse_samples(text: str) -> int | None:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> None:
-    from .evaluate import evaluate, format_table
+    from .evaluate import evaluate
+    from .report import format_table
 
-    report = evaluate(
-        args.data,
-        args.color_model,
-        args.time_model,
-        t_from=args.t_from,
-        t_to=args.t_to,
-        region=render.parse_region(args.region),
-        samples=args.samples,
-        seed=args.seed,
-        batch_size=args.batch_size,
-        device=args.device,
-        out=args.output,
-        allow_overlap=args.allow_overlap,
-        force=args.force,
-        progress=sys.stderr.isatty(),
-    )
+    report = evaluate(args.dataset, args.color_model, args.time_model, t0=args.t0, t1=args.t1, region=args.region, samples=args.samples,
+                      seed=args.seed, batch_size=args.batch_size, device=args.device, out=args.out, allow_overlap=args.allow_overlap,
+                      force=args.force, progress=sys.stderr.isatty())
     print(format_table(report), end="")
-    print(f"wrote the report to {args.output} (report.json, report.md, events.npy, confusion.png, examples.png)")
+    print(f"wrote the report to {args.out} (report.json, report.md, events.npy, confusion.png, examples.png)")
 
 
 def integer_at_least(minimum: int):
@@ -240,148 +182,162 @@ def integer_at_least(minimum: int):
 
 
 positive, natural = integer_at_least(1), integer_at_least(0)
+time_type, duration_type, region_type = argument_type(parse_time), argument_type(parse_duration), argument_type(parse_region)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def add_output(parser: argparse.ArgumentParser, what: str, **kwargs) -> None:
+    parser.add_argument("-o", "--output", dest="out", help=what, **kwargs)
+
+
+def add_region(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument("--region", type=region_type, metavar="x0,y0,x1,y1", help=f"{what} (pixels; x1, y1 exclusive)")
+
+
+def add_time_range(parser: argparse.ArgumentParser, first: str) -> None:
+    """``--from``/``--to``: the API's ``t0``/``t1`` (ISO 8601 or ms), mapped here once."""
+    parser.add_argument("--from", dest="t0", type=time_type, metavar="TIME", help=f"first timestamp taken (ISO 8601 or ms; default: {first})")
+    parser.add_argument("--to", dest="t1", type=time_type, metavar="TIME", help="take events before TIME (default: to the end)")
+
+
+def add_device(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--device", choices=DEVICES, default="auto", help="where the models run (default: %(default)s: cuda when there is one)")
+
+
+def options_demo(p: argparse.ArgumentParser) -> None:
+    add_output(p, "output folder (default: %(default)s)", default="rplacevit-demo")
+    add_device(p)
+
+
+def options_synth(p: argparse.ArgumentParser) -> None:
+    add_output(p, "output file (.csv, or .csv.gz for gzip)", required=True)
+    p.add_argument("--rows", type=positive, required=True, help="number of data rows to write")
+    p.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def options_ingest(p: argparse.ArgumentParser) -> None:
+    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".csv, .csv.gz or .gzip files (single file or numbered parts)")
+    add_output(p, "dataset folder to create", required=True, metavar="DATASET")
+    p.add_argument("--partition-size", type=positive, default=store.PARTITION_SIZE, metavar="N",
+                   help=f"events per SQLite partition, at least {store.MIN_PARTITION_SIZE:,} (default: %(default)s)")
+    p.add_argument("--on-error", choices=store.ON_ERROR, default="fail",
+                   help="stop at the first bad row, or skip bad rows into DATASET/rejects.csv (default: %(default)s)")
+    p.add_argument("--force", action="store_true", help="replace an existing dataset")
+    p.add_argument("--max-rectangle-pixels", type=natural, default=store.MAX_RECTANGLE_PIXELS, metavar="N",
+                   help="the most pixels the moderation rectangles of all inputs may cover together (default: %(default)s)")
+    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+
+
+def options_verify(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("--quiet", action="store_true", help="print nothing but problems")
+
+
+def options_render(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("--at", required=True, type=time_type, metavar="TIME", help="ISO 8601 (2022-04-03T12:00:00Z) or integer milliseconds")
+    add_output(p, "PNG file", required=True)
+    add_region(p, "crop")
+    p.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times (default: %(default)s)")
+
+
+def options_timelapse(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    add_output(p, "mp4 file (H.264)", required=True)
+    p.add_argument("--gif", metavar="GIF", help="also write a gif")
+    p.add_argument("--every", type=duration_type, default="30m", help="time between frames: 30m, 1h, 90s… (default: %(default)s)")
+    p.add_argument("--fps", type=positive, default=30, help="frames per second (default: %(default)s)")
+    add_region(p, "crop")
+    p.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times (default: %(default)s)")
+
+
+def options_train(p: argparse.ArgumentParser) -> None:
+    from .train import TrainConfig
+
+    add_options(p, TrainConfig)
+    for name, what in MODEL_OPTIONS.items():
+        p.add_argument(f"--{name}", type=positive, metavar="N", help=f"{what} (default: the preset's)")
+    p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
+
+
+def options_infer(p: argparse.ArgumentParser) -> None:
+    from .infer import InferConfig
+
+    p.add_argument("--color-model", required=True, metavar="CKPT", help="the color model checkpoint (a run's model.pt)")
+    picker = p.add_mutually_exclusive_group()
+    picker.add_argument("--time-model", metavar="CKPT", help="the time model checkpoint: picks the pixel that should change soonest")
+    picker.add_argument("--random-pixel", action="store_true", help="pick pixels at random instead of with a time model")
+    add_options(p, InferConfig)
+
+
+def options_evaluate(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("--color-model", required=True, metavar="CKPT", help="the color model checkpoint (a run's model.pt)")
+    p.add_argument("--time-model", metavar="CKPT", help="also score a time model checkpoint")
+    add_time_range(p, "where the models' training data ends")
+    add_region(p, "only events in this region")
+    p.add_argument("--samples", type=parse_samples, default=20_000, metavar="N", help="a uniform sample of N events, or 'all' (default: %(default)s)")
+    p.add_argument("--seed", type=natural, default=0, help="seed of the sample (default: %(default)s)")
+    p.add_argument("--batch-size", type=positive, default=256, help="events per forward pass (default: %(default)s)")
+    add_device(p)
+    p.add_argument("--allow-overlap", action="store_true", help="allow --from before the end of a model's training data")
+    p.add_argument("--force", action="store_true", help="replace an existing report folder")
+    add_output(p, "the report folder to write", required=True, metavar="REPORT_DIR")
+
+
+def options_info(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+#: name → (help, options, run), in the order ``--help`` lists them.
+COMMANDS = {
+    "demo": ("run the whole pipeline on the sample shipped in the package", options_demo, cmd_demo),
+    "synth": ("write a realistic synthetic history in the official 2022 CSV format", options_synth, cmd_synth),
+    "ingest": ("ingest official r/place CSV files into a dataset folder", options_ingest, cmd_ingest),
+    "verify": ("check every byte of a dataset against its checksums, and its files against each other", options_verify, cmd_verify),
+    "render": ("render the canvas at a moment as a PNG", options_render, cmd_render),
+    "timelapse": ("render a video of the canvas through time", options_timelapse, cmd_timelapse),
+    "train": ("train a color or time model (torchrun for several GPUs)", options_train, cmd_train),
+    "infer": ("let the models paint a canvas; write mp4, gif and png", options_infer, cmd_infer),
+    "evaluate": ("score the models against simple baselines on later events", options_evaluate, cmd_evaluate),
+    "info": ("summarise a dataset folder", options_info, cmd_info),
+}
+
+
+def build_parser(command: str | None = "all") -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+    """The parser, and the parser of each command; only ``command``'s options are added ("all":
+    every command's, None: none), since those of train and infer import torch."""
     parser = argparse.ArgumentParser(
         prog="rplacevit",
         description="The r/place canvas history as a fast, exact dataset, and Vision Transformers that paint it.",
     )
+    parser.add_argument("--version", action="version", version=f"rplacevit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    demo = sub.add_parser("demo", help="run the whole pipeline on the sample shipped in the package")
-    demo.add_argument("-o", "--output", default="rplacevit-demo", help="output folder (default: %(default)s)")
-    demo.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s: cuda when there is one)")
-    demo.set_defaults(run=cmd_demo)
-
-    synth = sub.add_parser("synth", help="write a realistic synthetic history in the official 2022 CSV format")
-    synth.add_argument("-o", "--output", required=True, help="output file (.csv, or .csv.gz for gzip)")
-    synth.add_argument("--events", type=positive, required=True, help="number of data rows to write")
-    synth.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
-    synth.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    synth.set_defaults(run=cmd_synth)
-
-    ingest = sub.add_parser("ingest", help="ingest official r/place CSV files into a dataset folder")
-    ingest.add_argument("inputs", nargs="+", metavar="INPUT", help=".csv, .csv.gz or .gzip files (single file or numbered parts)")
-    ingest.add_argument("-o", "--output", required=True, metavar="DATASET", help="dataset folder to create")
-    ingest.add_argument("--partition-size", type=positive, default=1_000_000, metavar="N", help="events per SQLite partition (default: %(default)s)")
-    ingest.add_argument("--on-error", choices=["fail", "skip"], default="fail", help="stop at the first bad row, or skip bad rows into DATASET/rejects.csv (default: %(default)s)")
-    ingest.add_argument("--force", action="store_true", help="replace an existing dataset")
-    ingest.add_argument("--max-rectangle-pixels", type=natural, default=store.MAX_RECTANGLE_PIXELS, metavar="N",
-                        help="the most pixels the moderation rectangles of all inputs may cover together (default: %(default)s)")
-    ingest.add_argument("--quiet", action="store_true", help="print nothing but errors")
-    ingest.set_defaults(run=cmd_ingest)
-
-    verify = sub.add_parser("verify", help="check every byte of a dataset against its checksums, and its files against each other")
-    verify.add_argument("dataset", metavar="DATASET")
-    verify.add_argument("--quiet", action="store_true", help="print nothing but problems")
-    verify.set_defaults(run=cmd_verify)
-
-    render_cmd = sub.add_parser("render", help="render the canvas at a moment as a PNG")
-    render_cmd.add_argument("dataset", metavar="DATASET")
-    render_cmd.add_argument("--at", required=True, metavar="TIME", help="ISO 8601 (2022-04-03T12:00:00Z) or integer milliseconds")
-    render_cmd.add_argument("-o", "--output", required=True, help="PNG file")
-    render_cmd.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
-    render_cmd.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times")
-    render_cmd.set_defaults(run=cmd_render)
-
-    timelapse = sub.add_parser("timelapse", help="render a video of the canvas through time")
-    timelapse.add_argument("dataset", metavar="DATASET")
-    timelapse.add_argument("-o", "--output", required=True, help="mp4 file (H.264)")
-    timelapse.add_argument("--gif", metavar="GIF", help="also write a gif")
-    timelapse.add_argument("--every", default="30m", help="time between frames: 30m, 1h, 90s… (default: %(default)s)")
-    timelapse.add_argument("--fps", type=positive, default=30, help="frames per second (default: %(default)s)")
-    timelapse.add_argument("--region", metavar="x0,y0,x1,y1", help="crop (x1, y1 exclusive)")
-    timelapse.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times")
-    timelapse.set_defaults(run=cmd_timelapse)
-
-    train = sub.add_parser("train", help="train a color or time model (torchrun for several GPUs)")
-    train.add_argument("task", choices=["color", "time"], help="which model to train")
-    train.add_argument("--data", required=True, metavar="DATASET")
-    train.add_argument("-o", "--output", required=True, metavar="RUN_DIR")
-    train.add_argument("--preset", choices=["tiny", "small", "base"], default="tiny", help="model size (default: %(default)s)")
-    length = train.add_mutually_exclusive_group(required=True)
-    length.add_argument("--steps", type=positive, help="optimizer steps")
-    length.add_argument("--epochs", type=float, help="passes over the training events")
-    train.add_argument("--window", type=positive, metavar="N", help="side of the model's view in pixels (default: the preset's, 64)")
-    train.add_argument("--centre", type=positive, metavar="N", help="side of the central square of pixel tokens (default: 16)")
-    train.add_argument("--patch", type=positive, metavar="N", help="side of a periphery patch (default: 4)")
-    train.add_argument("--batch-size", type=positive, default=64, help="events per step and process (default: %(default)s)")
-    train.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate (default: %(default)s)")
-    train.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default: %(default)s)")
-    train.add_argument("--warmup", type=natural, default=100, help="warmup steps before the cosine decay (default: %(default)s)")
-    train.add_argument("--region", metavar="x0,y0,x1,y1", help="train and validate on this region only")
-    train.add_argument("--until", metavar="TIME", help="train on events before TIME (default: at 90%% of the events)")
-    train.add_argument("--val-from", metavar="TIME", help="validate on events from TIME (default: --until)")
-    train.add_argument("--val-every", type=positive, default=200, metavar="N", help="validate every N steps (default: %(default)s)")
-    train.add_argument("--checkpoint-every", type=positive, default=1000, metavar="N", help="checkpoint every N steps (default: %(default)s)")
-    train.add_argument("--target", choices=["placed", "next_minute_majority"], default="placed", help="color target (default: %(default)s)")
-    train.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto", help="(default: %(default)s: cuda when there is one)")
-    train.add_argument("--amp", action="store_true", help="bf16 autocast on CUDA")
-    train.add_argument("--compile", action="store_true", help="torch.compile the model")
-    train.add_argument("--num-workers", type=natural, default=0, help="loader worker processes (default: %(default)s: batches come from Rust)")
-    train.add_argument("--seed", type=natural, default=0)
-    train.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
-    train.set_defaults(run=cmd_train)
-
-    infer = sub.add_parser("infer", help="let the models paint a canvas; write mp4, gif and png")
-    infer.add_argument("--color-model", required=True, metavar="CKPT")
-    picker = infer.add_mutually_exclusive_group()
-    picker.add_argument("--time-model", metavar="CKPT", help="picks the pixel that should change soonest")
-    picker.add_argument("--random-pixel", action="store_true", help="pick pixels at random instead")
-    start = infer.add_mutually_exclusive_group()
-    start.add_argument("--init", metavar="IMAGE", help="start from an image (mapped to the nearest palette colors)")
-    start.add_argument("--data", metavar="DATASET", help="start from the real canvas of a dataset (with --at)")
-    infer.add_argument("--at", metavar="TIME", help="with --data: ISO 8601 or integer milliseconds")
-    infer.add_argument("--region", metavar="x0,y0,x1,y1", help="paint on this part of the image or dataset canvas (x1, y1 exclusive)")
-    infer.add_argument("--canvas-size", type=positive, nargs=2, metavar=("W", "H"), help="default 256 256 for a white start")
-    infer.add_argument("--steps", type=natural, required=True, help="pixels to place")
-    infer.add_argument("-o", "--output", required=True, help="mp4 file")
-    infer.add_argument("--gif", help="also write a gif")
-    infer.add_argument("--png", help="write the final canvas as PNG")
-    infer.add_argument("--frame-every", type=positive, default=100, metavar="K", help="a frame every K placements (default: %(default)s)")
-    infer.add_argument("--fps", type=positive, default=30)
-    infer.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times")
-    infer.add_argument("--temperature", type=float, default=0.0, help="0: argmax; else sample softmax(logits / T)")
-    infer.add_argument("--time-noise", type=float, default=0.1, help="uniform noise added to the time grid (default: %(default)s)")
-    infer.add_argument("--color-weights", metavar="27=0.75,...", help="multiply color probabilities (0 excludes a color)")
-    infer.add_argument("--avoid-current", action="store_true", help="never place a pixel's present color")
-    infer.add_argument("--batch-views", type=positive, default=1, metavar="B", help="non-overlapping views per forward pass")
-    infer.add_argument("--seed", type=natural, default=0)
-    infer.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    infer.set_defaults(run=cmd_infer)
-
-    evaluate = sub.add_parser("evaluate", help="score the models against simple baselines on later events")
-    evaluate.add_argument("--data", required=True, metavar="DATASET")
-    evaluate.add_argument("--color-model", required=True, metavar="CKPT")
-    evaluate.add_argument("--time-model", metavar="CKPT", help="also score a time model")
-    evaluate.add_argument("--from", dest="t_from", metavar="TIME",
-                          help="first timestamp evaluated (ISO 8601 or ms; default: where the models' training data ends)")
-    evaluate.add_argument("--to", dest="t_to", metavar="TIME", help="evaluate events before TIME (default: to the end)")
-    evaluate.add_argument("--region", metavar="x0,y0,x1,y1", help="only events in this region (x1, y1 exclusive)")
-    evaluate.add_argument("--samples", type=parse_samples, default=20_000, metavar="N", help="a uniform sample of N events, or 'all' (default: %(default)s)")
-    evaluate.add_argument("--seed", type=natural, default=0, help="seed of the sample (default: %(default)s)")
-    evaluate.add_argument("--batch-size", type=positive, default=256, help="events per forward pass (default: %(default)s)")
-    evaluate.add_argument("--device", choices=["auto", "cpu", "cuda"], default="auto")
-    evaluate.add_argument("--allow-overlap", action="store_true", help="allow --from before the end of a model's training data")
-    evaluate.add_argument("--force", action="store_true", help="replace an existing report folder")
-    evaluate.add_argument("-o", "--output", required=True, metavar="REPORT_DIR")
-    evaluate.set_defaults(run=cmd_evaluate)
-
-    info = sub.add_parser("info", help="summarise a dataset folder")
-    info.add_argument("dataset", metavar="DATASET")
-    info.add_argument("--json", action="store_true", help="print JSON")
-    info.set_defaults(run=cmd_info)
-    return parser
+    parsers = {}
+    for name, (what, options, run) in COMMANDS.items():
+        parsers[name] = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        if command in ("all", name):
+            options(parsers[name])
+        parsers[name].set_defaults(run=run)
+    return parser, parsers
 
 
 def main(argv: list[str] | None = None) -> int:
     """Runs one command. Exit status: 0 done, 1 a runtime error (bad data, a damaged file, no
     disk space), 2 a usage error (a bad argument), 130 interrupted (Ctrl-C), 143 terminated
     (SIGTERM); an error is one line on stderr."""
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    command = next((a for a in argv if not a.startswith("-")), None)
+    parser, parsers = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)
-    stop_on_sigterm()
+    names = flags_of(parsers[args.command])
+
+    def fail(prefix: str, error: BaseException, code: int) -> int:
+        print(f"{prefix}: error: {as_flags(str(error), names)}", file=sys.stderr)
+        return code
+
+    previous = stop_on_sigterm()
     try:
         return args.run(args) or 0
     except Terminated:
@@ -396,11 +352,10 @@ def main(argv: list[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 141
     except ArgumentError as error:
-        print(f"rplacevit {args.command}: error: {error}", file=sys.stderr)
-        return 2
-    except MemoryError as error:
-        print(f"rplacevit: error: out of memory{f': {error}' if str(error) else ''}", file=sys.stderr)
-        return 1
+        return fail(f"rplacevit {args.command}", error, 2)
+    except MemoryError as error:  # the core's message says "out of memory: what needs how much"
+        return fail("rplacevit", error if str(error) else MemoryError("out of memory"), 1)
     except (FormatError, DatasetError, OSError, ValueError, OverflowError) as error:
-        print(f"rplacevit: error: {error}", file=sys.stderr)
-        return 1
+        return fail("rplacevit", error, 1)
+    finally:
+        signal.signal(signal.SIGTERM, previous)

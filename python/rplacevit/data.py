@@ -8,7 +8,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .history import History
+from .history import COLOR_HORIZON_MS, COLOR_TARGET, TIME_GRID, TIME_HORIZON_MS, WINDOW, History
 
 
 def select_events(history: History, region=None, t0: int | None = None, t1: int | None = None) -> np.ndarray:
@@ -25,7 +25,7 @@ class EventDataset(Dataset):
     memory-mapped history and share its pages; forked ones work too (the Rust side gives each
     process its own thread pool)."""
 
-    def __init__(self, history: History, event_ids: np.ndarray, window: int = 64):
+    def __init__(self, history: History, event_ids: np.ndarray, window: int = WINDOW):
         self.history = history
         self.event_ids = np.ascontiguousarray(event_ids, dtype=np.int64)
         self.window = window
@@ -49,9 +49,11 @@ class EventDataset(Dataset):
 
 class ColorDataset(EventDataset):
     """Targets: (B,) int64 palette indices, ``mode`` ``"placed"`` (the color of the event) or
-    ``"next_minute_majority"`` (the original's target, over ``horizon_ms``)."""
+    ``"next_minute_majority"`` (the original's target, over ``horizon_ms``): see
+    :meth:`rplacevit.History.color_targets`."""
 
-    def __init__(self, history: History, event_ids: np.ndarray, window: int = 64, mode: str = "placed", horizon_ms: int = 60_000):
+    def __init__(self, history: History, event_ids: np.ndarray, window: int = WINDOW, mode: str = COLOR_TARGET,
+                 horizon_ms: int = COLOR_HORIZON_MS):
         super().__init__(history, event_ids, window)
         self.mode, self.horizon_ms = mode, horizon_ms
 
@@ -63,7 +65,8 @@ class TimeDataset(EventDataset):
     """Targets: (B, size, size) float32, the time to each central pixel's next change divided
     by ``horizon_ms`` and capped at 1.0."""
 
-    def __init__(self, history: History, event_ids: np.ndarray, window: int = 64, size: int = 16, horizon_ms: int = 3_600_000):
+    def __init__(self, history: History, event_ids: np.ndarray, window: int = WINDOW, size: int = TIME_GRID,
+                 horizon_ms: int = TIME_HORIZON_MS):
         super().__init__(history, event_ids, window)
         self.size, self.horizon_ms = size, horizon_ms
 

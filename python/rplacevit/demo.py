@@ -51,10 +51,11 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     one line per stage (``print`` by default)."""
     import imageio.v3 as iio
 
-    from .evaluate import evaluate, format_table
+    from .evaluate import evaluate
+    from .report import format_table
     from .devices import resolve_device
     from .files import atomic_path
-    from .infer import infer
+    from .infer import InferConfig, infer
     from .models import read_checkpoint
     from .train import TrainConfig, train
 
@@ -80,7 +81,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     models = {}
     for task, overrides, steps in (("color", COLOR_MODEL, COLOR_STEPS), ("time", TIME_MODEL, TIME_STEPS)):
         run = out / f"{task}-model"
-        config = TrainConfig(task=task, data=str(dataset), out=str(run), preset="tiny", model=dict(overrides),
+        config = TrainConfig(task=task, dataset=str(dataset), out=str(run), preset="tiny", model=dict(overrides),
                              steps=steps, batch_size=64, lr=3e-3, warmup=100, val_every=250,
                              checkpoint_every=steps, region=region, device=device)
         train(config, progress=progress)
@@ -89,9 +90,10 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
         say(f"trained the {task} model ({steps} steps of 64 events): {run / 'model.pt'}")
 
     until = read_checkpoint(models["color"])["training"]["until"]
-    result = infer(models["color"], models["time"], steps=PAINT_STEPS, data=dataset, at=until, region=region,
-                   batch_views=16, frame_every=25, fps=24, scale=2, seed=0, device=device,
-                   video=out / "paint.mp4", gif=out / "paint.gif", png=out / "paint.png", progress=progress)
+    painting = InferConfig(steps=PAINT_STEPS, dataset=dataset, at=until, region=region, batch_views=16, frame_every=25, fps=24,
+                           scale=2, seed=0, device=device, video=out / "paint.mp4", gif=out / "paint.gif", png=out / "paint.png",
+                           progress=progress)
+    result = infer(models["color"], models["time"], painting)
     with atomic_path(out / "paint-start.png") as temporary:
         iio.imwrite(temporary, render.to_rgb(result.start, None, 2))
     written["paint_start"] = out / "paint-start.png"
@@ -100,7 +102,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     say(f"painted {len(result.placements):,} pixels ({changed:,} changed) on the real canvas of {format_time(until)}, "
         f"where training ended, in {result.seconds:.1f} s")
 
-    report = evaluate(dataset, models["color"], models["time"], t_from=until, device=device, out=out / "evaluation", progress=progress)
+    report = evaluate(dataset, models["color"], models["time"], t0=until, device=device, out=out / "evaluation", progress=progress)
     written["evaluation"] = out / "evaluation" / "report.md"
     say(f"evaluated both models on the {report['color']['n']:,} events after {format_time(until)}, against simple rules:")
     say(format_table(report).rstrip())

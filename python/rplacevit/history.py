@@ -10,6 +10,16 @@ import numpy as np
 
 from . import _core
 
+#: The defaults of the batch reads, used by every caller that does not choose (training,
+#: evaluation, the datasets): one place for each.
+WINDOW = 64  #: side of a window in pixels
+TIME_GRID = 16  #: side of a time-target grid in pixels
+COLOR_TARGET = "placed"  #: the color target mode; all of them: COLOR_TARGETS
+COLOR_TARGETS = tuple(_core.COLOR_TARGETS)
+COLOR_HORIZON_MS = 60_000  #: look-ahead of the next_minute_majority color target
+TIME_HORIZON_MS = 3_600_000  #: horizon of the time targets
+RECENT_MS = 600_000  #: how far back recent_colors looks
+
 
 class History:
     """The events of one dataset, in time order (event id = position), and the canvas they paint.
@@ -25,8 +35,8 @@ class History:
     memory-mapped pages, and refuse (:class:`rplacevit.DatasetError`) a dataset replaced since.
     """
 
-    def __init__(self, path: str | os.PathLike[str], generation: str | None = None):
-        self.path = Path(path)
+    def __init__(self, dataset: str | os.PathLike[str], generation: str | None = None):
+        self.path = Path(dataset)
         self._core = _core.History(os.fspath(self.path))
         if generation is not None and self._core.generation != generation:
             raise _core.DatasetError(f"{self.path}: the dataset was replaced (ingested again) since it was opened")
@@ -77,24 +87,24 @@ class History:
         """(H, W) uint8: the canvas after events 0 .. event_id−1 (``len(self)``: the final canvas)."""
         return self._core.canvas_before(int(event_id))
 
-    def windows(self, event_ids: np.ndarray, size: int = 64) -> np.ndarray:
+    def windows(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
         """(B, size, size) uint8: for event i at (x, y), the canvas strictly before i with
         ``window[r, c] = canvas[y - size//2 + r, x - size//2 + c]``, OUTSIDE off the canvas."""
         return self._core.windows(event_ids, size)
 
-    def color_targets(self, event_ids: np.ndarray, mode: str = "placed", horizon_ms: int = 60_000) -> np.ndarray:
-        """(B,) int64 palette indices. ``"placed"``: the color of event i.
+    def color_targets(self, event_ids: np.ndarray, mode: str = COLOR_TARGET, horizon_ms: int = COLOR_HORIZON_MS) -> np.ndarray:
+        """(B,) int64 palette indices; ``mode`` one of :data:`COLOR_TARGETS`. ``"placed"``: the color of event i.
         ``"next_minute_majority"``: the most frequent color among later events at the same pixel
         within (t_i, t_i + horizon_ms], ties to the color placed last; else the color of event i."""
         return self._core.color_targets(event_ids, mode, horizon_ms)
 
-    def time_targets(self, event_ids: np.ndarray, size: int = 16, horizon_ms: int = 3_600_000) -> np.ndarray:
+    def time_targets(self, event_ids: np.ndarray, size: int = TIME_GRID, horizon_ms: int = TIME_HORIZON_MS) -> np.ndarray:
         """(B, size, size) float32 on the grid laid out like :meth:`windows`: the time until the
         next event at each pixel after event i, divided by ``horizon_ms`` and capped at 1.0
         (1.0 when none comes within the horizon, or outside the canvas)."""
         return self._core.time_targets(event_ids, size, horizon_ms)
 
-    def recent_colors(self, event_ids: np.ndarray, size: int = 64, duration_ms: int = 600_000) -> tuple[np.ndarray, np.ndarray]:
+    def recent_colors(self, event_ids: np.ndarray, size: int = WINDOW, duration_ms: int = RECENT_MS) -> tuple[np.ndarray, np.ndarray]:
         """What was placed near each event lately: ``(counts, latest)``, both (B, 32) int64. For
         event i, the events before it (smaller ids) with timestamp ≥ t_i − duration_ms inside
         its size×size window (laid out like :meth:`windows`): ``counts[i, c]`` of them placed
@@ -102,17 +112,20 @@ class History:
         both = self._core.recent_colors(event_ids, size, duration_ms)
         return both[:, 0], both[:, 1]
 
-    def last_change_times(self, event_ids: np.ndarray, size: int = 16) -> np.ndarray:
+    def last_change_times(self, event_ids: np.ndarray, size: int = TIME_GRID) -> np.ndarray:
         """(B, size, size) int64 on the grid laid out like :meth:`windows`: the timestamp (ms)
         of the last event before event i at each pixel; the int64 minimum where there was none
         or the pixel is off the canvas."""
         return self._core.last_change_times(event_ids, size)
 
     def verify(self, progress: bool | None = None) -> list[str]:
-        """Every problem of the files of the dataset folder at :attr:`path` (see
-        :func:`rplacevit.verify`); none when it is exactly what its ingest wrote."""
-        from .store import verify
+        """Every problem of the files of this dataset (see :func:`rplacevit.verify`); none when
+        it is exactly what its ingest wrote. Raises :class:`rplacevit.DatasetError` when the
+        folder at :attr:`path` holds another dataset now (ingested again since it was opened)."""
+        from .store import info, verify
 
+        if info(self.path)["generation"] != self.generation:
+            raise _core.DatasetError(f"{self.path}: the dataset was replaced (ingested again) since it was opened")
         return verify(self.path, progress)
 
     def select(self, x0=None, y0=None, x1=None, y1=None, t0=None, t1=None) -> np.ndarray:
@@ -121,8 +134,8 @@ class History:
         return self._core.select(x0, y0, x1, y1, t0, t1)
 
 
-def open(path: str | os.PathLike[str]) -> History:  # noqa: A001 - the natural name: rplacevit.open
+def open(dataset: str | os.PathLike[str]) -> History:  # noqa: A001 - the natural name: rplacevit.open
     """Opens a dataset folder written by :func:`rplacevit.ingest`. Fast: nothing is rebuilt,
     every index is memory-mapped. Raises :class:`rplacevit.DatasetError` when the folder is
     missing, incomplete or damaged."""
-    return History(path)
+    return History(dataset)

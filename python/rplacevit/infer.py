@@ -57,10 +57,11 @@ import torch
 from tqdm import tqdm
 
 from . import OUTSIDE, PALETTE_RGB, WHITE, ArgumentError
-from .devices import resolve_device
+from .devices import DEVICES, resolve_device
 from .files import atomic_path, check_suffix
 from .history import open as open_history
-from .models import PALETTE_SIZE, ModelConfig, WindowModel, load_model
+from .models import PALETTE_SIZE, ModelConfig, WindowModel, model_on
+from .options import option, parse_region
 from .render import frames_to, to_rgb
 from .times import parse_time
 
@@ -189,35 +190,26 @@ def crop_or_pad(canvas: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
 
 def start_canvas(
     init: _Path | np.ndarray | None = None,
-    data: _Path | None = None,
+    dataset: _Path | None = None,
     at: str | int | None = None,
     canvas_size: tuple[int, int] | None = None,
     region: tuple[int, int, int, int] | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 palette indices to paint on: the image file (or (H, W) palette array)
-    ``init``; or the canvas of dataset ``data`` at time ``at`` (ISO 8601 or ms, see
+    ``init``; or the canvas of ``dataset`` at time ``at`` (ISO 8601 or ms, see
     :func:`rplacevit.times.parse_time`); or, with neither, a white canvas of ``canvas_size``
     (width, height; default 256×256). ``region`` (x0, y0, x1, y1; x1, y1 exclusive) first cuts
     that rectangle out of an image or dataset canvas; a given ``canvas_size`` then crops or pads
     (with white) the result, keeping its top-left corner."""
-    if canvas_size is not None:
-        if len(canvas_size) != 2 or not all(isinstance(side, int) and side > 0 for side in canvas_size):
-            raise ArgumentError(f"canvas size {canvas_size!r}: expected two positive integers (width, height)")
-        canvas_size = tuple(canvas_size)
-    if init is not None and data is not None:
-        raise ArgumentError("start from an image (init) or from a dataset (data), not both")
-    if (data is None) != (at is None):
-        raise ArgumentError("a dataset start needs both data and at")
-    if region is not None and init is None and data is None:
-        raise ArgumentError("region cuts an image or dataset start; a white start takes canvas_size")
-    if data is not None:
-        canvas = open_history(data).canvas_at(parse_time(at))
+    check_start(init, dataset, at, canvas_size, region)
+    if dataset is not None:
+        canvas = open_history(dataset).canvas_at(parse_time(at))
     elif init is None:
         width, height = canvas_size or DEFAULT_CANVAS_SIZE
         return np.full((height, width), WHITE, dtype=np.uint8)
     elif isinstance(init, np.ndarray):
         if init.ndim != 2 or init.dtype.kind not in "iu" or init.size == 0 or init.min() < 0 or init.max() >= PALETTE_SIZE:
-            raise ValueError(f"a start canvas must be a non-empty (H, W) integer array of palette indices 0..{PALETTE_SIZE - 1}")
+            raise ArgumentError(f"a start canvas must be a non-empty (H, W) integer array of palette indices 0..{PALETTE_SIZE - 1}")
         canvas = init.astype(np.uint8)
     else:
         canvas = image_to_canvas(init)
@@ -225,19 +217,21 @@ def start_canvas(
         x0, y0, x1, y1 = region
         height, width = canvas.shape
         if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
-            raise ArgumentError(f"region {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
+            raise ArgumentError(f"`region` {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
         canvas = canvas[y0:y1, x0:x1].copy()
-    return canvas if canvas_size is None else crop_or_pad(canvas, canvas_size)
+    return canvas if canvas_size is None else crop_or_pad(canvas, tuple(canvas_size))
 
 
-def model_on(source: _Path | WindowModel, kind: str, device: torch.device) -> WindowModel:
-    """The ``kind`` model of a checkpoint file, or a model object moved to ``device`` in eval mode.
-    Raises FileNotFoundError for a missing file and ValueError for anything but a ``kind`` model."""
-    if isinstance(source, torch.nn.Module):
-        if getattr(source, "kind", None) != kind:
-            raise ValueError(f"a {kind} model is expected, not {type(source).__name__}")
-        return source.to(device).eval()
-    return load_model(source, map_location=device, expect_kind=kind)
+def check_start(init, dataset, at, canvas_size, region) -> None:
+    """ArgumentError unless the start arguments of :func:`start_canvas` go together."""
+    if canvas_size is not None and not (len(canvas_size) == 2 and all(isinstance(side, int) and side > 0 for side in canvas_size)):
+        raise ArgumentError(f"`canvas_size` {canvas_size!r}: expected two positive integers (width, height)")
+    if init is not None and dataset is not None:
+        raise ArgumentError("start from an image (`init`) or from a dataset (`dataset`), not both")
+    if (dataset is None) != (at is None):
+        raise ArgumentError("a dataset start needs both `dataset` and `at`")
+    if region is not None and init is None and dataset is None:
+        raise ArgumentError("`region` cuts an image or dataset start; a white start takes `canvas_size`")
 
 
 def choose_views(
@@ -314,65 +308,79 @@ def choose_colors(
     return scores.argmax(dim=1)
 
 
-def infer(
-    color_model: _Path | WindowModel,
-    time_model: _Path | WindowModel | None = None,
-    *,
-    steps: int,
-    init: _Path | np.ndarray | None = None,
-    data: _Path | None = None,
-    at: str | int | None = None,
-    canvas_size: tuple[int, int] | None = None,
-    region: tuple[int, int, int, int] | None = None,
-    batch_views: int = 1,
-    time_noise: float = 0.1,
-    temperature: float = 0.0,
-    color_weights: Mapping[int, float] | None = None,
-    avoid_current: bool = False,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    video: _Path | None = None,
-    gif: _Path | None = None,
-    png: _Path | None = None,
-    frame_every: int = 100,
-    fps: int = 30,
-    scale: int = 1,
-    progress: bool = True,
-) -> Inference:
-    """Places ``steps`` pixels on a start canvas and writes the run (see the module docstring
-    for the algorithm, the groups, the order of random draws and the frames).
+@dataclass
+class InferConfig:
+    """How a painting run goes (see the module docstring for the algorithm, the groups, the
+    order of random draws and the frames); each field is also an option of ``rplacevit infer``.
+
+    init, dataset, at, canvas_size, region: the start canvas, as :func:`start_canvas` says.
+    video (H.264 mp4, sides padded to even), gif, png (the final canvas): the optional outputs,
+    in the official colors, written atomically when the run ends; a gif keeps its frames in
+    memory. progress: a tqdm bar in placements/s.
+    """
+
+    steps: int = option(help="pixels to place")
+    init: _Path | np.ndarray | None = option(None, "start from an image (mapped to the nearest palette colors)", metavar="IMAGE")
+    dataset: str | None = option(None, "start from the real canvas of a dataset at --at", metavar="DATASET")
+    at: str | None = option(None, "with --dataset: the moment, ISO 8601 (UTC when no zone is given) or integer milliseconds",
+                            metavar="TIME")
+    canvas_size: tuple[int, int] | None = option(None, "width and height: of a white start (default 256 256), else the start "
+                                                 "is cropped or padded with white to it, from its top-left corner",
+                                                 parse=int, nargs=2, metavar=("W", "H"))
+    region: tuple[int, int, int, int] | None = option(None, "paint on this part of the image or dataset canvas (x1, y1 exclusive)",
+                                                      parse=parse_region, metavar="x0,y0,x1,y1")
+    batch_views: int = option(1, "views per group, i.e. per forward pass of each model (1: the original's one-by-one loop)",
+                              metavar="B")
+    time_noise: float = option(0.1, "width of the uniform noise added to the time model's predictions (fractions of its horizon)")
+    temperature: float = option(0.0, "0 places the most likely color; T > 0 samples from softmax(logits / T)")
+    color_weights: dict | None = option(None, "palette index → weight multiplying the probabilities (0 excludes a color)",
+                                        parse=parse_color_weights, metavar="27=0.75,...")
+    avoid_current: bool = option(False, "never place a pixel's present color")
+    seed: int = option(0, "the run is a function of it")
+    device: str = option("auto", "auto: cuda when there is one", choices=DEVICES)
+    video: str | None = option(None, "write the run as an H.264 mp4", flag="--output", short="-o", metavar="MP4")
+    gif: str | None = option(None, "write the run as a gif", metavar="GIF")
+    png: str | None = option(None, "write the final canvas as a PNG", metavar="PNG")
+    frame_every: int = option(100, "a frame every K placements", metavar="K")
+    fps: int = option(30, "frames per second of the mp4 and gif")
+    scale: int = option(1, "enlarge each pixel K times in the pictures", metavar="K")
+    progress: bool = True
+
+    def __post_init__(self):
+        for name, low in [("steps", 0), ("batch_views", 1), ("frame_every", 1), ("fps", 1), ("scale", 1)]:
+            value = getattr(self, name)
+            if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
+                raise ArgumentError(f"`{name}` = {value!r}: expected an integer >= {low}")
+        for name in ("time_noise", "temperature"):
+            value = getattr(self, name)
+            if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
+                raise ArgumentError(f"`{name}` = {value!r}: expected a finite number >= 0")
+        for name, suffix in (("video", ".mp4"), ("gif", ".gif"), ("png", ".png")):
+            check_suffix(getattr(self, name), suffix, f"`{name}`")
+        if self.canvas_size is not None:
+            self.canvas_size = tuple(self.canvas_size)
+        if self.region is not None:
+            self.region = tuple(self.region)
+        check_start(self.init, self.dataset, self.at, self.canvas_size, self.region)
+        color_weight_vector(self.color_weights, self.avoid_current)
+
+
+def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | None, config: InferConfig) -> Inference:
+    """Places ``config.steps`` pixels on a start canvas and writes the run (see
+    :class:`InferConfig` and the module docstring).
 
     color_model, time_model: checkpoint files (or model objects); without a time model each
-    pixel is drawn uniformly (the original's "random pixel"). init, data, at, canvas_size,
-    region: the start canvas, as :func:`start_canvas` says. batch_views: views per group, i.e. per forward
-    pass of each model (1: the sequential algorithm). time_noise: width of the uniform noise
-    added to the time model's predictions (fractions of its horizon). temperature: 0 places the
-    most likely color; T > 0 samples from softmax(logits / T). color_weights: palette index →
-    weight multiplying the probabilities (0 excludes the color). avoid_current: never place a
-    pixel's present color. seed: the run is a function of it. device: "auto", "cpu", "cuda".
-    video (H.264 mp4, sides padded to even), gif, png (the final canvas): optional outputs in
-    the official colors, each pixel ``scale``×``scale``, written atomically when the run ends;
-    frames every ``frame_every`` placements at ``fps``. A gif keeps its frames in memory.
-    progress: a tqdm bar in placements/s.
+    pixel is drawn uniformly (the original's "random pixel").
 
     Raises FileNotFoundError for a missing checkpoint or image, and ValueError for a checkpoint
     of the wrong kind (or none at all), an unreadable image, a canvas smaller than a model's
-    window, or an argument out of range.
+    window, or (ArgumentError) an argument out of range.
     """
-    for name, value, low in [("steps", steps, 0), ("batch_views", batch_views, 1), ("frame_every", frame_every, 1),
-                             ("fps", fps, 1), ("scale", scale, 1)]:
-        if not (isinstance(value, int) and value >= low):
-            raise ArgumentError(f"{name} = {value!r}: expected an integer >= {low}")
-    for name, value in [("time_noise", time_noise), ("temperature", temperature)]:
-        if not (math.isfinite(value) and value >= 0):
-            raise ArgumentError(f"{name} = {value!r}: expected a finite number >= 0")
-    for path, suffix, argument in ((video, ".mp4", "video"), (gif, ".gif", "gif"), (png, ".png", "png")):
-        check_suffix(path, suffix, argument)
-    weights = color_weight_vector(color_weights, avoid_current)
-    device = resolve_device(device)
-    color_model = model_on(color_model, "color", device)
-    time_model = None if time_model is None else model_on(time_model, "time", device)
-    start = start_canvas(init, data, at, canvas_size, region)
+    weights = color_weight_vector(config.color_weights, config.avoid_current)
+    device = resolve_device(config.device)
+    color_model = model_on(color_model, "color", device)[0]
+    time_model = None if time_model is None else model_on(time_model, "time", device)[0]
+    start = start_canvas(config.init, config.dataset, config.at, config.canvas_size, config.region)
     height, width = start.shape
     geometry = Geometry.of(color_model.config, None if time_model is None else time_model.config)
     window = max(geometry.time_window, geometry.color_window)
@@ -384,48 +392,50 @@ def infer(
     canvas = padded[pad : pad + height, pad : pad + width]  # a view: placing into it updates the windows
     canvas.copy_(torch.from_numpy(start))
     log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
-    rng = np.random.default_rng(seed)
-    placements = torch.empty((steps, 3), dtype=torch.int64, device=device)
-    views = np.empty((steps, 2), dtype=np.int64)
+    rng = np.random.default_rng(config.seed)
+    placements = torch.empty((config.steps, 3), dtype=torch.int64, device=device)
+    views = np.empty((config.steps, 2), dtype=np.int64)
     groups = []
     frames = 0
 
     with contextlib.ExitStack() as outputs:
         # The png is entered first, so it is renamed last: after the video and gif are complete.
-        png_path = None if png is None else outputs.enter_context(atomic_path(png))
-        add_frame = outputs.enter_context(frames_to(video, gif, fps))
-        bar = outputs.enter_context(tqdm(total=steps, unit="placement", disable=not progress))
+        png_path = None if config.png is None else outputs.enter_context(atomic_path(config.png))
+        add_frame = outputs.enter_context(frames_to(config.video, config.gif, config.fps))
+        bar = outputs.enter_context(tqdm(total=config.steps, unit="placement", disable=not config.progress))
 
         def keep_frame() -> None:
             nonlocal frames
-            if video is not None or gif is not None:
-                add_frame(to_rgb(canvas.cpu().numpy(), None, scale))
+            if config.video is not None or config.gif is not None:
+                add_frame(to_rgb(canvas.cpu().numpy(), None, config.scale))
                 frames += 1
 
         began = time.perf_counter()
         keep_frame()
         placed = 0
         with torch.inference_mode():
-            while placed < steps:
-                group = choose_views(rng, min(batch_views, steps - placed), height, width, geometry.grid, geometry.separation)
+            while placed < config.steps:
+                missing = min(config.batch_views, config.steps - placed)
+                group = choose_views(rng, missing, height, width, geometry.grid, geometry.separation)
                 n = len(group)
                 noise = gumbel = None
-                if time_model is not None and time_noise > 0:
-                    draws = rng.random((n, geometry.grid, geometry.grid), dtype=np.float32) * np.float32(time_noise)
+                if time_model is not None and config.time_noise > 0:
+                    draws = rng.random((n, geometry.grid, geometry.grid), dtype=np.float32) * np.float32(config.time_noise)
                     noise = torch.from_numpy(draws).to(device)
-                if temperature > 0:
+                if config.temperature > 0:
                     gumbel = -torch.log(-torch.log(torch.from_numpy(rng.random((n, PALETTE_SIZE), dtype=np.float32)).to(device)))
                 rows, cols = choose_pixels(time_model, padded, torch.from_numpy(group).to(device), noise, geometry)
-                colors = choose_colors(color_model, padded, rows, cols, geometry, log_weights, temperature, gumbel, avoid_current)
+                colors = choose_colors(color_model, padded, rows, cols, geometry, log_weights, config.temperature, gumbel,
+                                       config.avoid_current)
                 placements[placed : placed + n] = torch.stack([cols, rows, colors], dim=1)
                 views[placed : placed + n] = group
                 groups.append(n)
                 # Slices of the group that end where a frame is due (1 + ceil(N / K) frames in all).
-                first_due = frame_every - placed % frame_every
+                first_due = config.frame_every - placed % config.frame_every
                 done = 0
-                for stop in [*range(first_due, n, frame_every), n]:
+                for stop in [*range(first_due, n, config.frame_every), n]:
                     canvas[rows[done:stop], cols[done:stop]] = colors[done:stop].to(torch.uint8)
-                    if (placed + stop) % frame_every == 0 or placed + stop == steps:
+                    if (placed + stop) % config.frame_every == 0 or placed + stop == config.steps:
                         keep_frame()
                     done = stop
                 placed += n
@@ -436,6 +446,6 @@ def infer(
         if png_path is not None:
             import imageio.v3 as iio3
 
-            iio3.imwrite(png_path, to_rgb(final, None, scale))
+            iio3.imwrite(png_path, to_rgb(final, None, config.scale))
 
     return Inference(start, final, placements.cpu().numpy(), views, np.array(groups, dtype=np.int64), frames, seconds)

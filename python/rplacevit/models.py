@@ -238,15 +238,18 @@ def check_windows(windows: torch.Tensor, window: int) -> torch.Tensor:
     """Validate a (B, window, window) batch of palette indices and return it as int64.
 
     Raises TypeError for a floating (or complex) dtype and ValueError for a wrong shape or a
-    value outside 0..32. The range check reads the batch's minimum and maximum back from the
-    device: an index past 32 would otherwise silently select another patch cell's embedding.
+    value outside 0..32: an index past 32 would otherwise silently select another patch cell's
+    embedding. On a GPU the range check is a device-side assertion instead, which fails the
+    run as surely but never makes a step wait for the GPU to answer.
     """
     if windows.is_floating_point() or windows.is_complex():
         raise TypeError(f"windows must hold integer palette indices (uint8 or int64), not {windows.dtype}")
     if windows.dim() != 3 or windows.shape[1:] != (window, window):
         raise ValueError(f"windows of shape {tuple(windows.shape)}: expected (B, {window}, {window})")
     low, high = torch.aminmax(windows)
-    if low < 0 or high > OUTSIDE:
+    if windows.device.type != "cpu" and hasattr(torch, "_assert_async"):
+        torch._assert_async((low >= 0) & (high <= OUTSIDE), "window values outside palette indices 0..31 and OUTSIDE")
+    elif low < 0 or high > OUTSIDE:
         raise ValueError(
             f"window values {int(low)}..{int(high)}: expected palette indices 0..31 or OUTSIDE ({OUTSIDE})"
         )
@@ -310,6 +313,20 @@ def build_model(config: ModelConfig) -> WindowModel:
     return MODELS[config.kind](config)
 
 
+#: Parameters without weight decay besides the 1-D ones (biases, norm gains, token types): the
+#: cls token and the learned positions, as timm's Vision Transformer exempts them.
+NO_WEIGHT_DECAY = ("cls_token", "pixel_positions", "patch_positions")
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """The optimizer's two parameter groups: the weight matrices and embeddings with
+    ``weight_decay``, the rest (see :data:`NO_WEIGHT_DECAY`) without."""
+    decayed, exempt = [], []
+    for name, parameter in model.named_parameters():
+        (exempt if parameter.ndim < 2 or name.rsplit(".", 1)[-1] in NO_WEIGHT_DECAY else decayed).append(parameter)
+    return [{"params": decayed, "weight_decay": weight_decay}, {"params": exempt, "weight_decay": 0.0}]
+
+
 def parameter_count(model: nn.Module) -> int:
     """Number of parameters (trainable or not; buffers such as sinusoidal positions excluded)."""
     return sum(parameter.numel() for parameter in model.parameters())
@@ -338,9 +355,9 @@ def load_file(path: str | os.PathLike[str], map_location: str | torch.device = "
             raise ValueError(f"{name}: refused, it holds objects that are not plain data (loading it could run code); "
                              "it is not an rplacevit checkpoint") from None
         raise ValueError(f"{name} is not an rplacevit checkpoint (not a torch file, or damaged)") from None
-    except (OSError, EOFError, RuntimeError, ValueError, KeyError, TypeError, AttributeError, IndexError) as error:
-        # A truncated, empty or foreign file fails in any of these ways, and "[Errno 22]" for
-        # a folder or a special file names nothing: the message says which file.
+    except Exception as error:  # noqa: BLE001 - a truncated, empty or foreign file fails in many ways
+        # (EOFError, RuntimeError, IndexError, zipfile's, struct's…), and "[Errno 22]" for a
+        # folder or a special file names nothing: the message says which file.
         raise ValueError(f"{name} is not an rplacevit checkpoint ({type(error).__name__}: {error})") from None
 
 
@@ -418,3 +435,17 @@ def check_weights(config: ModelConfig, weights: dict, name: str) -> None:
     if problems:
         shown = "; ".join(sorted(problems)[:3]) + (f"; and {len(problems) - 3} more" if len(problems) > 3 else "")
         raise ValueError(f"{name}: its weights do not fit its config ({shown})")
+
+
+def model_on(source: str | os.PathLike[str] | WindowModel, kind: str, device: torch.device) -> tuple[WindowModel, dict | None, str]:
+    """``(model, training record, name)`` of a checkpoint file, or of a model object: the
+    ``kind`` model on ``device`` in eval mode, what its training recorded (``training``: the run's
+    settings and split; None for an object or a checkpoint without one), and a name for reports.
+    Raises FileNotFoundError for a missing file and ValueError for anything but a ``kind`` model."""
+    if isinstance(source, nn.Module):
+        if getattr(source, "kind", None) != kind:
+            raise ValueError(f"a {kind} model is expected, not {type(source).__name__}")
+        return source.to(device).eval(), None, f"{type(source).__name__} object"
+    checkpoint = read_checkpoint(source, device)
+    name = os.fspath(source)
+    return load_model(checkpoint, device, expect_kind=kind, name=name), checkpoint.get("training"), name

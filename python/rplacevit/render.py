@@ -24,19 +24,6 @@ MAX_IMAGE_PIXELS = 1 << 28
 MAX_FRAMES = 200_000
 
 
-def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
-    """``x0,y0,x1,y1`` (x1, y1 exclusive) → a tuple; None stays None."""
-    if text is None:
-        return None
-    try:
-        x0, y0, x1, y1 = (int(v) for v in text.split(","))
-    except ValueError:
-        raise ArgumentError(f"region {text!r}: expected x0,y0,x1,y1 (four integers)") from None
-    if not (x0 < x1 and y0 < y1):
-        raise ArgumentError(f"region {text!r}: needs x0 < x1 and y0 < y1")
-    return x0, y0, x1, y1
-
-
 def to_rgb(canvas: np.ndarray, region: tuple[int, int, int, int] | None = None, scale: int = 1) -> np.ndarray:
     """(H, W) palette indices → (h·scale, w·scale, 3) uint8 RGB in the official colors; at most
     :data:`MAX_IMAGE_PIXELS` pixels."""

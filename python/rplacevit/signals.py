@@ -15,7 +15,8 @@ def raise_terminated(signum, frame):
     raise Terminated()
 
 
-def stop_on_sigterm() -> None:
+def stop_on_sigterm():
     """Makes SIGTERM raise :class:`Terminated` in the main thread (the command line does this;
-    a library should not change a program's signal handlers by itself)."""
-    signal.signal(signal.SIGTERM, raise_terminated)
+    a library should not change a program's signal handlers by itself); returns the handler it
+    replaces."""
+    return signal.signal(signal.SIGTERM, raise_terminated)

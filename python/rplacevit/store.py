@@ -9,15 +9,17 @@ import sys
 from typing import Iterable, Union
 
 from . import _core
-from ._core import MAX_RECTANGLE_PIXELS, MIN_PARTITION_SIZE
+from ._core import MAX_RECTANGLE_PIXELS, MIN_PARTITION_SIZE, ON_ERROR, PARTITION_SIZE
 
 PathLike = Union[str, "os.PathLike[str]"]
+
+__all__ = ["MAX_RECTANGLE_PIXELS", "MIN_PARTITION_SIZE", "ON_ERROR", "PARTITION_SIZE", "info", "ingest", "synth", "verify"]
 
 
 def ingest(
     inputs: PathLike | Iterable[PathLike],
     out: PathLike,
-    partition_size: int = 1_000_000,
+    partition_size: int = PARTITION_SIZE,
     on_error: str = "fail",
     force: bool = False,
     progress: bool | None = None,
@@ -32,10 +34,10 @@ def ingest(
     ``"skip"`` keeps the good rows and lists the bad ones in ``out/rejects.csv``. An existing
     dataset is replaced only with ``force=True``. ``progress`` (default: when stderr is a
     terminal) draws a progress bar on stderr. Ctrl-C stops the ingest and leaves no ``out``.
-    ``partition_size`` is at least ``MIN_PARTITION_SIZE`` (10,000: each partition stores a whole
+    ``partition_size`` is at least :data:`MIN_PARTITION_SIZE` (each partition stores a whole
     canvas snapshot); the moderation rectangles of all inputs may cover ``max_rectangle_pixels``
-    pixels together (default ``MAX_RECTANGLE_PIXELS``, 10 million, far above the official data's),
-    so a few hostile rows cannot become hundreds of millions of events. A second ingest to the same ``out`` fails at once while one
+    pixels together (default :data:`MAX_RECTANGLE_PIXELS`, far above the official data's), so a
+    few hostile rows cannot become hundreds of millions of events. A second ingest to the same ``out`` fails at once while one
     runs; the disk must hold the estimated dataset size before anything is written.
 
     Returns the summary: ``events``, ``rows``, ``rejected_rows``, ``users``, ``partitions``,
@@ -69,10 +71,11 @@ def verify(dataset: PathLike, progress: bool | None = None) -> list[str]:
     return _core.verify(os.fspath(dataset), progress)
 
 
-def synth(out: PathLike, events: int, seed: int = 0, progress: bool | None = None) -> dict:
-    """Writes ``events`` rows of a realistic synthetic history in the official 2022 format to
-    ``out`` (gzip when it ends in ``.gz``/``.gzip``); deterministic for a ``seed``."""
+def synth(out: PathLike, rows: int, seed: int = 0, progress: bool | None = None) -> dict:
+    """Writes ``rows`` data rows of a realistic synthetic history in the official 2022 format to
+    ``out`` (gzip when it ends in ``.gz``/``.gzip``); deterministic for a ``seed``. Moderation
+    rectangles make a history's events a little more than its rows."""
     if progress is None:
         progress = sys.stderr.isatty()
-    return _core.synth(os.fspath(out), events, seed, progress)
+    return _core.synth(os.fspath(out), rows, seed, progress)
 

@@ -28,54 +28,62 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from . import history as history_module
+from .history import COLOR_HORIZON_MS, COLOR_TARGET, COLOR_TARGETS, TIME_HORIZON_MS
 from .data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch, select_events
 from ._core import ArgumentError
-from .devices import resolve_device
+from .devices import DEVICES, resolve_device
 from .files import atomic_path
-from .models import ModelConfig, build_model, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
+from .models import KINDS as TASKS
+from .models import PRESETS, ModelConfig, build_model, parameter_groups, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
+from .options import option, parse_region
 from .signals import Terminated
+from .times import parse_duration, parse_time
 
 
 @dataclass
 class TrainConfig:
-    """Everything a run depends on; stored in its checkpoints. Times are ms since the epoch."""
+    """Everything a run depends on; stored in its checkpoints. Times are ms since the epoch. Each
+    field is also an option of ``rplacevit train`` (see :mod:`rplacevit.options`)."""
 
-    task: str  # "color" or "time"
-    data: str
-    out: str
-    preset: str = "tiny"
-    steps: int | None = None
-    epochs: float | None = None
-    batch_size: int = 64
-    lr: float = 1e-3
-    weight_decay: float = 0.01
-    warmup: int = 100
-    region: tuple[int, int, int, int] | None = None
-    until: int | None = None
-    val_from: int | None = None
-    val_every: int = 200
-    val_samples: int = 2048
-    log_every: int = 20
-    checkpoint_every: int = 1000
-    keep_checkpoints: int = 3
-    device: str = "auto"  # "auto": cuda when there is one
-    amp: bool = False
-    compile: bool = False
-    seed: int = 0
-    target: str = "placed"  # color models: "placed" or "next_minute_majority"
-    horizon_ms: int | None = None  # default: 60 s for color targets, 1 h for time targets
-    num_workers: int = 0
+    task: str = option(help="which model to train", choices=TASKS, positional=True)
+    dataset: str = option(help="the dataset folder", metavar="DATASET", positional=True)
+    out: str = option(help="the run folder: metrics.csv, loss.png, checkpoints/, model.pt", flag="--output", short="-o",
+                      metavar="RUN_DIR")
+    preset: str = option("tiny", "model size", choices=tuple(PRESETS))
+    steps: int | None = option(None, "optimizer steps", exclusive="length")
+    epochs: float | None = option(None, "passes over the training events", exclusive="length")
+    batch_size: int = option(64, "events per step and process")
+    lr: float = option(1e-3, "AdamW learning rate")
+    weight_decay: float = option(0.01, "AdamW weight decay (not on biases, norms, embeddings of type and position)")
+    warmup: int = option(100, "warmup steps before the cosine decay")
+    region: tuple[int, int, int, int] | None = option(None, "train and validate on this region only (x1, y1 exclusive)",
+                                                      parse=parse_region, metavar="x0,y0,x1,y1")
+    until: int | None = option(None, "train on events before TIME (default: at 90%% of the events)", parse=parse_time, metavar="TIME")
+    val_from: int | None = option(None, "validate on events from TIME (default: until)", parse=parse_time, metavar="TIME")
+    val_every: int = option(200, "validate every N steps", metavar="N")
+    val_samples: int = option(2048, "validation events (a fixed sample of the later events)", metavar="N")
+    log_every: int = option(20, "a metrics.csv row every N steps", metavar="N")
+    checkpoint_every: int = option(1000, "a checkpoint every N steps", metavar="N")
+    keep_checkpoints: int = option(3, "checkpoints kept (the newest)", metavar="N")
+    device: str = option("auto", "auto: cuda when there is one", choices=DEVICES)
+    amp: bool = option(False, "bf16 autocast on CUDA")
+    compile: bool = option(False, "torch.compile the model")
+    seed: int = option(0, "seed of the weights and of the data order")
+    target: str = option(COLOR_TARGET, "color target", choices=COLOR_TARGETS)
+    horizon_ms: int | None = option(None, "horizon of the targets: 30s, 1m, 1h… (default: 1 minute for color, 1 hour for time)",
+                                    flag="--horizon", parse=parse_duration, metavar="DURATION")
+    num_workers: int = option(0, "loader worker processes (0: batches come from Rust on a thread)")
     model: dict = field(default_factory=dict)  # overrides of the preset's ModelConfig fields
 
     def __post_init__(self):
-        if self.task not in ("color", "time"):
-            raise ArgumentError(f"task must be color or time, not {self.task!r}")
+        if self.task not in TASKS:
+            raise ArgumentError(f"`task` must be one of {TASKS}, not {self.task!r}")
         if (self.steps is None) == (self.epochs is None):
-            raise ArgumentError("give exactly one of steps and epochs")
-        if self.target not in ("placed", "next_minute_majority"):
-            raise ArgumentError(f"target must be placed or next_minute_majority, not {self.target!r}")
+            raise ArgumentError("give exactly one of `steps` and `epochs`")
+        if self.target not in COLOR_TARGETS:
+            raise ArgumentError(f"`target` must be one of {COLOR_TARGETS}, not {self.target!r}")
         if self.horizon_ms is None:
-            self.horizon_ms = 60_000 if self.task == "color" else 3_600_000
+            self.horizon_ms = COLOR_HORIZON_MS if self.task == "color" else TIME_HORIZON_MS
         if self.region is not None:
             self.region = tuple(self.region)
         counts = dict(batch_size=self.batch_size, val_every=self.val_every, val_samples=self.val_samples, log_every=self.log_every,
@@ -84,13 +92,16 @@ class TrainConfig:
             counts["steps"] = self.steps
         for name, value in counts.items():
             if not (isinstance(value, int) and value >= 1):
-                raise ArgumentError(f"{name} = {value!r}: expected a positive integer")
+                raise ArgumentError(f"`{name}` = {value!r}: expected a positive integer")
         if self.epochs is not None and not (math.isfinite(self.epochs) and self.epochs > 0):
-            raise ArgumentError(f"epochs = {self.epochs!r}: expected a positive number")
-        if not (isinstance(self.warmup, int) and self.warmup >= 0 and isinstance(self.num_workers, int) and self.num_workers >= 0):
-            raise ArgumentError(f"warmup = {self.warmup!r}, num_workers = {self.num_workers!r}: expected integers >= 0")
-        if not (math.isfinite(self.lr) and self.lr > 0 and math.isfinite(self.weight_decay) and self.weight_decay >= 0):
-            raise ArgumentError(f"lr = {self.lr!r}, weight_decay = {self.weight_decay!r}: expected lr > 0 and weight_decay >= 0")
+            raise ArgumentError(f"`epochs` = {self.epochs!r}: expected a positive number")
+        for name in ("warmup", "num_workers"):
+            if not (isinstance(getattr(self, name), int) and getattr(self, name) >= 0):
+                raise ArgumentError(f"`{name}` = {getattr(self, name)!r}: expected an integer >= 0")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ArgumentError(f"`lr` = {self.lr!r}: expected a number > 0")
+        if not (math.isfinite(self.weight_decay) and self.weight_decay >= 0):
+            raise ArgumentError(f"`weight_decay` = {self.weight_decay!r}: expected a number >= 0")
 
 
 #: Settings a resumed run may change: where it runs, not what it computes.
@@ -98,7 +109,7 @@ RESUMABLE_CHANGES = ("device", "num_workers", "compile", "amp")
 
 
 #: Settings that are paths: compared by the folder they name, however spelled (`./run`, `run`).
-PATH_SETTINGS = ("data", "out")
+PATH_SETTINGS = ("dataset", "out")
 
 
 def changed_settings(saved: dict, config: TrainConfig) -> list[str]:
@@ -130,13 +141,13 @@ def split(history, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
     ``until``, the split falls at the timestamp of the event at 90% of the selection."""
     region_ids = select_events(history, config.region)
     if len(region_ids) == 0:
-        raise ValueError(f"no events in region {config.region} of {config.data}")
+        raise ValueError(f"no events in region {config.region} of {config.dataset}")
     until = config.until
     if until is None:
         until = int(history.events()["timestamp"][region_ids[int(len(region_ids) * 0.9)]])
     val_from = until if config.val_from is None else config.val_from
     if val_from < until:
-        raise ValueError("--val-from must not be earlier than --until: validation must come after training")
+        raise ArgumentError("`val_from` must not be earlier than `until`: validation must come after training")
     train_ids = select_events(history, config.region, t1=until)
     val_ids = select_events(history, config.region, t0=val_from)
     if len(train_ids) == 0:
@@ -183,7 +194,7 @@ def read_training_state(path: Path, device) -> dict:
     state = load_file(path, device)
     if not isinstance(state, dict) or any(not isinstance(state.get(key), kind) for key, kind in TRAINING_STATE.items()):
         what = "a finished model (model.pt), not a training state" if isinstance(state, dict) and "kind" in state else "no training state"
-        raise ValueError(f"--resume: {path} holds {what}; it cannot be resumed from")
+        raise ValueError(f"{path} holds {what}; a run cannot be resumed from it")
     check_checkpoint(state["model"], os.fspath(path))
     return state
 
@@ -312,7 +323,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> t
 
 def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int, world_size: int) -> torch.nn.Module:
     out = Path(config.out)
-    history = history_module.open(config.data)
+    history = history_module.open(config.dataset)
     model_config = ModelConfig.preset(config.preset, config.task, **config.model)
     train_ids, val_ids, until = split(history, config)
     train_set = make_dataset(history, train_ids, config, model_config)
@@ -325,20 +336,20 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
     np.random.seed(config.seed)
     torch.manual_seed(config.seed)
     model = build_model(model_config).to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: schedule(s, config.warmup, total))
     start, running = 0, [0.0, 0]
     if resume:
         found = checkpoint_files(out)
         if not found:
-            raise ValueError(f"--resume: {out} has no checkpoint to resume from")
+            raise ValueError(f"{out} has no checkpoint to resume from")
         if (out / "model.pt").exists():
-            raise ValueError(f"--resume: the run in {out} has finished (model.pt); train in another folder")
+            raise ValueError(f"the run in {out} has finished (model.pt): nothing to resume; train in another folder")
         state = read_training_state(found[-1], device)
         changed = changed_settings(state["train_config"], config)
         if changed or state["model"]["config"] != asdict(model_config):
-            raise ValueError(f"--resume: {found[-1]} was made with other settings ({', '.join(changed) or 'model'}); "
-                             "resume with the arguments of the run")
+            raise ValueError(f"{found[-1]} was made with other settings ({', '.join(f'`{name}`' for name in changed) or 'the model'}); "
+                             "resume with the settings of the run")
         check_weights(model_config, state["model"]["state_dict"], os.fspath(found[-1]))
         try:
             model.load_state_dict(state["model"]["state_dict"])
@@ -346,10 +357,10 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
             scheduler.load_state_dict(state["scheduler"])
             restore_rng(state["rng"])
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
-            raise ValueError(f"--resume: {found[-1]} holds a damaged training state ({type(error).__name__}: {error})") from None
+            raise ValueError(f"{found[-1]} holds a damaged training state ({type(error).__name__}: {error})") from None
         start, running = state["step"], state["running"]
     elif checkpoint_files(out) or (out / "model.pt").exists():
-        raise ValueError(f"{out} already holds a run: pass --resume to continue it, or choose another folder")
+        raise ValueError(f"{out} already holds a run: pass `resume=True` to continue it, or choose another folder")
     elif out.exists() and any(out.iterdir()) and not (out / "metrics.csv").exists():
         raise ValueError(f"{out} is not empty and holds no run: choose another folder")
 

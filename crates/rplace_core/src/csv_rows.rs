@@ -5,7 +5,7 @@
 //! reason. Lines end in LF or CRLF; the coordinate is quoted because it holds commas.
 
 use crate::palette::parse_hex_color;
-use crate::timestamp::{parse_timestamp, EARLIEST_MS, LATEST_MS};
+use crate::timestamp::{parse_timestamp, DATA_EARLIEST_MS, DATA_END_MS};
 use crate::CANVAS_SIZE;
 use std::ops::Range;
 
@@ -142,7 +142,7 @@ fn parse_record(record: &csv::ByteRecord) -> Result<(i64, u8, Coordinate), Strin
         return Err(format!("{} fields instead of 4", record.len()));
     }
     let timestamp_ms = parse_timestamp(&record[0])?;
-    if !(EARLIEST_MS..LATEST_MS).contains(&timestamp_ms) {
+    if !(DATA_EARLIEST_MS..DATA_END_MS).contains(&timestamp_ms) {
         return Err(format!(
             "timestamp `{}` is outside the years 2000 to 2099, the times an r/place dataset can hold",
             String::from_utf8_lossy(&record[0])

@@ -375,11 +375,17 @@ pub struct Folder {
 impl Folder {
     /// Opens the folder `path`; [`Error::Dataset`] when there is none.
     pub fn open(path: &Path) -> Result<Folder> {
-        match File::open(path) {
-            Ok(dir) if dir.metadata().at(path)?.is_dir() => Ok(Folder { path: path.to_path_buf(), dir }),
-            Ok(_) => Err(Error::Dataset { path: path.to_path_buf(), reason: "not a dataset folder (a file)".into() }),
+        let mut options = std::fs::OpenOptions::new();
+        options.read(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::custom_flags(&mut options, libc::O_DIRECTORY);
+        match options.open(path) {
+            Ok(dir) => Ok(Folder { path: path.to_path_buf(), dir }),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(Error::Dataset { path: path.to_path_buf(), reason: "no such dataset folder".into() })
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotADirectory || path.exists() && !path.is_dir() => {
+                Err(Error::Dataset { path: path.to_path_buf(), reason: "not a dataset folder (not a folder at all)".into() })
             }
             Err(e) => Err(e).at(path),
         }
@@ -390,23 +396,49 @@ impl Folder {
         &self.path
     }
 
-    /// Opens `relative` (`/`-separated) inside the folder for reading.
+    /// Opens the regular file `relative` (`/`-separated, inside the folder: no absolute path, no
+    /// `..`) for reading; a FIFO or a device is refused, never waited on.
     pub fn file(&self, relative: &str) -> std::io::Result<File> {
+        let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{relative}: {why}"));
+        if !inside(relative) {
+            return Err(invalid("not a path inside the dataset folder"));
+        }
         #[cfg(unix)]
-        {
+        let file = {
             use std::ffi::CString;
             use std::os::fd::{AsRawFd, FromRawFd};
-            let name = CString::new(relative).map_err(|_| std::io::Error::from(std::io::ErrorKind::InvalidInput))?;
+            let name = CString::new(relative).map_err(|_| invalid("holds a NUL byte"))?;
+            // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused just below).
+            let flags = libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NONBLOCK | libc::O_NOCTTY;
             // SAFETY: `name` is NUL-terminated and the folder's descriptor is open; a descriptor
             // returned by openat is ours alone.
-            let fd = unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
+            let fd = unsafe { libc::openat(self.dir.as_raw_fd(), name.as_ptr(), flags) };
             if fd < 0 {
                 return Err(std::io::Error::last_os_error());
             }
-            Ok(unsafe { File::from_raw_fd(fd) })
-        }
+            unsafe { File::from_raw_fd(fd) }
+        };
         #[cfg(not(unix))]
-        File::open(self.path.join(relative))
+        let file = File::open(self.path.join(relative))?;
+        if !file.metadata()?.is_file() {
+            return Err(invalid("not a regular file"));
+        }
+        Ok(file)
+    }
+
+    /// A path by which other libraries (SQLite) open `relative` inside this very folder, even
+    /// after the folder was replaced at its path: on Linux, through this process's descriptor
+    /// of the folder.
+    pub fn path_of(&self, relative: &str) -> PathBuf {
+        #[cfg(target_os = "linux")]
+        {
+            use std::os::fd::AsRawFd;
+            let through = PathBuf::from(format!("/proc/self/fd/{}", self.dir.as_raw_fd()));
+            if through.is_dir() {
+                return through.join(relative);
+            }
+        }
+        self.path.join(relative)
     }
 
     /// The folder no longer has its path: it was replaced (or removed) since it was opened.
@@ -455,8 +487,39 @@ impl Folder {
                 version.format_version
             )));
         }
-        serde_json::from_slice(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))
+        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))?;
+        if let Some(entry) = manifest.files.iter().find(|entry| !inside(&entry.path)) {
+            return Err(damaged(format!("lists {:?}, which is not a path inside the folder: ingest the dataset again", entry.path)));
+        }
+        let info = &manifest.info;
+        let consistent = info.partition_size > 0
+            && info.partitions == info.events.div_ceil(info.partition_size)
+            && info.first_timestamp_ms <= info.last_timestamp_ms
+            && info.events > 0;
+        if !consistent {
+            return Err(damaged("its partition count, partition size and event count (or time range) contradict each other: ingest the dataset again".into()));
+        }
+        Ok(manifest)
     }
+}
+
+/// `relative` names something inside a folder: relative, `/`-separated, without `.` or `..`.
+fn inside(relative: &str) -> bool {
+    !relative.is_empty() && !relative.starts_with('/') && relative.split('/').all(|part| !part.is_empty() && part != "." && part != "..")
+}
+
+/// A complete dataset is at `path` (a manifest this version reads, or the `info` table of an
+/// earlier version's `meta.sqlite`): what `--force` may replace.
+pub fn is_dataset(path: &Path) -> bool {
+    let Ok(folder) = Folder::open(path) else { return false };
+    if folder.manifest().is_ok() {
+        return true;
+    }
+    let earlier = || -> rusqlite::Result<i64> {
+        let meta = rusqlite::Connection::open_with_flags(folder.path_of(META_FILE), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+        meta.query_row("SELECT value FROM info WHERE key = 'format_version'", [], |row| row.get(0))
+    };
+    folder.file(META_FILE).is_ok() && earlier().is_ok()
 }
 
 /// Runs `read` on the folder `path`, again (a few times, briefly apart) when it fails because
@@ -490,5 +553,10 @@ fn replacement_under_way(path: &Path) -> bool {
 /// Reads the summary of the dataset folder `dataset`; a clear error when it is missing, was
 /// never completed, or comes from an incompatible version.
 pub fn read_info(dataset: &Path) -> Result<DatasetInfo> {
-    with_folder(dataset, |folder| Ok(folder.manifest()?.info))
+    Ok(read_manifest(dataset)?.info)
+}
+
+/// Reads the manifest of the dataset folder `dataset` (see [`read_info`]).
+pub fn read_manifest(dataset: &Path) -> Result<Manifest> {
+    with_folder(dataset, Folder::manifest)
 }

@@ -30,6 +30,33 @@ pub enum ColorTarget {
     NextMinuteMajority,
 }
 
+impl ColorTarget {
+    /// Every target, by the name the API and the command line give it.
+    pub const NAMES: [(&'static str, ColorTarget); 2] =
+        [("placed", ColorTarget::Placed), ("next_minute_majority", ColorTarget::NextMinuteMajority)];
+}
+
+impl std::str::FromStr for ColorTarget {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<ColorTarget> {
+        Self::NAMES.iter().find(|(known, _)| *known == name).map(|&(_, target)| target).ok_or_else(|| {
+            let names: Vec<String> = Self::NAMES.iter().map(|(known, _)| format!("{known:?}")).collect();
+            Error::Argument(format!("`mode` must be one of {}, not {name:?}", names.join(", ")))
+        })
+    }
+}
+
+/// The side of a window or grid, given as any integer: [`Error::Argument`] unless at least 1 and
+/// small enough for its square to be counted.
+pub fn grid_size(size: i64) -> Result<usize> {
+    usize::try_from(size).ok().filter(|&size| grid_cells(size).is_ok()).ok_or_else(|| grid_size_error(size))
+}
+
+fn grid_size_error(size: impl std::fmt::Display) -> Error {
+    Error::Argument(format!("`size` (of a window or grid) must be at least 1 pixel and fit in memory, not {size}"))
+}
+
 /// Where a tile meets a rectangle of the canvas.
 struct TilePart {
     /// `ty * tiles_x + tx`.
@@ -676,15 +703,13 @@ fn first_after(timestamps: &[i64], from: usize, t_ms: i64) -> usize {
 
 /// Cells of a `size`×`size` grid; refuses 0 and sizes whose square overflows.
 fn grid_cells(size: usize) -> Result<usize> {
-    size.checked_mul(size)
-        .filter(|&cells| cells > 0)
-        .ok_or_else(|| Error::Argument(format!("a window or grid size must be at least 1 pixel and fit in memory, not {size}")))
+    size.checked_mul(size).filter(|&cells| cells > 0).ok_or_else(|| grid_size_error(size))
 }
 
 /// [`Error::Argument`] naming `name` unless `milliseconds` > 0.
 fn check_duration(name: &str, milliseconds: i64) -> Result<()> {
     if milliseconds <= 0 {
-        return Err(Error::Argument(format!("{name} must be a positive number of milliseconds, not {milliseconds}")));
+        return Err(Error::Argument(format!("`{name}` must be a positive number of milliseconds, not {milliseconds}")));
     }
     Ok(())
 }

@@ -40,6 +40,23 @@ pub enum OnError {
     Skip,
 }
 
+impl OnError {
+    /// Every choice, by the name the API and the command line give it.
+    pub const NAMES: [(&'static str, OnError); 2] = [("fail", OnError::Fail), ("skip", OnError::Skip)];
+}
+
+impl std::str::FromStr for OnError {
+    type Err = Error;
+
+    fn from_str(name: &str) -> Result<OnError> {
+        Self::NAMES
+            .iter()
+            .find(|(known, _)| *known == name)
+            .map(|&(_, choice)| choice)
+            .ok_or_else(|| Error::Argument(format!("`on_error` must be \"fail\" or \"skip\", not {name:?}")))
+    }
+}
+
 /// The smallest partition size an ingest accepts: every partition stores a whole canvas
 /// snapshot (4 MB for 2022), so tiny partitions would multiply the dataset's size.
 pub const MIN_PARTITION_SIZE: u64 = 10_000;
@@ -63,10 +80,13 @@ pub struct IngestOptions {
     pub max_rectangle_pixels: u64,
 }
 
+/// The default of [`IngestOptions::partition_size`].
+pub const PARTITION_SIZE: u64 = 1_000_000;
+
 impl Default for IngestOptions {
     fn default() -> Self {
         IngestOptions {
-            partition_size: 1_000_000,
+            partition_size: PARTITION_SIZE,
             on_error: OnError::Fail,
             force: false,
             progress: false,
@@ -91,7 +111,7 @@ pub fn ingest(inputs: &[PathBuf], out: &Path, options: &IngestOptions, should_st
     }
     if options.partition_size < MIN_PARTITION_SIZE {
         return Err(Error::Argument(format!(
-            "partition size {} is too small: at least {MIN_PARTITION_SIZE} events (each partition stores a whole canvas)",
+            "`partition_size` {} is too small: at least {MIN_PARTITION_SIZE} events (each partition stores a whole canvas)",
             options.partition_size
         )));
     }
@@ -121,13 +141,13 @@ fn check_destination(out: &Path, force: bool) -> Result<()> {
     if std::fs::symlink_metadata(out).is_err() {
         return Ok(());
     }
-    let is_dataset = out.is_dir() && [dataset::MANIFEST_FILE, dataset::META_FILE].iter().any(|f| out.join(f).is_file());
+    let is_dataset = dataset::is_dataset(out);
     let is_empty_dir = out.is_dir() && std::fs::read_dir(out).at(out)?.next().is_none();
     if is_empty_dir || (force && is_dataset) {
         return Ok(());
     }
     let reason = if is_dataset {
-        "a dataset already exists here: pass --force (force=True) to replace it"
+        "a dataset already exists here: pass `force=True` to replace it"
     } else {
         "exists and is not a dataset: refusing to replace it"
     };
@@ -245,14 +265,14 @@ impl UserIds {
     }
 
     /// The hashes indexed by provisional id.
-    fn into_hashes(self) -> Vec<Box<[u8]>> {
-        let mut hashes: Vec<Box<[u8]>> = vec![Box::default(); self.next.into_inner() as usize];
+    fn into_hashes(self) -> Result<Vec<Box<[u8]>>> {
+        let mut hashes: Vec<Box<[u8]>> = filled(self.next.into_inner() as usize, Box::default(), "numbering the users")?;
         for shard in self.shards {
             for (_, id, key) in shard.into_inner().unwrap_or_else(PoisonError::into_inner) {
                 hashes[id as usize] = key.into_boxed();
             }
         }
-        hashes
+        Ok(hashes)
     }
 }
 
@@ -390,12 +410,14 @@ impl Collected<'_> {
                     line: rectangle.line,
                     reason: format!(
                         "this moderation rectangle ({pixels} pixels) brings the rectangles to {} pixels, over the limit of {} \
-                         (max_rectangle_pixels, --max-rectangle-pixels)",
+                         (`max_rectangle_pixels`)",
                         self.rectangle_pixels, self.max_rectangle_pixels
                     ),
                 });
             }
-            reserve(&mut self.events, pixels as usize, "expanding the moderation rectangles")?;
+            // Room for the rectangle and the chunk's pixel events after it: the extends below
+            // never grow the vector (infallibly) on their own.
+            reserve(&mut self.events, pixels as usize + chunk.events.len() - rectangle.position, "expanding the moderation rectangles")?;
             let Rectangle { timestamp_ms, user_id, color, coordinate, .. } = *rectangle;
             self.events.extend(coordinate.pixels().map(|(x, y)| Event::new(timestamp_ms, user_id, x, y, color, true)));
         }
@@ -404,6 +426,7 @@ impl Collected<'_> {
     }
 }
 
+/// The three phases of an ingest, timed: [`read_and_parse`], [`order`], [`write`].
 fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOptions, stop: &AtomicBool) -> Result<IngestSummary> {
     let mut phases = Vec::new();
     let mut clock = Instant::now();
@@ -411,8 +434,27 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         phases.push((name, clock.elapsed().as_secs_f64()));
         clock = Instant::now();
     };
+    let parsed = read_and_parse(inputs, sizes, staging, options, stop)?;
+    lap("read_parse", &mut phases);
+    let ordered = order(inputs, parsed, options, stop, &mut |name| lap(name, &mut phases))?;
+    write(staging, &ordered, options, stop)?;
+    lap("write", &mut phases);
+    Ok(IngestSummary { info: ordered.info, sources: ordered.sources, phase_seconds: phases })
+}
 
-    // Read and parse.
+/// What reading the inputs gave: their events in input order, their users, their rows.
+struct Parsed {
+    events: Vec<Event>,
+    users: UserIds,
+    sources: Vec<SourceInfo>,
+    /// The first rejected row, as its error says it (skip mode).
+    first_reject: Option<String>,
+}
+
+/// Reads the inputs one after the other on a reader thread, parses their chunks in parallel,
+/// and collects the events in input order; rejected rows go to `staging/rejects.csv` (skip mode)
+/// or end the ingest (fail mode).
+fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOptions, stop: &AtomicBool) -> Result<Parsed> {
     let total_bytes: u64 = sizes.iter().sum();
     let bar = progress::bar(
         options.progress,
@@ -480,11 +522,32 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         writer.flush().at(&rejects_path)?;
     }
     bar.finish_and_clear();
-    lap("read_parse", &mut phases);
+    Ok(Parsed { events: collected.events, users, sources: collected.sources, first_reject: collected.first_reject })
+}
 
-    let rows: u64 = collected.sources.iter().map(|s| s.rows).sum();
-    let rejected_rows: u64 = collected.sources.iter().map(|s| s.rejected_rows).sum();
-    let mut events = std::mem::take(&mut collected.events);
+/// The events in time order with their users numbered, and everything written about them.
+struct Ordered {
+    events: Vec<Event>,
+    /// User hashes by user id.
+    users: Vec<Box<[u8]>>,
+    moderation: Vec<u64>,
+    partitions: Vec<PartitionInfo>,
+    sources: Vec<SourceInfo>,
+    info: DatasetInfo,
+}
+
+/// Sorts the events by timestamp (stable: equal timestamps keep input order), numbers the users
+/// by first event, and describes the partitions; `lap` times the sort and the numbering.
+fn order(
+    inputs: &[PathBuf],
+    parsed: Parsed,
+    options: &IngestOptions,
+    stop: &AtomicBool,
+    lap: &mut dyn FnMut(&'static str),
+) -> Result<Ordered> {
+    let Parsed { mut events, users, sources, first_reject } = parsed;
+    let rows: u64 = sources.iter().map(|s| s.rows).sum();
+    let rejected_rows: u64 = sources.iter().map(|s| s.rejected_rows).sum();
     if rows == 0 {
         return Err(match inputs {
             [only] => Error::File { path: only.clone(), reason: "no data rows: the file holds only a header".into() },
@@ -495,24 +558,25 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         });
     }
     if events.is_empty() {
-        let why = collected.first_reject.map_or(String::new(), |first| format!("; the first rejected: {first}"));
+        let why = first_reject.map_or(String::new(), |first| format!("; the first rejected: {first}"));
         return Err(Error::Argument(format!("no events to ingest: {rows} data rows, {rejected_rows} rejected{why}")));
     }
 
-    // Sort: stable, so equal timestamps keep input order. The parallel merge sort allocates a
-    // buffer as large as the events, infallibly: ask for it once first.
+    // The parallel merge sort allocates a buffer as large as the events, infallibly: the same
+    // allocation is tried first, fallibly, and released, so that a lack of memory is an error.
     check(stop)?;
     reserve(&mut Vec::<Event>::new(), events.len(), "sorting the events")?;
     events.par_sort_by_key(|event| event.timestamp_ms);
-    lap("sort", &mut phases);
+    lap("sort");
 
-    let users = number_users_by_first_event(&mut events, users.into_hashes())?;
-    let moderation: Vec<u64> = events.iter().enumerate().filter(|(_, e)| e.moderation()).map(|(i, _)| i as u64).collect();
-    lap("users", &mut phases);
+    let users = number_users_by_first_event(&mut events, users.into_hashes()?)?;
+    let mut moderation = Vec::new();
+    reserve(&mut moderation, events.iter().filter(|e| e.moderation()).count(), "listing the moderation events")?;
+    moderation.extend(events.iter().enumerate().filter(|(_, e)| e.moderation()).map(|(i, _)| i as u64));
+    lap("users");
 
     check(stop)?;
     let partition_size = options.partition_size as usize;
-    let partition_count = events.len().div_ceil(partition_size);
     let partitions: Vec<PartitionInfo> = events
         .par_chunks(partition_size)
         .enumerate()
@@ -531,11 +595,21 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         rows,
         rejected_rows,
     };
-    let meta = Meta { info: info.clone(), partitions: &partitions, sources: &collected.sources, users: &users, moderation: &moderation };
-    check_free_space(staging, &info, &users)?;
+    Ok(Ordered { events, users, moderation, partitions, sources, info })
+}
 
-    let bar =
-        progress::bar(options.progress, partition_count as u64, "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}");
+/// Writes the dataset's files into `staging` (all but the manifest), once the disk is known to
+/// have room for them.
+fn write(staging: &Path, ordered: &Ordered, options: &IngestOptions, stop: &AtomicBool) -> Result<()> {
+    let Ordered { events, users, moderation, partitions, sources, info } = ordered;
+    check_free_space(staging, info, users)?;
+    let meta = Meta { info: info.clone(), partitions, sources, users, moderation };
+    let partition_size = options.partition_size as usize;
+    let bar = progress::bar(
+        options.progress,
+        partitions.len() as u64,
+        "{prefix} [{elapsed_precise}] {wide_bar} {pos}/{len} partitions ETA {eta}",
+    );
     bar.set_prefix("write");
     // The snapshots, the reader's index and meta.sqlite are sequential work each: they share the
     // cores with the partition writers instead of following them.
@@ -550,8 +624,8 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
         || {
             rayon::join(
                 || -> Result<()> {
-                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), &events, partition_size, stop)?;
-                    crate::index::write_index(staging, &events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)
+                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), events, partition_size, stop)?;
+                    crate::index::write_index(staging, events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)
                 },
                 || dataset::write_meta(staging, &meta, stop),
             )
@@ -561,8 +635,7 @@ fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOpti
     rest.0?;
     rest.1?;
     bar.finish_and_clear();
-    lap("write", &mut phases);
-    Ok(IngestSummary { info, sources: collected.sources, phase_seconds: phases })
+    Ok(())
 }
 
 /// Bytes per event of a dataset besides its snapshots: 17 in the columns, about 10 in the index,
@@ -677,7 +750,7 @@ mod tests {
         let mut sorted = ids.clone();
         sorted.sort();
         assert_eq!(sorted, vec![0, 1, 2, 3]);
-        let hashes = users.into_hashes();
+        let hashes = users.into_hashes().unwrap();
         for (key, id) in keys.iter().zip(ids) {
             assert_eq!(&*hashes[id as usize], *key);
         }

@@ -16,6 +16,7 @@
 
 use crate::error::{Context, Error, Result};
 use std::fs::{File, OpenOptions, TryLockError};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// The longest file name most file systems accept, in bytes.
@@ -88,10 +89,16 @@ impl Output {
     /// Publishes the staging path as the output. Where something is at the output already,
     /// `replaceable(path)` (called under the lock, on what is there) must return `Ok` for it to
     /// be replaced; what it replaces is removed. The caller has made the staged files durable
-    /// (`fsync`); this makes the rename durable.
-    pub fn commit(mut self, replaceable: impl Fn(&Path) -> Result<()>) -> Result<()> {
+    /// (`fsync`); this makes the rename durable. Once the output is published, the commit
+    /// succeeds: what could not be cleaned up beside it is left to the next run.
+    pub fn commit(self, replaceable: impl Fn(&Path) -> Result<()>) -> Result<()> {
+        self.commit_using(replaceable, exchange)
+    }
+
+    /// [`Output::commit`] with the exchange of two names given (tests take the two-rename path).
+    fn commit_using(mut self, replaceable: impl Fn(&Path) -> Result<()>, exchange: fn(&Path, &Path) -> std::io::Result<()>) -> Result<()> {
         let parent = self.out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new(".")).to_path_buf();
-        let published = loop {
+        let old_in_staging = loop {
             if !exists(&self.out) {
                 match rename_noreplace(&self.staging, &self.out) {
                     Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue, // it appeared just now
@@ -102,10 +109,22 @@ impl Output {
             match exchange(&self.staging, &self.out) {
                 Ok(()) => {
                     // Something may have taken the output's place between the check and the
-                    // exchange: what was moved aside must be checked again before it goes.
-                    if let Err(error) = replaceable(&self.staging) {
-                        exchange(&self.staging, &self.out).at(&self.out)?;
-                        return Err(error);
+                    // exchange: what was moved aside must pass the check again before it goes.
+                    if replaceable(&self.staging).is_err() {
+                        let reason = match exchange(&self.staging, &self.out) {
+                            Ok(()) => "something took its place while it was being published: left in place, nothing published".into(),
+                            Err(e) => {
+                                // Staging holds what is not ours: it must never be removed.
+                                self.staging = PathBuf::new();
+                                format!(
+                                    "something took its place while it was being published, and could not be put back ({e}): \
+                                 it is now at {}, the new output at {}",
+                                    beside(&self.out, "staging")?.display(),
+                                    self.out.display()
+                                )
+                            }
+                        };
+                        return Err(Error::Dataset { path: self.out.clone(), reason });
                     }
                     break true;
                 }
@@ -115,17 +134,17 @@ impl Output {
                         std::fs::rename(&self.replaced, &self.out).at(&self.out)?;
                         return Err(e).at(&self.out);
                     }
-                    remove(&self.replaced)?;
+                    let _ = remove(&self.replaced); // else the next run removes it
                     break false;
                 }
                 Err(e) => return Err(e).at(&self.out),
             }
         };
-        sync_folder(&parent)?;
-        if published {
-            remove(&self.staging)?; // the old output, moved here by the exchange
+        // Published. A failure from here on leaves a complete output; the next run cleans up.
+        let _ = sync_folder(&parent);
+        if old_in_staging {
+            let _ = remove(&self.staging); // the old output, moved here by the exchange
         }
-        // Nothing is staged any more: dropping `self` only releases the lock.
         self.staging = PathBuf::new();
         Ok(())
     }
@@ -144,23 +163,27 @@ impl Drop for Output {
     }
 }
 
-/// Locks the file `path` (created if needed) without waiting.
+/// Locks the file `path` (created if needed) without waiting, and writes into it who holds it
+/// (`who` and the process id), which a run that finds it locked reports.
 fn lock(path: &Path, out: &Path, who: &str) -> Result<File> {
     for _ in 0..100 {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
+        let mut file = OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path).at(path)?;
         match file.try_lock() {
             Ok(()) => {}
             Err(TryLockError::WouldBlock) => {
+                let holder = std::fs::read_to_string(path).ok().filter(|h| !h.trim().is_empty());
+                let holder = holder.map_or_else(|| "another run".to_string(), |h| format!("another {}", h.trim()));
                 return Err(Error::Dataset {
                     path: out.to_path_buf(),
-                    reason: format!("another {who} is writing it (it holds {}); wait for it to finish", path.display()),
-                })
+                    reason: format!("{holder} is writing it (it holds {}); wait for it to finish", path.display()),
+                });
             }
             Err(TryLockError::Error(e)) => return Err(e).at(path),
         }
         // The last holder removes the file before it unlocks; a run that opened it just before
         // then holds a lock on a file without a name, and must start again.
         if same_file(&file, path) {
+            file.set_len(0).and_then(|()| write!(file, "{who} (process {})", std::process::id())).at(path)?;
             return Ok(file);
         }
     }
@@ -277,8 +300,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
         let first = Output::begin(&out, "ingest").unwrap();
-        let error = Output::begin(&out, "ingest").err().unwrap().to_string();
-        assert!(error.contains("another ingest is writing it"), "{error}");
+        let error = Output::begin(&out, "synth").err().unwrap().to_string();
+        assert!(error.contains(&format!("another ingest (process {}) is writing it", std::process::id())), "{error}");
         drop(first);
         assert!(!dir.path().join(".out.lock").exists());
         drop(Output::begin(&out, "ingest").unwrap());
@@ -304,6 +327,46 @@ mod tests {
         let mut names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         names.sort();
         assert_eq!(names, ["out"]);
+    }
+
+    #[test]
+    fn the_two_rename_replacement_publishes_and_cleans_up() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        let unsupported: fn(&Path, &Path) -> std::io::Result<()> = |_, _| Err(std::io::Error::from(std::io::ErrorKind::Unsupported));
+        for text in ["one", "two"] {
+            let output = Output::begin(&out, "test").unwrap();
+            std::fs::create_dir(output.staging()).unwrap();
+            std::fs::write(output.staging().join("f"), text).unwrap();
+            output.commit_using(|_| Ok(()), unsupported).unwrap();
+            assert_eq!(std::fs::read_to_string(out.join("f")).unwrap(), text);
+        }
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+        assert_eq!(names, ["out"]);
+    }
+
+    #[test]
+    fn what_takes_the_outputs_place_during_the_exchange_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("out");
+        std::fs::create_dir(&out).unwrap();
+        std::fs::write(out.join("dataset"), "old").unwrap();
+        let output = Output::begin(&out, "test").unwrap();
+        std::fs::create_dir(output.staging()).unwrap();
+        // The check passes on the old output, then (as if swapped in meanwhile) fails.
+        let checks = std::cell::Cell::new(0);
+        let error = output
+            .commit(|_| {
+                checks.set(checks.get() + 1);
+                if checks.get() == 1 {
+                    Ok(())
+                } else {
+                    Err(Error::Argument("not a dataset".into()))
+                }
+            })
+            .unwrap_err();
+        assert!(error.to_string().contains("something took its place"), "{error}");
+        assert_eq!(std::fs::read_to_string(out.join("dataset")).unwrap(), "old");
     }
 
     #[test]

@@ -3,9 +3,9 @@
 //! date library would cost more than the rest of the parse.
 
 /// 2000-01-01 00:00:00 UTC: no r/place data is older. Ingest accepts timestamps from here…
-pub const EARLIEST_MS: i64 = 946_684_800_000;
+pub const DATA_EARLIEST_MS: i64 = 946_684_800_000;
 /// …up to, not including, 2100-01-01 00:00:00 UTC.
-pub const LATEST_MS: i64 = 4_102_444_800_000;
+pub const DATA_END_MS: i64 = 4_102_444_800_000;
 
 /// Milliseconds since the Unix epoch of `YYYY-MM-DD HH:MM:SS[.fff] UTC`.
 ///
@@ -114,8 +114,8 @@ mod tests {
         assert_eq!(parse_timestamp(b"2022-04-01 12:44:10.31 UTC"), Ok(1_648_817_050_310));
         assert_eq!(parse_timestamp(b"1970-01-01 00:00:00 UTC"), Ok(0));
         assert_eq!(parse_timestamp(b"2000-02-29 00:00:00 UTC"), Ok(951_782_400_000));
-        assert_eq!(parse_timestamp(b"2000-01-01 00:00:00 UTC"), Ok(EARLIEST_MS));
-        assert_eq!(parse_timestamp(b"2100-01-01 00:00:00 UTC"), Ok(LATEST_MS));
+        assert_eq!(parse_timestamp(b"2000-01-01 00:00:00 UTC"), Ok(DATA_EARLIEST_MS));
+        assert_eq!(parse_timestamp(b"2100-01-01 00:00:00 UTC"), Ok(DATA_END_MS));
     }
 
     #[test]

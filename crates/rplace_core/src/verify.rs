@@ -122,11 +122,12 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
     let info = history.info();
     let meta_path = folder.path().join(dataset::META_FILE);
     let mut problems = Vec::new();
-    let recorded: Vec<(i64, i64, String)> = match open_read_only(&meta_path) {
+    let recorded: Vec<(i64, i64, String)> = match open_read_only(&folder.path_of(dataset::META_FILE)) {
         Ok(meta) => {
             if let Some(reason) = integrity(&meta) {
                 problems.push(Problem { path: meta_path.clone(), reason });
             }
+            problems.extend(info_problems(&meta, history).into_iter().map(|reason| Problem { path: meta_path.clone(), reason }));
             let rows = meta.prepare("SELECT first_event, events, checksum FROM partitions ORDER BY id").and_then(|mut query| {
                 query.query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?.collect::<rusqlite::Result<Vec<_>>>()
             });
@@ -176,6 +177,9 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
             let file = dataset::partition_file(index);
             let path = folder.path().join(&file);
             let problem = |reason: String| Some(Problem { path: path.clone(), reason });
+            if folder.file(&file).is_err() {
+                return problem("missing".into());
+            }
             if let Some((_, _, checksum)) = recorded.get(index) {
                 if *checksum != format!("crc32:{expected:08x}") {
                     return Some(Problem {
@@ -184,7 +188,7 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
                     });
                 }
             }
-            let connection = match open_read_only(&path) {
+            let connection = match open_read_only(&folder.path_of(&file)) {
                 Ok(connection) => connection,
                 Err(e) => return problem(format!("cannot be opened: {e}")),
             };
@@ -213,10 +217,50 @@ fn sqlite_problems(folder: &Folder, history: &History, stop: &AtomicBool) -> Res
     Ok(problems)
 }
 
-fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
-    if !path.is_file() {
-        return Err(rusqlite::Error::InvalidPath(path.to_path_buf()));
+/// The summary in the manifest (which the reader trusts) against the `info` table of
+/// `meta.sqlite` and against the event columns.
+fn info_problems(meta: &Connection, history: &History) -> Vec<String> {
+    let info = history.info();
+    let mut problems = Vec::new();
+    let (timestamps, n) = (history.timestamps(), history.len());
+    let from_columns = [
+        ("first_timestamp_ms", info.first_timestamp_ms, timestamps[0]),
+        ("last_timestamp_ms", info.last_timestamp_ms, timestamps[n - 1]),
+    ];
+    for (key, manifest, columns) in from_columns {
+        if manifest != columns {
+            problems.push(format!("the manifest's {key} ({manifest}) differs from the event columns' ({columns})"));
+        }
     }
+    let recorded = [
+        ("events", info.events as i64),
+        ("users", info.users as i64),
+        ("partitions", info.partitions as i64),
+        ("partition_size", info.partition_size as i64),
+        ("first_timestamp_ms", info.first_timestamp_ms),
+        ("last_timestamp_ms", info.last_timestamp_ms),
+        ("canvas_width", info.canvas_width as i64),
+        ("canvas_height", info.canvas_height as i64),
+        ("moderation_events", info.moderation_events as i64),
+        ("rows", info.rows as i64),
+        ("rejected_rows", info.rejected_rows as i64),
+    ];
+    for (key, manifest) in recorded {
+        match meta.query_row("SELECT value FROM info WHERE key = ?1", [key], |row| row.get::<_, i64>(0)) {
+            Ok(value) if value == manifest => {}
+            Ok(value) => problems.push(format!("its info table says {key} = {value}, the manifest {manifest}")),
+            Err(e) => problems.push(format!("its info table has no {key}: {e}")),
+        }
+    }
+    match meta.query_row("SELECT count(*) FROM moderation", [], |row| row.get::<_, i64>(0)) {
+        Ok(count) if count == info.moderation_events as i64 => {}
+        Ok(count) => problems.push(format!("lists {count} moderation events, the manifest {}", info.moderation_events)),
+        Err(e) => problems.push(format!("its moderation table is unreadable: {e}")),
+    }
+    problems
+}
+
+fn open_read_only(path: &Path) -> rusqlite::Result<Connection> {
     let connection = Connection::open_with_flags(path, OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX)?;
     // The integrity check looks every index entry up in its table: through a memory map and a
     // large page cache, instead of a read call per page, it runs about twice as fast.

@@ -1,0 +1,147 @@
+//! The reader of one dataset: every batch method is one call of [`super::batch`].
+
+use super::{batch, to_array, to_py};
+use crate::history::{grid_size, ColorTarget, History};
+use crate::palette::N_COLORS;
+use numpy::{IntoPyArray, PyArray1, PyArrayDyn};
+use pyo3::prelude::*;
+use pyo3::types::PyDict;
+use std::path::PathBuf;
+
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<PyHistory>()?;
+    m.add("COLOR_TARGETS", ColorTarget::NAMES.map(|(name, _)| name).to_vec())?;
+    Ok(())
+}
+
+/// The reader of one dataset folder; see `rplacevit.History` for the documented Python face.
+#[pyclass(name = "History", module = "rplacevit._core", frozen)]
+struct PyHistory {
+    inner: History,
+}
+
+#[pymethods]
+impl PyHistory {
+    #[new]
+    fn new(py: Python<'_>, dataset: PathBuf) -> PyResult<Self> {
+        let inner = py.detach(|| History::open(&dataset)).map_err(to_py)?;
+        Ok(PyHistory { inner })
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len()
+    }
+
+    #[getter]
+    fn width(&self) -> usize {
+        self.inner.width()
+    }
+
+    #[getter]
+    fn height(&self) -> usize {
+        self.inner.height()
+    }
+
+    #[getter]
+    fn time_range(&self) -> (i64, i64) {
+        self.inner.time_range()
+    }
+
+    #[getter]
+    fn generation(&self) -> &str {
+        self.inner.generation()
+    }
+
+    /// The event columns as read-only numpy views of the reader's own memory maps (no copy),
+    /// each keeping this reader alive; their values are checked once, on the first call.
+    fn columns<'py>(slf: Bound<'py, Self>) -> PyResult<Bound<'py, PyDict>> {
+        let py = slf.py();
+        let inner = &slf.get().inner;
+        py.detach(|| inner.check_columns()).map_err(to_py)?;
+        let dict = PyDict::new(py);
+        let container = slf.clone().into_any();
+        dict.set_item("timestamp", view(inner.timestamps(), &container)?)?;
+        dict.set_item("user_id", view(inner.user_ids(), &container)?)?;
+        dict.set_item("color", view(inner.colors(), &container)?)?;
+        dict.set_item("x", view(inner.xs(), &container)?)?;
+        dict.set_item("y", view(inner.ys(), &container)?)?;
+        Ok(dict)
+    }
+
+    fn canvas_at<'py>(&self, py: Python<'py>, t_ms: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let canvas = py.detach(|| self.inner.canvas_at(t_ms)).map_err(to_py)?;
+        to_array(py, canvas, &[self.inner.height(), self.inner.width()])
+    }
+
+    fn canvas_before<'py>(&self, py: Python<'py>, event_id: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let canvas = py.detach(|| self.inner.canvas_before(event_id)).map_err(to_py)?;
+        to_array(py, canvas, &[self.inner.height(), self.inner.width()])
+    }
+
+    fn windows<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[size, size], |ids| self.inner.windows(ids, size))
+    }
+
+    fn color_targets<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        mode: &str,
+        horizon_ms: i64,
+    ) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        let mode = mode.parse::<ColorTarget>().map_err(to_py)?;
+        batch(py, event_ids, &[], |ids| self.inner.color_targets(ids, mode, horizon_ms))
+    }
+
+    fn time_targets<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        size: i64,
+        horizon_ms: i64,
+    ) -> PyResult<Bound<'py, PyArrayDyn<f32>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[size, size], |ids| self.inner.time_targets(ids, size, horizon_ms))
+    }
+
+    fn recent_colors<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        size: i64,
+        duration_ms: i64,
+    ) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[2, N_COLORS], |ids| self.inner.recent_colors(ids, size, duration_ms))
+    }
+
+    fn last_change_times<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[size, size], |ids| self.inner.last_change_times(ids, size))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn select<'py>(
+        &self,
+        py: Python<'py>,
+        x0: Option<i64>,
+        y0: Option<i64>,
+        x1: Option<i64>,
+        y1: Option<i64>,
+        t0: Option<i64>,
+        t1: Option<i64>,
+    ) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        Ok(py.detach(|| self.inner.select(x0, y0, x1, y1, t0, t1)).map_err(to_py)?.into_pyarray(py))
+    }
+}
+
+/// A read-only numpy array over `data`, memory that `container` owns and keeps alive.
+fn view<'py, T: numpy::Element>(data: &[T], container: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<T>>> {
+    let array = numpy::ndarray::ArrayView1::from(data);
+    // SAFETY: `data` lives in a memory map of the History that `container` is; the array holds
+    // a reference to it, so the map outlives the array; the array is made read-only below.
+    let array = unsafe { PyArray1::borrow_from_array(&array, container.clone()) };
+    array.getattr("flags")?.setattr("writeable", false)?;
+    Ok(array)
+}
