@@ -27,7 +27,7 @@ def dataset_for(rows: int, seed: int, data_dir: Path) -> Path:
     dataset = data_dir / f"synth_{rows}_{seed}"
     if not source.exists():
         rplacevit.synth(source, rows, seed=seed)
-    if not (dataset / "meta.sqlite").exists():
+    if not (dataset / "manifest.json").exists():
         rplacevit.ingest(source, dataset, force=True)
     return dataset
 

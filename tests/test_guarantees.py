@@ -144,6 +144,16 @@ def test_2_a_second_ingest_to_the_same_output_fails_at_once(tmp_path):
     assert names(tmp_path) == ["d"]
 
 
+def test_2_force_never_replaces_a_folder_that_only_looks_like_a_dataset(tmp_path):
+    for marker in ("manifest.json", "meta.sqlite"):
+        project = tmp_path / marker.split(".")[0]
+        project.mkdir()
+        (project / marker).write_text("{}")
+        (project / "code.py").write_text("keep me")
+        one_line_error(run_cli("ingest", QUIRKS, "-o", project, "--force"), 1, f"{project}: exists and is not a dataset")
+        assert names(project) == sorted(["code.py", marker])
+
+
 # --- 3. a replacement cut in the middle is undone or finished ----------------------------------
 
 
@@ -363,6 +373,23 @@ def test_7_a_deleted_partition_is_noticed_by_open_and_verify(intact, tmp_path):
     with pytest.raises(rplacevit.DatasetError, match="partition_00001.sqlite: missing"):
         rplacevit.open(copy)
     assert any("partition_00001.sqlite: missing" in p for p in rplacevit.verify(copy))
+
+
+def test_7_a_fifo_or_a_path_outside_the_folder_is_refused_not_waited_on_or_read(intact, tmp_path):
+    copy = tmp_path / "d"
+    shutil.copytree(intact, copy)
+    (copy / "events" / "x.npy").unlink()
+    os.mkfifo(copy / "events" / "x.npy")
+    script = f"import rplacevit\ntry:\n    rplacevit.open({str(copy)!r})\nexcept rplacevit.DatasetError as e:\n    print(e)\n"
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert "x.npy" in result.stdout and "not a regular file" in result.stdout, result
+    shutil.rmtree(copy)
+    shutil.copytree(intact, copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["files"][0]["path"] = "../../etc/passwd"
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(rplacevit.DatasetError, match="not a path inside the folder"):
+        rplacevit.open(copy)
 
 
 def test_7_a_color_outside_the_palette_is_reported_with_its_file_never_as_an_index_error(intact, tmp_path):

@@ -274,3 +274,16 @@ def test_tiny_time_model_learns_per_pixel_rule():
     losses = fit(model, batch, torch.nn.functional.mse_loss, 100)
     constant_guess = 1.25 / 16  # variance of the four equally likely targets
     assert sum(losses[-20:]) / 20 < 0.2 * constant_guess, (losses[0], losses[-20:])
+
+
+def test_weight_decay_spares_biases_norms_tokens_and_positions():
+    for positions in ("learned", "sinusoidal"):
+        model = models.build_model(models.ModelConfig.preset("tiny", "color", positions=positions))
+        decayed, exempt = models.parameter_groups(model, 0.05)
+        assert (decayed["weight_decay"], exempt["weight_decay"]) == (0.05, 0.0)
+        names = {id(p): n for n, p in model.named_parameters()}
+        exempt_names = {names[id(p)] for p in exempt["params"]}
+        assert {"trunk.cls_token", "trunk.pixel_type", "head.bias", "trunk.norm.weight"} <= exempt_names
+        assert ("trunk.pixel_positions" in exempt_names) == (positions == "learned")
+        assert all(names[id(p)].endswith("weight") and p.ndim == 2 for p in decayed["params"])
+        assert len(decayed["params"]) + len(exempt["params"]) == len(list(model.parameters()))

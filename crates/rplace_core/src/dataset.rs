@@ -399,7 +399,7 @@ impl Folder {
     /// Opens the regular file `relative` (`/`-separated, inside the folder: no absolute path, no
     /// `..`) for reading; a FIFO or a device is refused, never waited on.
     pub fn file(&self, relative: &str) -> std::io::Result<File> {
-        let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, format!("{relative}: {why}"));
+        let invalid = |why: &str| std::io::Error::new(std::io::ErrorKind::InvalidInput, why.to_string());
         if !inside(relative) {
             return Err(invalid("not a path inside the dataset folder"));
         }

@@ -105,6 +105,8 @@ pub struct History {
     tile_checkpoints: Array<u8>,
     /// The outcome of checking the event columns' values, done once, when first asked for.
     columns_checked: OnceLock<Option<(String, String)>>,
+    /// Whether each snapshot holds palette colors only, checked when first read.
+    snapshots_checked: Vec<OnceLock<bool>>,
 }
 
 impl History {
@@ -126,6 +128,9 @@ impl History {
                 Ok(meta) => meta.len(),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     return Err(Error::Dataset { path, reason: "missing: ingest the dataset again".into() })
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                    return Err(Error::Dataset { path, reason: format!("{e}: ingest the dataset again") })
                 }
                 Err(e) => return Err(e).at(&path),
             };
@@ -186,6 +191,7 @@ impl History {
             tiles_x,
             partition_size,
             columns_checked: OnceLock::new(),
+            snapshots_checked: (0..n.div_ceil(partition_size) + 1).map(|_| OnceLock::new()).collect(),
         })
     }
 
@@ -272,7 +278,10 @@ impl History {
     fn canvas_after(&self, count: usize) -> Result<Vec<u8>> {
         let row = if count == self.len() { self.len().div_ceil(self.partition_size) } else { count / self.partition_size };
         let area = self.width * self.height;
-        let mut canvas = self.snapshots.as_slice()[row * area..(row + 1) * area].to_vec();
+        let snapshot = &self.snapshots.as_slice()[row * area..(row + 1) * area];
+        // Each snapshot's colors are checked once, the replayed events' every time.
+        let checked = *self.snapshots_checked[row].get_or_init(|| largest(snapshot) < N_COLORS as u8);
+        let mut canvas = snapshot.to_vec();
         let first = (row * self.partition_size).min(count);
         let (xs, ys, colors) = (&self.xs()[first..count], &self.ys()[first..count], &self.colors()[first..count]);
         for ((&x, &y), &color) in xs.iter().zip(ys).zip(colors) {
@@ -281,7 +290,8 @@ impl History {
                 *pixel = color;
             }
         }
-        self.check_largest(largest(&canvas) as i64, N_COLORS as u8 - 1)?;
+        let largest = if checked { largest(colors) } else { u8::MAX };
+        self.check_largest(largest as i64, N_COLORS as u8 - 1)?;
         Ok(canvas)
     }
 

@@ -78,6 +78,7 @@ impl<T: Element> Array<T> {
         let handle = match folder.file(file) {
             Ok(handle) => handle,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err(damaged("missing".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => return Err(damaged(e.to_string())),
             Err(e) => return Err(e).at(&path),
         };
         // SAFETY: dataset files are never written after the ingest publishes its folder, and a

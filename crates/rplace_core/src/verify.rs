@@ -77,6 +77,10 @@ fn checksum_problems(folder: &Folder, manifest: &dataset::Manifest, progress: bo
                 problems.push(problem("missing".into()));
                 continue;
             }
+            Err(e) if e.kind() == std::io::ErrorKind::InvalidInput => {
+                problems.push(problem(e.to_string()));
+                continue;
+            }
             Err(e) => return Err(e).at(&path),
         };
         let map = dataset::map_file(&file, &path)?;
