@@ -102,20 +102,17 @@ def frames_to(video: str | os.PathLike[str] | None, gif: str | os.PathLike[str] 
             writer.close()  # ffmpeg's failure, if any, comes before the renames
 
 
-def frame_times(history: History, every_ms: int, start_ms: int | None = None, stop_ms: int | None = None) -> list[int]:
+def frame_times(history: History, every_ms: int) -> list[int]:
     """Frame times from the first to the last event (both included), ``every_ms`` apart; at most
     :data:`MAX_FRAMES` of them."""
-    first, last = history.time_range
-    start = first if start_ms is None else start_ms
-    stop = last if stop_ms is None else stop_ms
+    start, stop = history.time_range
     if every_ms <= 0:
         raise ArgumentError("the frame interval must be positive")
     frames = (stop - start) // every_ms + 2
     if frames > MAX_FRAMES:
         raise ArgumentError(f"a frame every {every_ms:,} ms over the {stop - start:,} ms of the history makes {frames:,} frames, "
                             f"more than {MAX_FRAMES:,}: choose a longer interval")
-    times = list(range(start, stop, every_ms))
-    return times + [stop]
+    return [*range(start, stop, every_ms), stop]
 
 
 def timelapse(

@@ -487,7 +487,8 @@ impl Folder {
                 version.format_version
             )));
         }
-        let manifest: Manifest = serde_json::from_slice(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))?;
+        let manifest: Manifest =
+            serde_json::from_slice(&text).map_err(|e| damaged(format!("unreadable ({e}): ingest the dataset again")))?;
         if let Some(entry) = manifest.files.iter().find(|entry| !inside(&entry.path)) {
             return Err(damaged(format!("lists {:?}, which is not a path inside the folder: ingest the dataset again", entry.path)));
         }
@@ -497,7 +498,10 @@ impl Folder {
             && info.first_timestamp_ms <= info.last_timestamp_ms
             && info.events > 0;
         if !consistent {
-            return Err(damaged("its partition count, partition size and event count (or time range) contradict each other: ingest the dataset again".into()));
+            return Err(damaged(
+                "its partition count, partition size and event count (or time range) contradict each other: ingest the dataset again"
+                    .into(),
+            ));
         }
         Ok(manifest)
     }

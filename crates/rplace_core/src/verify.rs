@@ -227,10 +227,8 @@ fn info_problems(meta: &Connection, history: &History) -> Vec<String> {
     let info = history.info();
     let mut problems = Vec::new();
     let (timestamps, n) = (history.timestamps(), history.len());
-    let from_columns = [
-        ("first_timestamp_ms", info.first_timestamp_ms, timestamps[0]),
-        ("last_timestamp_ms", info.last_timestamp_ms, timestamps[n - 1]),
-    ];
+    let from_columns =
+        [("first_timestamp_ms", info.first_timestamp_ms, timestamps[0]), ("last_timestamp_ms", info.last_timestamp_ms, timestamps[n - 1])];
     for (key, manifest, columns) in from_columns {
         if manifest != columns {
             problems.push(format!("the manifest's {key} ({manifest}) differs from the event columns' ({columns})"));

@@ -80,7 +80,7 @@ impl Oracle {
         canvas
     }
 
-    /// Windows (`grid` = false) or the cells' canvas pixels of every id, read off one replay.
+    /// The windows of every id, read off one replay of the events in id order.
     fn windows(&self, ids: &[i64], size: usize) -> Vec<u8> {
         let mut order: Vec<usize> = (0..ids.len()).collect();
         order.sort_by_key(|&k| ids[k]);
