@@ -141,6 +141,66 @@ def cmd_demo(args: argparse.Namespace) -> None:
     demo(args.out, device=args.device, progress=sys.stderr.isatty())
 
 
+def cmd_users(args: argparse.Namespace) -> None:
+    import numpy as np
+
+    from . import users
+
+    reader = history.open(args.dataset)
+    columns = users.features(reader, args.until)
+    count = np.asarray(columns["count"])
+    active = count > 0
+    gaps = np.asarray(columns["median_gap_ms"])[active]
+    gaps = gaps[~np.isnan(gaps)]
+    top = np.argsort(-count, kind="stable")[:10]
+    summary = {
+        "dataset": str(args.dataset),
+        "until": None if args.until is None else format_time(args.until),
+        "users": int(active.sum()),
+        "events": int(count.sum()),
+        "count_percentiles": {str(p): float(np.percentile(count[active], p)) for p in (50, 90, 99)} if active.any() else {},
+        "median_gap_s_percentiles": {str(p): float(np.percentile(gaps, p)) / 1000 for p in (10, 50, 90)} if len(gaps) else {},
+        "top": [{"user": int(u), "hash": reader.user_hash(int(u)), "count": int(count[u]),
+                 "median_gap_s": float(columns["median_gap_ms"][u]) / 1000} for u in top if count[u] > 0],
+        "features": str(users.cache_folder(reader, args.until)),
+    }
+    if args.json:
+        print(json.dumps(summary, indent=2))
+        return
+    print(f"{summary['users']:,} users placed {summary['events']:,} pixels" + (f" before {summary['until']}" if args.until else ""))
+    for name, label in (("count_percentiles", "placements per user"), ("median_gap_s_percentiles", "median gap (s)")):
+        print(f"  {label:<22} " + ", ".join(f"p{p} {v:,.1f}" for p, v in summary[name].items()))
+    print("  most active:")
+    for row in summary["top"]:
+        print(f"    {row['user']:>9}  {row['count']:>7,} placements, median gap {row['median_gap_s']:,.1f} s  {row['hash']}")
+    print(f"  features of every user: {summary['features']} (rplacevit.users.features)")
+
+
+def cmd_users_cluster(args: argparse.Namespace) -> None:
+    from . import users
+
+    written = users.cluster(history.open(args.dataset), args.out, clusters=args.clusters, until=args.until, seed=args.seed,
+                            sample=args.sample, vectors=args.vectors, progress=sys.stderr.isatty())
+    print(f"wrote {', '.join(str(p) for p in written.values())}")
+
+
+def cmd_user(args: argparse.Namespace) -> None:
+    from . import PALETTE_HEX, users
+
+    reader = history.open(args.dataset)
+    table = users.placements(reader, args.user)
+    user = users.resolve_user(reader, args.user)
+    print(f"user {user} ({reader.user_hash(user)}): {len(table['id']):,} placements")
+    print(f"  {'event':>10}  {'time':<24}  {'x':>4}  {'y':>4}  color        survived 5 min")
+    for k in range(len(table["id"])):
+        color = int(table["color"][k])
+        print(f"  {table['id'][k]:>10}  {format_time(int(table['timestamp'][k])):<24}  {table['x'][k]:>4}  {table['y'][k]:>4}  "
+              f"{color:>2} {PALETTE_HEX[color]}  {'yes' if table['survived'][k] else 'no'}")
+    if args.png:
+        users.picture(reader, user, args.png)
+        print(f"wrote {args.png}")
+
+
 def parse_samples(text: str) -> int | None:
     """``--samples``: a positive integer, or ``all``."""
     if text == "all":
@@ -285,6 +345,29 @@ def options_evaluate(p: argparse.ArgumentParser) -> None:
     add_output(p, "the report folder to write", required=True, metavar="REPORT_DIR")
 
 
+def options_users(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("--until", type=time_type, metavar="TIME", help="count only the events before TIME (default: all)")
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def options_users_cluster(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    add_output(p, "folder for clusters.npy, clusters.csv, pca2d.png, pca3d.png, clusters.png", required=True, metavar="DIR")
+    p.add_argument("--clusters", type=positive, default=100, help="number of clusters (default: %(default)s)")
+    p.add_argument("--until", type=time_type, metavar="TIME", help="cluster on the events before TIME (default: all)")
+    p.add_argument("--seed", type=natural, default=0, help="seed of k-means, PCA and the points drawn (default: %(default)s)")
+    p.add_argument("--sample", type=positive, default=20_000, metavar="N", help="at most N users drawn in the PCA plots (default: %(default)s)")
+    p.add_argument("--vectors", choices=("seed+behaviour", "seed"), default="seed+behaviour",
+                   help="what k-means sees: the original's 38-number vector with or without how each user plays (default: %(default)s)")
+
+
+def options_user(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("user", metavar="USER", help="a user id (digits) or an original user hash")
+    p.add_argument("--png", metavar="PNG", help="also draw the canvas around the user's pixels")
+
+
 def options_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -301,8 +384,16 @@ COMMANDS = {
     "train": ("train a color or time model (torchrun for several GPUs)", options_train, cmd_train),
     "infer": ("let the models paint a canvas; write mp4, gif and png", options_infer, cmd_infer),
     "evaluate": ("score the models against simple baselines on later events", options_evaluate, cmd_evaluate),
+    "users": ("per-user features over the events before a moment, summarised (rplacevit.users.features for all)", options_users,
+              cmd_users),
+    "users cluster": ("cluster the users by the original's feature vector; write the clusters and their pictures",
+                      options_users_cluster, cmd_users_cluster),
+    "user": ("one user's placements, and whether each survived 5 minutes", options_user, cmd_user),
     "info": ("summarise a dataset folder", options_info, cmd_info),
 }
+
+#: Commands of two words, typed as two arguments (``rplacevit users cluster``).
+TWO_WORDS = {tuple(name.split()): name for name in COMMANDS if " " in name}
 
 
 def build_parser(command: str | None = "all") -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
@@ -327,7 +418,10 @@ def main(argv: list[str] | None = None) -> int:
     """Runs one command. Exit status: 0 done, 1 a runtime error (bad data, a damaged file, no
     disk space), 2 a usage error (a bad argument), 130 interrupted (Ctrl-C), 143 terminated
     (SIGTERM); an error is one line on stderr."""
-    argv = sys.argv[1:] if argv is None else list(argv)
+    argv = sys.argv[1:] if argv is None else [str(a) for a in argv]
+    for words, name in TWO_WORDS.items():
+        if tuple(argv[: len(words)]) == words:
+            argv = [name, *argv[len(words):]]
     command = next((a for a in argv if not a.startswith("-")), None)
     parser, parsers = build_parser(command if command in COMMANDS else None)
     args = parser.parse_args(argv)

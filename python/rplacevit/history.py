@@ -19,6 +19,7 @@ COLOR_TARGETS = tuple(_core.COLOR_TARGETS)
 COLOR_HORIZON_MS = 60_000  #: look-ahead of the next_minute_majority color target
 TIME_HORIZON_MS = 3_600_000  #: horizon of the time targets
 RECENT_MS = 600_000  #: how far back recent_colors looks
+PLACER_HISTORY = 8  #: earlier placements placer_history returns
 
 
 class History:
@@ -117,6 +118,36 @@ class History:
         of the last event before event i at each pixel; the int64 minimum where there was none
         or the pixel is off the canvas."""
         return self._core.last_change_times(event_ids, size)
+
+    @property
+    def users(self) -> int:
+        """Number of users; user ids run 0 .. users − 1, numbered by first event."""
+        return self._core.users
+
+    def user_id(self, user_hash: str) -> int | None:
+        """The user id of an original user hash (None: no such user)."""
+        return self._core.user_of_hash(user_hash)
+
+    def user_hash(self, user: int) -> str | None:
+        """The original hash of a user id (None: no such user)."""
+        return self._core.hash_of_user(int(user))
+
+    def user_events(self, user: int) -> np.ndarray:
+        """Sorted int64 ids of every event of a user (a walk of the user's chain of events)."""
+        return self._core.user_events(int(user))
+
+    def placer_history(self, event_ids: np.ndarray, k: int = PLACER_HISTORY) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """What each event's user placed before it: ``(colors, ages, counts)``. ``colors``
+        (B, k) uint8: their latest k placements strictly earlier in time (events of the same
+        millisecond do not count), the latest first, OUTSIDE where there are fewer; ``ages``
+        (B, k) int64: milliseconds from each to the event, −1 where none; ``counts`` (B,) int64:
+        how many placements the user made strictly before the event."""
+        return self._core.placer_history(event_ids, k)
+
+    def next_placement_times(self, event_ids: np.ndarray) -> np.ndarray:
+        """(B,) int64: the timestamp (ms) of the next event at each event's pixel (the next by
+        id, the same millisecond included); the int64 maximum where none comes."""
+        return self._core.next_placement_times(event_ids)
 
     def verify(self, progress: bool | None = None) -> list[str]:
         """Every problem of the files of this dataset (see :func:`rplacevit.verify`); none when

@@ -10,7 +10,8 @@ use crate::dataset::{self, DatasetInfo, Folder};
 use crate::error::{Context, Error, Result};
 use crate::index::{
     cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE,
-    TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
+    TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE,
+    USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE, Y_FILE,
 };
 use crate::npy::Array;
 use crate::palette::{N_COLORS, OUTSIDE, WHITE};
@@ -85,6 +86,8 @@ impl TilePart {
 pub struct History {
     /// The dataset folder, for errors.
     path: PathBuf,
+    /// The folder itself, for the files read later (`meta.sqlite`).
+    folder: Folder,
     generation: String,
     info: DatasetInfo,
     width: usize,
@@ -103,6 +106,9 @@ pub struct History {
     checkpoint_offsets: Array<u64>,
     checkpoint_event_ids: Array<u32>,
     tile_checkpoints: Array<u8>,
+    user_previous: Array<u32>,
+    user_rank: Array<u32>,
+    user_last: Array<u32>,
     /// The outcome of checking the event columns' values, done once, when first asked for.
     columns_checked: OnceLock<Option<(String, String)>>,
     /// Whether each snapshot holds palette colors only, checked when first read.
@@ -115,11 +121,12 @@ impl History {
     /// first file that is missing or inconsistent. Every file comes from one dataset, even while
     /// an ingest replaces the folder (see [`dataset::with_folder`]).
     pub fn open(dataset: &Path) -> Result<History> {
-        dataset::with_folder(dataset, History::open_folder)
+        dataset::with_folder(dataset, |folder| History::open_folder(folder.reopen()?))
     }
 
     /// Opens the dataset of an open folder (see [`History::open`]).
-    pub fn open_folder(folder: &Folder) -> Result<History> {
+    pub fn open_folder(owned: Folder) -> Result<History> {
+        let folder = &owned;
         let manifest = folder.manifest()?;
         let dataset = folder.path();
         for entry in &manifest.files {
@@ -183,6 +190,9 @@ impl History {
             tile_event_cells: Array::open(folder, TILE_EVENT_CELLS_FILE, &[n])?,
             tile_checkpoints: Array::open(folder, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
             checkpoint_event_ids: Array::open(folder, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
+            user_previous: Array::open(folder, USER_PREVIOUS_FILE, &[n])?,
+            user_rank: Array::open(folder, USER_RANK_FILE, &[n])?,
+            user_last: Array::open(folder, USER_LAST_FILE, &[info.users as usize])?,
             tile_offsets,
             checkpoint_offsets,
             info,
@@ -192,6 +202,7 @@ impl History {
             partition_size,
             columns_checked: OnceLock::new(),
             snapshots_checked: (0..n.div_ceil(partition_size) + 1).map(|_| OnceLock::new()).collect(),
+            folder: owned,
         })
     }
 
@@ -540,7 +551,7 @@ impl History {
     /// Runs `fill(scratch, id, out)` for every id on the rayon pool, each with its own
     /// `per_event` items of one `(B, per_event)` output and a scratch `S` that each rayon job
     /// reuses; checks every id first.
-    fn per_event<T, S>(&self, ids: &[i64], per_event: usize, fill: impl Fn(&mut S, usize, &mut [T]) + Sync) -> Result<Vec<T>>
+    pub(crate) fn per_event<T, S>(&self, ids: &[i64], per_event: usize, fill: impl Fn(&mut S, usize, &mut [T]) + Sync) -> Result<Vec<T>>
     where
         T: Copy + Default + Send,
         S: Default,
@@ -561,7 +572,7 @@ impl History {
 
     /// Runs `work` on the pool (see [`crate::pool::in_pool`]); a panic in it can only come from files
     /// that contradict each other, so it is reported as a damaged dataset, naming the file.
-    fn guarded<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R> {
+    pub(crate) fn guarded<R: Send>(&self, work: impl FnOnce() -> R + Send) -> Result<R> {
         in_pool(work).map_err(|error| match error {
             Error::Internal(_) => self.damage(),
             other => other,
@@ -727,3 +738,4 @@ fn check_duration(name: &str, milliseconds: i64) -> Result<()> {
 mod checks;
 #[cfg(test)]
 mod tests;
+pub mod users;

@@ -22,6 +22,11 @@
 //!   16 times smaller than the tile lists and mostly in cache, and ends with a scan of at most
 //!   64 consecutive events. About 4.1 bytes per event; any tile state costs one copy and at most
 //!   63 events.
+//! - Per user, the chain of their events: `index/user_previous.npy` (`<u4`, N) holds for every
+//!   event the id of the same user's previous event ([`NONE`] for a user's first),
+//!   `index/user_rank.npy` (`<u4`, N) how many events the user placed before it (by id), and
+//!   `index/user_last.npy` (`<u4`, U, U the number of users) each user's last event. 8 bytes per
+//!   event: "what did this user place before, and when" is a walk of a few steps.
 
 use crate::error::{filled, Context, Error, Result};
 use crate::event::Event;
@@ -70,6 +75,12 @@ pub const TILE_EVENT_CELLS_FILE: &str = "index/tile_event_cells.npy";
 pub const CHECKPOINT_OFFSETS_FILE: &str = "index/checkpoint_offsets.npy";
 pub const TILE_CHECKPOINTS_FILE: &str = "index/tile_checkpoints.npy";
 pub const CHECKPOINT_EVENT_IDS_FILE: &str = "index/checkpoint_event_ids.npy";
+pub const USER_PREVIOUS_FILE: &str = "index/user_previous.npy";
+pub const USER_RANK_FILE: &str = "index/user_rank.npy";
+pub const USER_LAST_FILE: &str = "index/user_last.npy";
+
+/// No event: in `user_previous` for a user's first event, in `user_last` for a user without one.
+pub const NONE: u32 = u32::MAX;
 
 /// Tiles across and down a `width`×`height` canvas (pixels).
 pub fn tile_grid(width: usize, height: usize) -> (usize, usize) {
@@ -80,17 +91,21 @@ pub fn tile_grid(width: usize, height: usize) -> (usize, usize) {
 const STOP_CHECK_EVENTS: usize = 1 << 20;
 
 /// Writes `events/` and `index/` into `dataset` from `events` in id (time) order on a
-/// `width`×`height` canvas (pixels). Refuses events outside the canvas and more events than a
-/// `u32` id can name; returns [`Error::Interrupted`] soon after `stop` is raised.
-pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize, stop: &AtomicBool) -> Result<()> {
+/// `width`×`height` canvas (pixels), by `users` users (ids `0 .. users`). Refuses events outside
+/// the canvas, user ids beyond `users` and more events than a `u32` id can name (its largest
+/// value is [`NONE`]); returns [`Error::Interrupted`] soon after `stop` is raised.
+pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize, users: usize, stop: &AtomicBool) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::Argument(format!("a {width}x{height} canvas has no pixels")));
     }
-    if u32::try_from(events.len()).is_err() {
+    if events.len() >= NONE as usize {
         return Err(Error::Argument(format!("{} events: the index numbers events with 32 bits", events.len())));
     }
     if let Some((id, event)) = events.iter().enumerate().find(|(_, e)| e.x() as usize >= width || e.y() as usize >= height) {
         return Err(Error::Argument(format!("event {id} at ({}, {}) lies outside the {width}x{height} canvas", event.x(), event.y())));
+    }
+    if let Some((id, event)) = events.iter().enumerate().find(|(_, e)| e.user_id as usize >= users) {
+        return Err(Error::Argument(format!("event {id} has user id {}, beyond the {users} users", event.user_id)));
     }
     for dir in [EVENTS_DIR, INDEX_DIR] {
         let path = dataset.join(dir);
@@ -139,7 +154,28 @@ pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize
     drop(ids);
     write_column(&dataset.join(CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
     write_column(&dataset.join(CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
-    write_checkpoints(&dataset.join(TILE_CHECKPOINTS_FILE), &tile_offsets, &cells, checkpoint_ids.len(), stop)
+    write_checkpoints(&dataset.join(TILE_CHECKPOINTS_FILE), &tile_offsets, &cells, checkpoint_ids.len(), stop)?;
+    drop(cells);
+    write_user_chains(dataset, events, users, stop)
+}
+
+/// Writes `user_previous`, `user_rank` and `user_last` (see the module documentation).
+fn write_user_chains(dataset: &Path, events: &[Event], users: usize, stop: &AtomicBool) -> Result<()> {
+    let mut last = filled(users, NONE, "the users' event chains")?;
+    let mut placed = filled(users, 0u32, "the users' event chains")?;
+    let mut previous = filled(events.len(), NONE, "the users' event chains")?;
+    let mut rank = filled(events.len(), 0u32, "the users' event chains")?;
+    for (id, event) in events.iter().enumerate() {
+        let user = event.user_id as usize;
+        previous[id] = last[user];
+        rank[id] = placed[user];
+        placed[user] += 1;
+        last[user] = id as u32;
+    }
+    check(stop)?;
+    write_column(&dataset.join(USER_PREVIOUS_FILE), "<u4", &previous, stop, |id| id.to_le_bytes())?;
+    write_column(&dataset.join(USER_RANK_FILE), "<u4", &rank, stop, |r| r.to_le_bytes())?;
+    write_column(&dataset.join(USER_LAST_FILE), "<u4", &last, stop, |id| id.to_le_bytes())
 }
 
 /// Writes `items` as the one-dimensional array `path` of numpy type `descr`, each item as the
@@ -209,7 +245,7 @@ mod tests {
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        write_index(dir.path(), &events, width, height, &AtomicBool::new(false)).unwrap();
+        write_index(dir.path(), &events, width, height, 9, &AtomicBool::new(false)).unwrap();
 
         let (shape, timestamps) = read_array(dir.path(), TIMESTAMP_FILE, "<i8");
         assert_eq!(shape, [400]);
@@ -247,16 +283,33 @@ mod tests {
                 }
             }
         }
+
+        // The users' chains against a plain walk.
+        let previous = numbers(&read_array(dir.path(), USER_PREVIOUS_FILE, "<u4").1, |b| u32::from_le_bytes(b) as u64);
+        let rank = numbers(&read_array(dir.path(), USER_RANK_FILE, "<u4").1, |b| u32::from_le_bytes(b) as u64);
+        let (shape, last) = read_array(dir.path(), USER_LAST_FILE, "<u4");
+        let last = numbers(&last, |b| u32::from_le_bytes(b) as u64);
+        assert_eq!(shape, [9]);
+        for (id, event) in events.iter().enumerate() {
+            let earlier: Vec<usize> = (0..id).filter(|&j| events[j].user_id == event.user_id).collect();
+            assert_eq!(previous[id], earlier.last().map_or(NONE as u64, |&j| j as u64));
+            assert_eq!(rank[id], earlier.len() as u64);
+        }
+        for user in 0..9u32 {
+            let mine = (0..events.len()).rev().find(|&j| events[j].user_id == user);
+            assert_eq!(last[user as usize], mine.map_or(NONE as u64, |j| j as u64));
+        }
     }
 
     #[test]
     fn refuses_what_it_cannot_index_and_stops_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let events = [Event::new(0, 0, 3, 3, 1, false), Event::new(1, 0, 20, 3, 1, false)];
-        let error = write_index(dir.path(), &events, 20, 10, &AtomicBool::new(false)).unwrap_err();
+        let error = write_index(dir.path(), &events, 20, 10, 1, &AtomicBool::new(false)).unwrap_err();
         assert!(matches!(&error, Error::Argument(m) if m.contains("event 1 at (20, 3)")), "{error}");
-        assert!(matches!(write_index(dir.path(), &events, 0, 10, &AtomicBool::new(false)), Err(Error::Argument(_))));
-        assert!(matches!(write_index(dir.path(), &events, 21, 10, &AtomicBool::new(true)), Err(Error::Interrupted)));
+        assert!(matches!(write_index(dir.path(), &events, 0, 10, 1, &AtomicBool::new(false)), Err(Error::Argument(_))));
+        assert!(matches!(write_index(dir.path(), &events, 21, 10, 0, &AtomicBool::new(false)), Err(Error::Argument(m)) if m.contains("user id 0")));
+        assert!(matches!(write_index(dir.path(), &events, 21, 10, 1, &AtomicBool::new(true)), Err(Error::Interrupted)));
     }
 
     #[test]

@@ -625,7 +625,7 @@ fn write(staging: &Path, ordered: &Ordered, options: &IngestOptions, stop: &Atom
             rayon::join(
                 || -> Result<()> {
                     write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), events, partition_size, stop)?;
-                    crate::index::write_index(staging, events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, stop)
+                    crate::index::write_index(staging, events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, users.len(), stop)
                 },
                 || dataset::write_meta(staging, &meta, stop),
             )

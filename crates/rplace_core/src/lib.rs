@@ -23,6 +23,7 @@ pub mod sqlite_writer;
 pub mod stop;
 pub mod synth;
 pub mod timestamp;
+pub mod users;
 pub mod verify;
 
 #[cfg(feature = "python")]

@@ -34,7 +34,7 @@ pub fn verify(dataset: &Path, progress: bool, stop: &AtomicBool) -> Result<Vec<P
     let problem = |file: &str, reason: String| Problem { path: dataset.join(file), reason };
     let mut problems = checksum_problems(&folder, &manifest, progress, stop)?;
 
-    let history = match History::open_folder(&folder) {
+    let history = match History::open_folder(folder.reopen()?) {
         Ok(history) => history,
         Err(Error::Dataset { path, reason }) => {
             problems.push(Problem { path, reason });

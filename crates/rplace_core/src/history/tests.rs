@@ -56,7 +56,7 @@ fn write_dataset(dir: &Path, events: &[Event], width: usize, height: usize, part
     }
     out.write_all(&canvas).unwrap();
     out.flush().unwrap();
-    write_index(dir, events, width, height, &stop).unwrap();
+    write_index(dir, events, width, height, 50, &stop).unwrap();
     dataset::finish(dir, &info, &stop).unwrap();
 }
 

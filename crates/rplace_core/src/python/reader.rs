@@ -11,6 +11,7 @@ use std::path::PathBuf;
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHistory>()?;
     m.add("COLOR_TARGETS", ColorTarget::NAMES.map(|(name, _)| name).to_vec())?;
+    m.add("OVERWRITTEN_WITHIN_MS", crate::users::OVERWRITTEN_WITHIN_MS)?;
     Ok(())
 }
 
@@ -119,6 +120,64 @@ impl PyHistory {
     fn last_change_times<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
         let size = grid_size(size).map_err(to_py)?;
         batch(py, event_ids, &[size, size], |ids| self.inner.last_change_times(ids, size))
+    }
+
+    #[getter]
+    fn users(&self) -> usize {
+        self.inner.users()
+    }
+
+    fn user_of_hash(&self, py: Python<'_>, hash: &str) -> PyResult<Option<i64>> {
+        py.detach(|| self.inner.user_of_hash(hash)).map_err(to_py)
+    }
+
+    fn hash_of_user(&self, py: Python<'_>, user: i64) -> PyResult<Option<String>> {
+        py.detach(|| self.inner.hash_of_user(user)).map_err(to_py)
+    }
+
+    fn user_events<'py>(&self, py: Python<'py>, user: i64) -> PyResult<Bound<'py, PyArray1<i64>>> {
+        Ok(py.detach(|| self.inner.user_events(user)).map_err(to_py)?.into_pyarray(py))
+    }
+
+    fn next_placement_times<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        batch(py, event_ids, &[], |ids| self.inner.next_placement_times(ids))
+    }
+
+    /// `(colors (B, k) uint8, ages (B, k) int64, counts (B,) int64)`.
+    #[allow(clippy::type_complexity)]
+    fn placer_history<'py>(
+        &self,
+        py: Python<'py>,
+        event_ids: &Bound<'py, PyAny>,
+        k: i64,
+    ) -> PyResult<(Bound<'py, PyArrayDyn<u8>>, Bound<'py, PyArrayDyn<i64>>, Bound<'py, PyArrayDyn<i64>>)> {
+        let ids = super::event_ids(event_ids)?;
+        let k = usize::try_from(k).map_err(|_| to_py(crate::Error::Argument(format!("`k` must be at least 1, not {k}"))))?;
+        let found = py.detach(|| self.inner.placer_history(&ids, k)).map_err(to_py)?;
+        Ok((to_array(py, found.colors, &[ids.len(), k])?, to_array(py, found.ages_ms, &[ids.len(), k])?, to_array(py, found.counts, &[ids.len()])?))
+    }
+
+    /// The columns of `rplace_core::users::UserFeatures` by name.
+    fn user_features<'py>(&self, py: Python<'py>, until_ms: Option<i64>) -> PyResult<Bound<'py, PyDict>> {
+        let f = py.detach(|| crate::users::features(&self.inner, until_ms)).map_err(to_py)?;
+        let users = self.inner.users();
+        let dict = PyDict::new(py);
+        dict.set_item("count", f.count.into_pyarray(py))?;
+        dict.set_item("first_ms", f.first_ms.into_pyarray(py))?;
+        dict.set_item("last_ms", f.last_ms.into_pyarray(py))?;
+        dict.set_item("mean_x", f.mean_x.into_pyarray(py))?;
+        dict.set_item("std_x", f.std_x.into_pyarray(py))?;
+        dict.set_item("mean_y", f.mean_y.into_pyarray(py))?;
+        dict.set_item("std_y", f.std_y.into_pyarray(py))?;
+        dict.set_item("mean_ms", f.mean_ms.into_pyarray(py))?;
+        dict.set_item("colors", to_array(py, f.colors, &[users, N_COLORS])?)?;
+        dict.set_item("distinct_pixels", f.distinct_pixels.into_pyarray(py))?;
+        dict.set_item("changed_share", f.changed_share.into_pyarray(py))?;
+        dict.set_item("median_gap_ms", f.median_gap_ms.into_pyarray(py))?;
+        dict.set_item("gap_spread", f.gap_spread.into_pyarray(py))?;
+        dict.set_item("overwritten_share", f.overwritten_share.into_pyarray(py))?;
+        dict.set_item("events", f.events)?;
+        Ok(dict)
     }
 
     #[allow(clippy::too_many_arguments)]
