@@ -27,7 +27,9 @@ def dataset_for(rows: int, seed: int, data_dir: Path) -> Path:
     dataset = data_dir / f"synth_{rows}_{seed}"
     if not source.exists():
         rplacevit.synth(source, rows, seed=seed)
-    if not (dataset / "manifest.json").exists():
+    try:
+        rplacevit.open(dataset)
+    except rplacevit.DatasetError:  # none yet, or one of an earlier format
         rplacevit.ingest(source, dataset, force=True)
     return dataset
 

@@ -308,7 +308,9 @@ mod tests {
         let error = write_index(dir.path(), &events, 20, 10, 1, &AtomicBool::new(false)).unwrap_err();
         assert!(matches!(&error, Error::Argument(m) if m.contains("event 1 at (20, 3)")), "{error}");
         assert!(matches!(write_index(dir.path(), &events, 0, 10, 1, &AtomicBool::new(false)), Err(Error::Argument(_))));
-        assert!(matches!(write_index(dir.path(), &events, 21, 10, 0, &AtomicBool::new(false)), Err(Error::Argument(m)) if m.contains("user id 0")));
+        assert!(
+            matches!(write_index(dir.path(), &events, 21, 10, 0, &AtomicBool::new(false)), Err(Error::Argument(m)) if m.contains("user id 0"))
+        );
         assert!(matches!(write_index(dir.path(), &events, 21, 10, 1, &AtomicBool::new(true)), Err(Error::Interrupted)));
     }
 

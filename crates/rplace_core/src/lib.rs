@@ -15,7 +15,7 @@ pub mod index;
 pub mod ingest;
 pub mod npy;
 pub mod palette;
-mod pool;
+pub mod pool;
 pub mod progress;
 pub mod publish;
 mod random;

@@ -37,3 +37,35 @@ pub fn in_pool<R: Send>(work: impl FnOnce() -> R + Send) -> Result<R> {
         None => work(),
     })
 }
+
+/// A slice that parallel jobs write without locks, where the caller guarantees that no two jobs
+/// ever touch the same element (each element belongs to one job: an event to its tile, a user's
+/// slot to the event that fills it). Bounds are checked: an index out of range panics (a
+/// damaged file), it never writes outside.
+pub struct Disjoint<'a, T> {
+    items: *mut T,
+    len: usize,
+    lifetime: std::marker::PhantomData<&'a mut [T]>,
+}
+
+// SAFETY: the jobs write disjoint elements (the caller's promise, see `at`) of a slice that the
+// borrow keeps alive and unaliased for `'a`.
+unsafe impl<T: Send> Send for Disjoint<'_, T> {}
+unsafe impl<T: Send> Sync for Disjoint<'_, T> {}
+
+impl<'a, T> Disjoint<'a, T> {
+    pub fn new(items: &'a mut [T]) -> Self {
+        Disjoint { items: items.as_mut_ptr(), len: items.len(), lifetime: std::marker::PhantomData }
+    }
+
+    /// Element `index`, to write.
+    ///
+    /// # Safety
+    /// No other job uses element `index` while the returned reference lives.
+    #[allow(clippy::mut_from_ref)]
+    pub unsafe fn at(&self, index: usize) -> &mut T {
+        assert!(index < self.len, "index {index} out of range for {} elements", self.len);
+        // SAFETY: in bounds (checked above), and not used by any other job (the caller's promise).
+        unsafe { &mut *self.items.add(index) }
+    }
+}

@@ -1,13 +1,15 @@
 //! Per-user features over the events before a moment: how much, where, when, which colors, and
 //! how each user plays (how often their pixel changed the canvas, how soon it was overwritten,
-//! how regular their rhythm is). One pass groups the events by user; the users are then
-//! summarised in parallel. Only events with a timestamp before `until` count, so a model given
+//! how regular their rhythm is). The events are flagged from the tile index and grouped by user,
+//! both in parallel; the users are then summarised in parallel, each reading its events in
+//! sequence. Only events with a timestamp before `until` count, so a model given
 //! these features for its training period sees nothing of the future.
 
 use crate::error::{filled, Error, Result};
 use crate::history::users::{CHANGED, OVERWRITTEN};
 use crate::history::History;
 use crate::palette::N_COLORS;
+use crate::pool::Disjoint;
 use rayon::prelude::*;
 
 /// "Overwritten soon": the next event at the pixel came within this many milliseconds.
@@ -59,26 +61,35 @@ pub struct UserFeatures {
 pub fn features(history: &History, until_ms: Option<i64>) -> Result<UserFeatures> {
     let events = until_ms.map_or(history.len(), |until| history.timestamps().partition_point(|&t| t < until));
     let users = history.users();
-    let flags = history.pixel_flags(events, OVERWRITTEN_WITHIN_MS)?;
+    let (timestamps, user_ids, colors, xs, ys) = (history.timestamps(), history.user_ids(), history.colors(), history.xs(), history.ys());
+    let width = history.width();
 
-    // Group the events by user with a counting sort: each user's events stay in id order.
-    let user_ids = &history.user_ids()[..events];
+    let flags = history.pixel_flags(events, OVERWRITTEN_WITHIN_MS)?;
+    // Group the events by user: user u's events go to slots offsets[u] .. offsets[u + 1], each
+    // at its rank among them (kept in the index), so every event knows its slot and the events
+    // are placed in parallel; each user's events then stay in time order, in records holding
+    // what the summaries read, in sequence.
     let mut offsets = filled(users + 1, 0usize, "grouping the events by user")?;
-    for &user in user_ids {
+    for &user in &user_ids[..events] {
         *offsets.get_mut(user as usize + 1).ok_or_else(|| bad_user(user, users))? += 1;
     }
     for u in 1..offsets.len() {
         offsets[u] += offsets[u - 1];
     }
-    let mut next = offsets.clone();
-    let mut order = filled(events, 0u32, "grouping the events by user")?;
-    for (id, &user) in user_ids.iter().enumerate() {
-        let slot = &mut next[user as usize];
-        order[*slot] = id as u32;
-        *slot += 1;
+    let ranks = history.user_ranks()?;
+    let mut records = filled(events, Record::default(), "grouping the events by user")?;
+    {
+        let out = Disjoint::new(&mut records);
+        history.guarded(|| {
+            (0..events).into_par_iter().with_min_len(1 << 16).for_each(|e| {
+                let slot = offsets[user_ids[e] as usize] + ranks[e] as usize;
+                let pixel = (ys[e] as usize * width + xs[e] as usize) as u32;
+                // SAFETY: (user, rank) pairs are distinct, so no two events share a slot.
+                unsafe { *out.at(slot) = Record { timestamp_ms: timestamps[e], pixel, color: colors[e], flags: flags[e] } };
+            })
+        })?;
     }
-    drop(next);
-
+    drop(flags);
     let mut out = UserFeatures {
         count: filled(users, 0, "the user features")?,
         first_ms: filled(users, NO_EVENT, "the user features")?,
@@ -96,44 +107,51 @@ pub fn features(history: &History, until_ms: Option<i64>) -> Result<UserFeatures
         overwritten_share: filled(users, f64::NAN, "the user features")?,
         events,
     };
-    let (timestamps, colors, xs, ys, width) = (history.timestamps(), history.colors(), history.xs(), history.ys(), history.width());
     let summarise = |user: usize, scratch: &mut Scratch| -> Summary {
-        let mine = &order[offsets[user]..offsets[user + 1]];
+        let mine = &records[offsets[user]..offsets[user + 1]];
         let n = mine.len();
         let mut summary = Summary { count: n as u32, median_gap_ms: f64::NAN, gap_spread: f64::NAN, ..Summary::default() };
         if n == 0 {
             return summary;
         }
-        let first = timestamps[mine[0] as usize];
+        let first = mine[0].timestamp_ms;
         summary.first_ms = first;
-        summary.last_ms = timestamps[mine[n - 1] as usize];
-        let mean = |value: &dyn Fn(usize) -> f64| mine.iter().map(|&e| value(e as usize)).sum::<f64>() / n as f64;
-        let spread = |value: &dyn Fn(usize) -> f64, mean: f64| {
-            (mine.iter().map(|&e| (value(e as usize) - mean).powi(2)).sum::<f64>() / n as f64).sqrt()
-        };
-        let (x, y) = (|e: usize| xs[e] as f64, |e: usize| ys[e] as f64);
-        summary.mean_x = mean(&x);
-        summary.std_x = spread(&x, summary.mean_x);
-        summary.mean_y = mean(&y);
-        summary.std_y = spread(&y, summary.mean_y);
-        // Offsets from the first timestamp keep the sum exact in an i64.
-        summary.mean_ms = first as f64 + mine.iter().map(|&e| timestamps[e as usize] - first).sum::<i64>() as f64 / n as f64;
+        summary.last_ms = mine[n - 1].timestamp_ms;
+        // Two passes (the means, then the squared deviations from them): exact to rounding.
+        let (mut sum_x, mut sum_y, mut sum_t) = (0u64, 0u64, 0i64);
+        for r in mine {
+            sum_x += r.pixel as u64 % width as u64;
+            sum_y += r.pixel as u64 / width as u64;
+            // Offsets from the first timestamp keep the sum exact in an i64.
+            sum_t += r.timestamp_ms - first;
+        }
+        let (mean_x, mean_y) = (sum_x as f64 / n as f64, sum_y as f64 / n as f64);
+        let (mut square_x, mut square_y) = (0f64, 0f64);
+        for r in mine {
+            square_x += ((r.pixel as usize % width) as f64 - mean_x).powi(2);
+            square_y += ((r.pixel as usize / width) as f64 - mean_y).powi(2);
+        }
+        summary.mean_x = mean_x;
+        summary.std_x = (square_x / n as f64).sqrt();
+        summary.mean_y = mean_y;
+        summary.std_y = (square_y / n as f64).sqrt();
+        summary.mean_ms = first as f64 + sum_t as f64 / n as f64;
         let (mut changed, mut overwritten) = (0usize, 0usize);
-        for &e in mine {
-            summary.colors[colors[e as usize] as usize % N_COLORS] += 1;
-            changed += (flags[e as usize] & CHANGED != 0) as usize;
-            overwritten += (flags[e as usize] & OVERWRITTEN != 0) as usize;
+        for r in mine {
+            summary.colors[r.color as usize % N_COLORS] += 1;
+            changed += (r.flags & CHANGED != 0) as usize;
+            overwritten += (r.flags & OVERWRITTEN != 0) as usize;
         }
         summary.changed_share = changed as f64 / n as f64;
         summary.overwritten_share = overwritten as f64 / n as f64;
         scratch.pixels.clear();
-        scratch.pixels.extend(mine.iter().map(|&e| ys[e as usize] as u32 * width as u32 + xs[e as usize] as u32));
+        scratch.pixels.extend(mine.iter().map(|r| r.pixel));
         scratch.pixels.sort_unstable();
         scratch.pixels.dedup();
         summary.distinct_pixels = scratch.pixels.len() as u32;
         if n >= 2 {
             scratch.gaps.clear();
-            scratch.gaps.extend(mine.windows(2).map(|w| timestamps[w[1] as usize] - timestamps[w[0] as usize]));
+            scratch.gaps.extend(mine.windows(2).map(|w| w[1].timestamp_ms - w[0].timestamp_ms));
             summary.median_gap_ms = median(&mut scratch.gaps);
             let m = scratch.gaps.len();
             if m >= MIN_GAPS_FOR_SPREAD {
@@ -148,7 +166,8 @@ pub fn features(history: &History, until_ms: Option<i64>) -> Result<UserFeatures
     const BLOCK: usize = 1 << 16;
     for start in (0..users).step_by(BLOCK) {
         let end = (start + BLOCK).min(users);
-        let summaries: Vec<Summary> = history.guarded(|| (start..end).into_par_iter().map_init(Scratch::default, |s, u| summarise(u, s)).collect())?;
+        let summaries: Vec<Summary> =
+            history.guarded(|| (start..end).into_par_iter().map_init(Scratch::default, |s, u| summarise(u, s)).collect())?;
         for (user, summary) in (start..).zip(summaries) {
             if summary.count == 0 {
                 continue;
@@ -189,6 +208,17 @@ struct Summary {
     median_gap_ms: f64,
     gap_spread: f64,
     overwritten_share: f64,
+}
+
+/// One event as the summaries read it.
+#[derive(Clone, Copy, Default)]
+struct Record {
+    timestamp_ms: i64,
+    /// `y * width + x`.
+    pixel: u32,
+    color: u8,
+    /// [`CHANGED`], [`OVERWRITTEN`] (see [`History::pixel_flags`]).
+    flags: u8,
 }
 
 /// What summarising one user needs, reused from user to user.

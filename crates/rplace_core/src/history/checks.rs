@@ -30,7 +30,7 @@ impl History {
     /// The first file whose values are impossible (a color outside the palette, a pixel outside
     /// the canvas): what explains a wrong result or a panic in a read. Scans the files, so it is
     /// only called once something went wrong.
-    pub(super) fn damage(&self) -> Error {
+    pub(crate) fn damage(&self) -> Error {
         let damaged = |file: &str, reason: String| Error::Dataset {
             path: self.path.join(file),
             reason: format!("damaged: {reason}; `rplacevit verify` checks every file; ingest the dataset again"),

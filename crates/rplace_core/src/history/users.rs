@@ -1,17 +1,18 @@
 //! What the reader knows of users: each user's events, and for an event the placer's earlier
 //! placements, from the chains of [`crate::index`] (`user_previous`, `user_rank`, `user_last`);
-//! and, per event, what happened at its pixel before and after, from the tile index.
+//! and when the next event came at an event's pixel, from the tile index.
 
 use super::History;
 use crate::error::{reserve, Context, Error, Result};
 use crate::index::{cell_color, cell_pixel, NONE, TILE};
 use crate::palette::{OUTSIDE, WHITE};
-use rayon::prelude::*;
+use crate::pool::Disjoint;
 
 /// Bit of [`History::pixel_flags`]: the event changed its pixel's color.
 pub const CHANGED: u8 = 1;
 /// Bit of [`History::pixel_flags`]: the next event at the pixel came within the period asked for.
 pub const OVERWRITTEN: u8 = 2;
+use rayon::prelude::*;
 
 /// What [`History::placer_history`] returns for a batch of `B` events and `k` placements each.
 pub struct PlacerHistory {
@@ -40,19 +41,29 @@ impl History {
         self.meta_query("SELECT original_id FROM users WHERE id = ?1", user, |row| row.get(0))
     }
 
-    fn meta_query<T, P: rusqlite::ToSql>(&self, sql: &str, parameter: P, read: impl FnOnce(&rusqlite::Row) -> rusqlite::Result<T>) -> Result<Option<T>> {
+    fn meta_query<T, P: rusqlite::ToSql>(
+        &self,
+        sql: &str,
+        parameter: P,
+        read: impl FnOnce(&rusqlite::Row) -> rusqlite::Result<T>,
+    ) -> Result<Option<T>> {
         use rusqlite::OptionalExtension;
         let path = self.path.join(crate::dataset::META_FILE);
-        let meta = rusqlite::Connection::open_with_flags(self.folder.path_of(crate::dataset::META_FILE), rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
-            .at(&path)?;
+        let meta = rusqlite::Connection::open_with_flags(
+            self.folder.path_of(crate::dataset::META_FILE),
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
+        )
+        .at(&path)?;
         meta.query_row(sql, [parameter], read).optional().at(&path)
     }
 
     /// Ids of every event of user `user`, ascending (time order).
     pub fn user_events(&self, user: i64) -> Result<Vec<i64>> {
-        let last = usize::try_from(user).ok().and_then(|u| self.user_last.as_slice().get(u)).copied().ok_or_else(|| {
-            Error::Index(format!("user id {user} is out of range for a dataset of {} users", self.users()))
-        })?;
+        let last = usize::try_from(user)
+            .ok()
+            .and_then(|u| self.user_last.as_slice().get(u))
+            .copied()
+            .ok_or_else(|| Error::Index(format!("user id {user} is out of range for a dataset of {} users", self.users())))?;
         let mut ids = Vec::new();
         if last != NONE {
             reserve(&mut ids, self.user_rank.as_slice()[last as usize] as usize + 1, "the user's events")?;
@@ -122,7 +133,8 @@ impl History {
             let (tile, pixel) = (y / TILE * self.tiles_x + x / TILE, y % TILE * TILE + x % TILE);
             let positions = self.first_position_from(tile, id + 1)..self.tile_span(tile).end;
             let (tile_ids, cells) = (&self.tile_event_ids.as_slice()[positions.clone()], &self.tile_event_cells.as_slice()[positions]);
-            out[0] = tile_ids.iter().zip(cells).find(|(_, &cell)| cell_pixel(cell) == pixel).map_or(i64::MAX, |(&e, _)| timestamps[e as usize]);
+            out[0] =
+                tile_ids.iter().zip(cells).find(|(_, &cell)| cell_pixel(cell) == pixel).map_or(i64::MAX, |(&e, _)| timestamps[e as usize]);
         })
     }
 
@@ -130,12 +142,12 @@ impl History {
     /// differs from its pixel's before it; white before a pixel's first event) and
     /// [`OVERWRITTEN`] (the next event at its pixel, among the first `count`, came at most
     /// `within_ms` later). One pass over the tile index, in parallel over tiles.
-    pub fn pixel_flags(&self, count: usize, within_ms: i64) -> Result<Vec<u8>> {
+    pub(crate) fn pixel_flags(&self, count: usize, within_ms: i64) -> Result<Vec<u8>> {
         let count = count.min(self.len());
         let mut flags = Vec::new();
         reserve(&mut flags, count, "the events' pixel flags")?;
         flags.resize(count, 0u8);
-        let out = Shared(flags.as_mut_ptr());
+        let out = Disjoint::new(&mut flags);
         let timestamps = self.timestamps();
         let tiles = self.tile_offsets.len - 1;
         self.guarded(|| {
@@ -153,11 +165,11 @@ impl History {
                     if cell_color(cell) != color[pixel] {
                         bits |= CHANGED;
                     }
+                    // SAFETY: every event belongs to one tile, and only its tile's job writes its
+                    // flags (`last[pixel]` is an earlier event of this tile).
                     if last[pixel] != NONE && timestamps[e as usize] - timestamps[last[pixel] as usize] <= within_ms {
-                        // SAFETY: see `Shared`; `last[pixel]` is an earlier event of this tile.
                         unsafe { *out.at(last[pixel] as usize) |= OVERWRITTEN };
                     }
-                    // SAFETY: see `Shared`.
                     unsafe { *out.at(e as usize) |= bits };
                     color[pixel] = cell_color(cell);
                     last[pixel] = e;
@@ -166,23 +178,28 @@ impl History {
         })?;
         Ok(flags)
     }
-}
 
-/// The flags of [`History::pixel_flags`], written from the tiles in parallel: every event
-/// belongs to exactly one tile, and only that tile's job writes its flags, so no two jobs ever
-/// touch the same byte, and every index written is below the vector's length (ids < `count`).
-#[derive(Clone, Copy)]
-struct Shared(*mut u8);
-
-// SAFETY: the jobs write disjoint bytes (see above) of a vector that outlives them.
-unsafe impl Send for Shared {}
-unsafe impl Sync for Shared {}
-
-impl Shared {
-    /// # Safety
-    /// `index` is in bounds and no other job uses it.
-    #[allow(clippy::mut_from_ref)]
-    unsafe fn at(&self, index: usize) -> &mut u8 {
-        unsafe { &mut *self.0.add(index) }
+    /// For each event, how many events its user placed before it (by id); checked against the
+    /// user ids once (a pass over both), since callers write to slots computed from them.
+    pub(crate) fn user_ranks(&self) -> Result<&[u32]> {
+        let ranks = self.user_rank.as_slice();
+        let valid = *self.ranks_checked.get_or_init(|| {
+            let mut placed = vec![0u32; self.users()];
+            self.user_ids().iter().zip(ranks).all(|(&user, &rank)| match placed.get_mut(user as usize) {
+                Some(count) if *count == rank => {
+                    *count += 1;
+                    true
+                }
+                _ => false,
+            })
+        });
+        if valid {
+            Ok(ranks)
+        } else {
+            Err(Error::Dataset {
+                path: self.path.join(crate::index::USER_RANK_FILE),
+                reason: "damaged: the ranks do not count each user's events; ingest the dataset again".into(),
+            })
+        }
     }
 }

@@ -154,7 +154,11 @@ impl PyHistory {
         let ids = super::event_ids(event_ids)?;
         let k = usize::try_from(k).map_err(|_| to_py(crate::Error::Argument(format!("`k` must be at least 1, not {k}"))))?;
         let found = py.detach(|| self.inner.placer_history(&ids, k)).map_err(to_py)?;
-        Ok((to_array(py, found.colors, &[ids.len(), k])?, to_array(py, found.ages_ms, &[ids.len(), k])?, to_array(py, found.counts, &[ids.len()])?))
+        Ok((
+            to_array(py, found.colors, &[ids.len(), k])?,
+            to_array(py, found.ages_ms, &[ids.len(), k])?,
+            to_array(py, found.counts, &[ids.len()])?,
+        ))
     }
 
     /// The columns of `rplace_core::users::UserFeatures` by name.
