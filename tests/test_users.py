@@ -248,3 +248,11 @@ def test_cluster_refuses_what_it_cannot_do(synthetic, tmp_path, monkeypatch):
     with pytest.raises(ImportError, match=r"pip install 'rplacevit\[analysis\]'"):
         users.cluster(history, tmp_path / "c", say=lambda _: None)
     assert not (tmp_path / "c").exists()
+
+
+def test_as_frame_gives_one_row_per_user(synthetic):
+    if not any(__import__("importlib").util.find_spec(name) for name in ("pandas", "polars")):
+        pytest.skip("neither pandas nor polars is installed")
+    history = rplacevit.open(synthetic)
+    frame = users.as_frame(users.features(history))
+    assert len(frame) == history.users and "color_31" in frame.columns and "median_gap_ms" in frame.columns
