@@ -20,6 +20,9 @@ COLOR_HORIZON_MS = 60_000  #: look-ahead of the next_minute_majority color targe
 TIME_HORIZON_MS = 3_600_000  #: horizon of the time targets
 RECENT_MS = 600_000  #: how far back recent_colors looks
 PLACER_HISTORY = 8  #: earlier placements placer_history returns
+AGE_BUCKETS = _core.AGE_BUCKETS  #: age buckets of real ages (0 .. AGE_BUCKETS − 1) for age_buckets
+AGE_NEVER = AGE_BUCKETS  #: the age bucket of a pixel never placed on
+AGE_OUTSIDE = AGE_BUCKETS + 1  #: the age bucket of a cell off the canvas
 
 
 class History:
@@ -98,6 +101,19 @@ class History:
         ``"next_minute_majority"``: the most frequent color among later events at the same pixel
         within (t_i, t_i + horizon_ms], ties to the color placed last; else the color of event i."""
         return self._core.color_targets(event_ids, mode, horizon_ms)
+
+    def age_buckets(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
+        """(B, size, size) uint8 on the grid laid out like :meth:`windows`: how long before event
+        i each pixel was last placed on, as a bucket: 0 under 2¹³ ms (8.2 s), then two buckets per
+        doubling (bucket 1 + 2(h − 13) + b for an age whose highest bit is h and next bit b) up to
+        2²⁷ ms (37.3 h), 29 from there on; :data:`AGE_NEVER` (30) for a pixel not placed on yet,
+        :data:`AGE_OUTSIDE` (31) off the canvas."""
+        return self._core.age_buckets(event_ids, size)
+
+    def last_placers(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
+        """(B, size, size) int64 on the grid laid out like :meth:`windows`: the user id of the
+        last event before event i at each pixel; −1 where there is none or off the canvas."""
+        return self._core.last_placers(event_ids, size)
 
     def time_targets(self, event_ids: np.ndarray, size: int = TIME_GRID, horizon_ms: int = TIME_HORIZON_MS) -> np.ndarray:
         """(B, size, size) float32 on the grid laid out like :meth:`windows`: the time until the

@@ -10,8 +10,8 @@ use crate::dataset::{self, DatasetInfo, Folder};
 use crate::error::{Context, Error, Result};
 use crate::index::{
     cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE,
-    TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE,
-    USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE, Y_FILE,
+    TILE_CHANGE_AGES_FILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TILE_OFFSETS_FILE,
+    TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE, USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE, Y_FILE,
 };
 use crate::npy::Array;
 use crate::palette::{N_COLORS, OUTSIDE, WHITE};
@@ -106,6 +106,8 @@ pub struct History {
     checkpoint_offsets: Array<u64>,
     checkpoint_event_ids: Array<u32>,
     tile_checkpoints: Array<u8>,
+    tile_change_ages: Array<u32>,
+    tile_event_times: Array<u32>,
     user_previous: Array<u32>,
     user_rank: Array<u32>,
     user_last: Array<u32>,
@@ -192,6 +194,8 @@ impl History {
             tile_event_cells: Array::open(folder, TILE_EVENT_CELLS_FILE, &[n])?,
             tile_checkpoints: Array::open(folder, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
             checkpoint_event_ids: Array::open(folder, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
+            tile_change_ages: Array::open(folder, TILE_CHANGE_AGES_FILE, &[checkpoint_count, TILE * TILE])?,
+            tile_event_times: Array::open(folder, TILE_EVENT_TIMES_FILE, &[n])?,
             user_previous: Array::open(folder, USER_PREVIOUS_FILE, &[n])?,
             user_rank: Array::open(folder, USER_RANK_FILE, &[n])?,
             user_last: Array::open(folder, USER_LAST_FILE, &[info.users as usize])?,
@@ -738,6 +742,7 @@ fn check_duration(name: &str, milliseconds: i64) -> Result<()> {
     Ok(())
 }
 
+pub mod ages;
 mod checks;
 #[cfg(test)]
 mod tests;

@@ -22,6 +22,14 @@
 //!   16 times smaller than the tile lists and mostly in cache, and ends with a scan of at most
 //!   64 consecutive events. About 4.1 bytes per event; any tile state costs one copy and at most
 //!   63 events.
+//! - `index/tile_event_times.npy` (`<u4`, N): for the same positions, the milliseconds from the
+//!   tile's first event to the event ([`NEVER`] from 49.7 days on: then the timestamp column
+//!   tells), so that the times of a tile's events are read in sequence too (4 bytes per event).
+//! - For the same checkpoints, how long ago each pixel was last placed on:
+//!   `index/tile_change_ages.npy` (`<u4`, (C, 256)) holds, in milliseconds, the time from the
+//!   pixel's last event to the checkpoint's last event ([`NEVER`] for a pixel without any yet,
+//!   [`NEVER`] − 1 for 49 days or more), so that the age of every pixel under a window costs what
+//!   its color costs (16 bytes per event).
 //! - Per user, the chain of their events: `index/user_previous.npy` (`<u4`, N) holds for every
 //!   event the id of the same user's previous event ([`NONE`] for a user's first),
 //!   `index/user_rank.npy` (`<u4`, N) how many events the user placed before it (by id), and
@@ -75,6 +83,11 @@ pub const TILE_EVENT_CELLS_FILE: &str = "index/tile_event_cells.npy";
 pub const CHECKPOINT_OFFSETS_FILE: &str = "index/checkpoint_offsets.npy";
 pub const TILE_CHECKPOINTS_FILE: &str = "index/tile_checkpoints.npy";
 pub const CHECKPOINT_EVENT_IDS_FILE: &str = "index/checkpoint_event_ids.npy";
+pub const TILE_CHANGE_AGES_FILE: &str = "index/tile_change_ages.npy";
+pub const TILE_EVENT_TIMES_FILE: &str = "index/tile_event_times.npy";
+
+/// In `tile_change_ages`: the pixel has no event yet.
+pub const NEVER: u32 = u32::MAX;
 pub const USER_PREVIOUS_FILE: &str = "index/user_previous.npy";
 pub const USER_RANK_FILE: &str = "index/user_rank.npy";
 pub const USER_LAST_FILE: &str = "index/user_last.npy";
@@ -151,6 +164,19 @@ pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize
         checkpoint_ids.extend(tile_ids.chunks_exact(CHECKPOINT_EVERY).map(|block| block[CHECKPOINT_EVERY - 1]));
         checkpoint_offsets[t] = checkpoint_ids.len() as u64;
     }
+    write_change_ages(&dataset.join(TILE_CHANGE_AGES_FILE), &tile_offsets, &ids, &cells, events, checkpoint_ids.len(), stop)?;
+    let mut times = filled(n, 0u32, "the tile index")?;
+    for bounds in tile_offsets.windows(2) {
+        let span = bounds[0] as usize..bounds[1] as usize;
+        if let Some(&first) = ids.get(span.start).filter(|_| !span.is_empty()) {
+            let base = events[first as usize].timestamp_ms;
+            for (time, &id) in times[span.clone()].iter_mut().zip(&ids[span]) {
+                *time = (events[id as usize].timestamp_ms - base).clamp(0, NEVER as i64) as u32;
+            }
+        }
+    }
+    write_column(&dataset.join(TILE_EVENT_TIMES_FILE), "<u4", &times, stop, |t| t.to_le_bytes())?;
+    drop(times);
     drop(ids);
     write_column(&dataset.join(CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
     write_column(&dataset.join(CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
@@ -214,6 +240,52 @@ fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoin
         }
     }
     out.flush().at(path)
+}
+
+/// Replays every tile and writes, after each [`CHECKPOINT_EVERY`] events, the age of each of its
+/// pixels at the checkpoint (see the module documentation), tile after tile.
+fn write_change_ages(
+    path: &Path,
+    tile_offsets: &[u64],
+    ids: &[u32],
+    cells: &[u16],
+    events: &[Event],
+    checkpoints: usize,
+    stop: &AtomicBool,
+) -> Result<()> {
+    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+    npy::write_header(&mut out, "<u4", &[checkpoints, TILE * TILE]).at(path)?;
+    let mut replayed = 0;
+    let mut row = [0u8; TILE * TILE * 4];
+    for bounds in tile_offsets.windows(2) {
+        let span = bounds[0] as usize..bounds[1] as usize;
+        replayed += span.len();
+        if replayed >= STOP_CHECK_EVENTS {
+            check(stop)?;
+            replayed = 0;
+        }
+        let mut last = [i64::MIN; TILE * TILE];
+        for (block_ids, block_cells) in ids[span.clone()].chunks_exact(CHECKPOINT_EVERY).zip(cells[span].chunks_exact(CHECKPOINT_EVERY)) {
+            for (&id, &cell) in block_ids.iter().zip(block_cells) {
+                last[cell_pixel(cell)] = events[id as usize].timestamp_ms;
+            }
+            let now = events[block_ids[CHECKPOINT_EVERY - 1] as usize].timestamp_ms;
+            for (pixel, bytes) in row.chunks_exact_mut(4).enumerate() {
+                bytes.copy_from_slice(&age_at(now, last[pixel]).to_le_bytes());
+            }
+            out.write_all(&row).at(path)?;
+        }
+    }
+    out.flush().at(path)
+}
+
+/// What `tile_change_ages` stores for a pixel last placed at `last` (`i64::MIN`: never), at `now`.
+pub fn age_at(now: i64, last: i64) -> u32 {
+    if last == i64::MIN {
+        NEVER
+    } else {
+        (now - last).clamp(0, NEVER as i64 - 1) as u32
+    }
 }
 
 #[cfg(test)]

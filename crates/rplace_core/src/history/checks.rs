@@ -7,8 +7,8 @@ use super::History;
 use crate::dataset;
 use crate::error::{Error, Result};
 use crate::index::{
-    self, cell_color, cell_pixel, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, COLOR_FILE, INDEX_DIR, TILE, TILE_CHECKPOINTS_FILE,
-    TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
+    self, cell_color, cell_pixel, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, COLOR_FILE, INDEX_DIR, TILE, TILE_CHANGE_AGES_FILE,
+    TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
 use crate::palette::{N_COLORS, WHITE};
 use crate::stop::check;
@@ -159,6 +159,7 @@ impl History {
         let (tx, ty) = (tile % self.tiles_x, tile / self.tiles_x);
         let checkpoints = &self.checkpoint_offsets.as_slice()[tile..tile + 2];
         let mut state = [WHITE; TILE * TILE];
+        let mut placed_at = [i64::MIN; TILE * TILE];
         let mut previous = None;
         for (k, (&e, &cell)) in ids.iter().zip(cells).enumerate() {
             let id = e as usize;
@@ -174,6 +175,12 @@ impl History {
                 return Some((TILE_EVENT_CELLS_FILE, format!("tile {tile}: the cell of event {id} differs from its pixel and color")));
             }
             state[cell_pixel(cell)] = cell_color(cell);
+            placed_at[cell_pixel(cell)] = self.timestamps()[id];
+            let base = self.timestamps()[ids[0] as usize];
+            let time = self.tile_event_times.as_slice()[self.tile_span(tile).start + k];
+            if time != (self.timestamps()[id] - base).clamp(0, index::NEVER as i64) as u32 {
+                return Some((TILE_EVENT_TIMES_FILE, format!("tile {tile}: the time of event {id} differs from its timestamp")));
+            }
             if (k + 1) % CHECKPOINT_EVERY == 0 {
                 let row = checkpoints[0] as usize + k / CHECKPOINT_EVERY;
                 if self.checkpoint_event_ids.as_slice()[row] != e {
@@ -181,6 +188,11 @@ impl History {
                 }
                 if self.tile_checkpoints.as_slice()[row * TILE * TILE..(row + 1) * TILE * TILE] != state {
                     return Some((TILE_CHECKPOINTS_FILE, format!("checkpoint {row} (tile {tile}) differs from the replay of its events")));
+                }
+                let now = self.timestamps()[id];
+                let ages = &self.tile_change_ages.as_slice()[row * TILE * TILE..(row + 1) * TILE * TILE];
+                if ages.iter().zip(&placed_at).any(|(&age, &at)| age != index::age_at(now, at)) {
+                    return Some((TILE_CHANGE_AGES_FILE, format!("checkpoint {row} (tile {tile}) has ages other than its events give")));
                 }
             }
         }

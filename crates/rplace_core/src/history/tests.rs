@@ -1,5 +1,6 @@
 //! The reader against a plain replay oracle, on random histories and after a real ingest.
 
+use super::ages::{age_bucket, AGE_NEVER, AGE_OUTSIDE};
 use super::*;
 use crate::dataset::{Meta, SNAPSHOTS_FILE};
 use crate::event::Event;
@@ -167,6 +168,34 @@ impl Oracle {
         out
     }
 
+    fn ages(&self, id: usize, size: usize) -> Vec<u8> {
+        let t = self.events[id].timestamp_ms;
+        let e = self.events[id];
+        let last = self.last_changes(id, size);
+        (0..size * size)
+            .map(|at| {
+                let (x, y) = (e.x() as i64 - (size / 2) as i64 + (at % size) as i64, e.y() as i64 - (size / 2) as i64 + (at / size) as i64);
+                if !(0..self.width as i64).contains(&x) || !(0..self.height as i64).contains(&y) {
+                    return AGE_OUTSIDE;
+                }
+                match last[at] {
+                    i64::MIN => AGE_NEVER,
+                    last => age_bucket(t - last),
+                }
+            })
+            .collect()
+    }
+
+    fn last_placers(&self, id: usize, size: usize) -> Vec<i64> {
+        let mut grid = vec![-1; size * size];
+        for earlier in &self.events[..id] {
+            if let Some(at) = self.in_window(id, size, earlier) {
+                grid[at] = earlier.user_id as i64;
+            }
+        }
+        grid
+    }
+
     fn last_changes(&self, id: usize, size: usize) -> Vec<i64> {
         let mut grid = vec![i64::MIN; size * size];
         for earlier in &self.events[..id] {
@@ -214,6 +243,15 @@ fn check_against_oracle(history: &History, oracle: &Oracle, rng: &mut Rng, sizes
         for (k, &id) in sample.iter().enumerate() {
             assert_eq!(&recent[k * 64..(k + 1) * 64], &oracle.recent(id as usize, size, duration)[..], "recent colors of {id}");
             assert_eq!(&last[k * size * size..(k + 1) * size * size], &oracle.last_changes(id as usize, size)[..], "last changes of {id}");
+        }
+    }
+    let few: Vec<i64> = sample.iter().step_by(5).copied().chain([0, n as i64 - 1]).collect();
+    for size in [64, 17, 1] {
+        let ages = same_on_any_pool(|| history.age_buckets(&few, size).unwrap());
+        let placers = same_on_any_pool(|| history.last_placers(&few, size).unwrap());
+        for (k, &id) in few.iter().enumerate() {
+            assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
+            assert_eq!(&placers[k * size * size..(k + 1) * size * size], &oracle.last_placers(id as usize, size)[..], "placers of {id}");
         }
     }
     for (size, horizon) in [(16, 3_000), (5, 30), (1, 1)] {
@@ -286,6 +324,33 @@ fn matches_the_oracle_on_a_canvas_that_is_not_a_multiple_of_the_tile() {
 }
 
 #[test]
+fn ages_match_the_oracle_from_milliseconds_to_months() {
+    let mut rng = Rng::new(13, 0, 0);
+    let (width, height, partition_size) = (40, 33, 1_000);
+    let mut events = random_events(&mut rng, 8_000, width, height, 5);
+    // Gaps from 0 ms to 80 days, so every bucket (and "49 days or more") is met.
+    let mut t = 1_648_817_050_000i64;
+    for event in &mut events {
+        t += match rng.index(10) {
+            0..=4 => rng.index(3_000) as i64,
+            5 => 5_000 + rng.index(60_000) as i64,
+            6..=8 => rng.index(4_000_000) as i64,
+            _ => rng.index(7_000_000_000) as i64,
+        };
+        *event = Event::new(t, event.user_id, event.x(), event.y(), event.color(), false);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &events, width, height, partition_size);
+    let history = History::open(dir.path()).unwrap();
+    let oracle = Oracle { events, width, height };
+    check_against_oracle(&history, &oracle, &mut rng, &[16]);
+    let all: Vec<i64> = (0..oracle.events.len() as i64).step_by(3).collect();
+    let buckets = history.age_buckets(&all, 9).unwrap();
+    let missing: Vec<u8> = (0..=AGE_OUTSIDE).filter(|b| !buckets.contains(b)).collect();
+    assert!(missing.is_empty(), "buckets never met: {missing:?}");
+}
+
+#[test]
 fn matches_the_oracle_after_a_real_ingest() {
     let mut rng = Rng::new(11, 0, 0);
     let events = random_events(&mut rng, 25_000, 2000, 2000, 40);
@@ -302,6 +367,9 @@ fn matches_the_oracle_after_a_real_ingest() {
     crate::ingest::ingest(&[csv], &out, &options, &|| false).unwrap();
     let history = History::open(&out).unwrap();
     assert_eq!(history.colors(), events.iter().map(|e| e.color()).collect::<Vec<_>>());
+    // The ingest numbers users by first appearance: the oracle takes the dataset's numbers.
+    let events: Vec<Event> =
+        events.iter().zip(history.user_ids()).map(|(e, &u)| Event::new(e.timestamp_ms, u, e.x(), e.y(), e.color(), false)).collect();
     let oracle = Oracle { events, width: 2000, height: 2000 };
     check_against_oracle(&history, &oracle, &mut rng, &[64, 9]);
     check_canvases(&history, &oracle, &mut rng, 1_000);

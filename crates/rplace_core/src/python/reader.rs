@@ -12,6 +12,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHistory>()?;
     m.add("COLOR_TARGETS", ColorTarget::NAMES.map(|(name, _)| name).to_vec())?;
     m.add("OVERWRITTEN_WITHIN_MS", crate::users::OVERWRITTEN_WITHIN_MS)?;
+    m.add("AGE_BUCKETS", crate::history::ages::AGE_BUCKETS)?;
     Ok(())
 }
 
@@ -93,6 +94,16 @@ impl PyHistory {
     ) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
         let mode = mode.parse::<ColorTarget>().map_err(to_py)?;
         batch(py, event_ids, &[], |ids| self.inner.color_targets(ids, mode, horizon_ms))
+    }
+
+    fn age_buckets<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[size, size], |ids| self.inner.age_buckets(ids, size))
+    }
+
+    fn last_placers<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[size, size], |ids| self.inner.last_placers(ids, size))
     }
 
     fn time_targets<'py>(

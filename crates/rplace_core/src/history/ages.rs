@@ -1,0 +1,171 @@
+//! What the canvas around an event looked like in time: how long ago each pixel of a window was
+//! last placed on (bucketed, for the models' `age` input), and who placed it last.
+
+use super::{clip, grid_cells, prefetch, History};
+use crate::error::Result;
+use crate::index::{cell_pixel, NEVER, TILE};
+
+/// Age buckets: 0 for an age under 2¹³ ms (8.2 s), then two per doubling up to 2²⁷ ms (37.3 h):
+/// bucket `1 + 2 (h − 13) + b` for an age with highest bit `h` and next bit `b`; 29 from 37.3 h
+/// on. Log-scaled, so a minute and an hour are as far apart as an hour and two days.
+pub const AGE_BUCKETS: u8 = 30;
+/// The bucket of a pixel never placed on before the event.
+pub const AGE_NEVER: u8 = AGE_BUCKETS;
+/// The bucket of a cell off the canvas.
+pub const AGE_OUTSIDE: u8 = AGE_BUCKETS + 1;
+
+/// The bucket of an age in milliseconds (see [`AGE_BUCKETS`]). Without branches, so that a
+/// window's 4,096 cells are bucketed by vector instructions: the age, clamped to
+/// [1.5 × 2¹², 2²⁷], as an f64 (exact: below 2⁵³) has its highest bit `h` in the exponent and
+/// the next bit `b` first in the mantissa; their bits above position 51 read `2 (h + 1023) + b`.
+pub fn age_bucket(age_ms: i64) -> u8 {
+    let clamped = age_ms.clamp(6_144, 1 << 27) as f64;
+    ((clamped.to_bits() >> 51) as i64 - 2 * 1023 - 25) as u8
+}
+
+/// A pixel's age as the scratch region holds it: milliseconds before the event, saturated at
+/// [`LONG_AGO`] (beyond every bucket), or never placed on.
+const NEVER_PLACED: u32 = u32::MAX;
+const LONG_AGO: u32 = u32::MAX - 1;
+
+/// `age` as the region holds it.
+fn saturated(age: i64) -> u32 {
+    age.clamp(0, LONG_AGO as i64) as u32
+}
+
+impl History {
+    /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the age
+    /// bucket ([`age_bucket`]) of the time from each pixel's last event before it to the event;
+    /// [`AGE_NEVER`] for a pixel without one, [`AGE_OUTSIDE`] off the canvas. `(B, size, size)`.
+    pub fn age_buckets(&self, ids: &[i64], size: usize) -> Result<Vec<u8>> {
+        self.per_event(ids, grid_cells(size)?, |scratch: &mut AgeScratch, id, out| self.ages_into(id, size, out, scratch))
+    }
+
+    fn ages_into(&self, id: usize, size: usize, out: &mut [u8], scratch: &mut AgeScratch) {
+        let (left, top) = self.corner(id, size);
+        let (xs, ys) = (clip(left, size, self.width), clip(top, size, self.height));
+        let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
+        let stride = xs.end.next_multiple_of(TILE) - x0;
+        scratch.region.resize(stride * (ys.end.next_multiple_of(TILE) - y0), NEVER_PLACED);
+        let timestamps = self.timestamps();
+        let t = timestamps[id];
+        // First find every tile's checkpoint and start loading what the tile needs (as
+        // `windows` does), so that the cache misses of all tiles overlap.
+        for part in self.tiles_in(xs.clone(), ys.clone()) {
+            let done = self.checkpoints_before(part.tile, id);
+            let block = self.tile_sources(part.tile, done).1;
+            prefetch(&self.tile_event_ids.as_slice()[block.clone()]);
+            prefetch(&self.tile_event_times.as_slice()[block.clone()]);
+            prefetch(&self.tile_event_cells.as_slice()[block]);
+            if let Some(c) = done.checked_sub(1).map(|d| self.checkpoint_offsets.as_slice()[part.tile] as usize + d) {
+                prefetch(&self.tile_change_ages.as_slice()[c * TILE * TILE..(c + 1) * TILE * TILE]);
+                prefetch(std::slice::from_ref(&timestamps[self.checkpoint_event_ids.as_slice()[c] as usize]));
+            }
+            let span = self.tile_span(part.tile);
+            if !span.is_empty() {
+                prefetch(std::slice::from_ref(&timestamps[self.tile_event_ids.as_slice()[span.start] as usize]));
+            }
+            scratch.checkpoints.push(done);
+        }
+        for (part, done) in self.tiles_in(xs.clone(), ys.clone()).zip(scratch.checkpoints.drain(..)) {
+            let region = &mut scratch.region[(part.y0 - y0) * stride + part.x0 - x0..];
+            // The tile's pixels at its checkpoint: when each was last placed on.
+            let checkpoint = done.checked_sub(1).map(|d| self.checkpoint_offsets.as_slice()[part.tile] as usize + d);
+            let at = checkpoint.map_or(0, |c| timestamps[self.checkpoint_event_ids.as_slice()[c] as usize]);
+            for row in 0..TILE {
+                let pixels = &mut region[row * stride..row * stride + TILE];
+                match checkpoint {
+                    None => pixels.fill(NEVER_PLACED),
+                    Some(c) => {
+                        let ages = &self.tile_change_ages.as_slice()[c * TILE * TILE + row * TILE..][..TILE];
+                        // The age at the event: the age at the checkpoint, plus the time since.
+                        let since = (t - at).max(0) as u64;
+                        for (pixel, &age) in pixels.iter_mut().zip(ages) {
+                            *pixel = if age == NEVER { NEVER_PLACED } else { (age as u64 + since).min(LONG_AGO as u64) as u32 };
+                        }
+                    }
+                }
+            }
+            // Then the tile's events after the checkpoint, up to the event, their times read in
+            // the tile's order (from the tile's first event), not in the timestamp column.
+            let block = self.tile_sources(part.tile, done).1;
+            let span = self.tile_span(part.tile);
+            let base = if span.is_empty() { 0 } else { timestamps[self.tile_event_ids.as_slice()[span.start] as usize] };
+            let (tile_ids, cells, times) = (
+                &self.tile_event_ids.as_slice()[block.clone()],
+                &self.tile_event_cells.as_slice()[block.clone()],
+                &self.tile_event_times.as_slice()[block],
+            );
+            for ((&e, &cell), &time) in tile_ids.iter().zip(cells).zip(times) {
+                if e as usize >= id {
+                    break;
+                }
+                let pixel = cell_pixel(cell);
+                let placed = if time == NEVER { timestamps[e as usize] } else { base + time as i64 };
+                region[pixel / TILE * stride + pixel % TILE] = saturated(t - placed);
+            }
+        }
+        let inside = (xs.start as i64 - left) as usize..(xs.end as i64 - left) as usize;
+        for (row, out) in (top..).zip(out.chunks_exact_mut(size)) {
+            let Some(row) = usize::try_from(row).ok().filter(|row| ys.contains(row)) else {
+                out.fill(AGE_OUTSIDE);
+                continue;
+            };
+            let from = (row - y0) * stride + xs.start - x0;
+            out[..inside.start].fill(AGE_OUTSIDE);
+            for (cell, &age) in out[inside.clone()].iter_mut().zip(&scratch.region[from..from + xs.len()]) {
+                let bucket = age_bucket(age as i64);
+                *cell = if age == NEVER_PLACED { AGE_NEVER } else { bucket };
+            }
+            out[inside.end..].fill(AGE_OUTSIDE);
+        }
+    }
+
+    /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the user id
+    /// of the last event before it at each pixel; −1 where there is none or the pixel is off the
+    /// canvas. `(B, size, size)`. What the models' `users` input reads.
+    pub fn last_placers(&self, ids: &[i64], size: usize) -> Result<Vec<i64>> {
+        let user_ids = self.user_ids();
+        self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| {
+            grid.fill(-1);
+            let (tile_ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
+            let earlier = |tile: usize| {
+                let positions = self.tile_span(tile).start..self.first_position_from(tile, id);
+                tile_ids[positions.clone()].iter().zip(&cells[positions]).rev()
+            };
+            self.first_per_cell(id, size, earlier, |at, e| grid[at] = user_ids[e] as i64);
+        })
+    }
+}
+
+/// What [`History::age_buckets`] reuses from one window to the next.
+#[derive(Default)]
+pub(super) struct AgeScratch {
+    /// How long before the event each pixel of the tiles under the window was last placed on,
+    /// row-major.
+    region: Vec<u32>,
+    checkpoints: Vec<usize>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn buckets_double_every_two() {
+        assert_eq!(age_bucket(0), 0);
+        assert_eq!(age_bucket(8_191), 0);
+        assert_eq!(age_bucket(8_192), 1);
+        assert_eq!(age_bucket(12_288), 2); // 1.5 × 2¹³
+        assert_eq!(age_bucket(16_384), 3);
+        assert_eq!(age_bucket((1 << 27) - 1), 28);
+        assert_eq!(age_bucket(1 << 27), 29);
+        assert_eq!(age_bucket(i64::MAX), 29);
+        let mut previous = 0;
+        for age in (0..1 << 28).step_by(997) {
+            let bucket = age_bucket(age);
+            assert!(bucket >= previous && bucket < AGE_BUCKETS);
+            previous = bucket;
+        }
+    }
+}
