@@ -212,24 +212,32 @@ def test_split_puts_validation_after_training(sample_dataset):
 def test_loader_workers_give_the_same_batches(sample_dataset):
     from torch.utils.data import DataLoader
 
-    from rplacevit.data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch
+    from rplacevit.data import ColorDataset, EpochBatchSampler, TimeDataset, UserVectors, keep_batch
+    from rplacevit.models import ModelConfig
 
     history = rplacevit.open(sample_dataset)
-    ids = history.select(t1=history.time_range[0] + 3_600_000)
-    for dataset in (ColorDataset(history, ids, window=16), TimeDataset(history, ids, window=16, size=4)):
+    until = history.time_range[0] + 3_600_000
+    ids = history.select(t1=until)
+    users = UserVectors.of(history, until)
+    color_config = ModelConfig.preset("tiny", "color", window=16, centre=4, inputs=("color", "age", "placer", "users"))
+    time_config = ModelConfig.preset("tiny", "time", window=16, centre=4, inputs=("color", "age"))
+    for dataset in (ColorDataset(history, ids, color_config, users=users), TimeDataset(history, ids, time_config)):
         dataset.__getitems__([0, 1])  # the parent's thread pool exists before the fork
         batches = []
         for workers in (0, 2):
             sampler = EpochBatchSampler(len(dataset), 32, seed=5, start=3, stop=7)
             # Forked workers (Linux's default) inherit a history already used by this process.
             loader = DataLoader(dataset, batch_sampler=sampler, collate_fn=keep_batch, num_workers=workers)
-            batches.append([(w.clone(), t.clone()) for w, t in loader])
+            batches.append([({k: v.clone() for k, v in inputs.items()}, t.clone()) for inputs, t in loader])
         assert len(batches[0]) == 4
-        for (w0, t0), (w1, t1) in zip(*batches):
-            assert w0.dtype == torch.uint8 and w0.shape == (32, 16, 16)
-            assert torch.equal(w0, w1) and torch.equal(t0, t1)
-        window, target = dataset[0]
-        assert torch.equal(window, torch.from_numpy(history.windows(ids[:1], 16))[0])
+        for (inputs0, t0), (inputs1, t1) in zip(*batches):
+            assert inputs0["color"].dtype == torch.uint8 and inputs0["color"].shape == (32, 16, 16)
+            assert inputs0.keys() == inputs1.keys() == {"color", "age", *(
+                ("placer_colors", "placer_ages", "placer_count", "users", "user_vectors") if dataset.config.kind == "color" else ())}
+            assert all(torch.equal(inputs0[k], inputs1[k]) for k in inputs0) and torch.equal(t0, t1)
+        inputs, target = dataset[0]
+        assert torch.equal(inputs["color"], torch.from_numpy(history.windows(ids[:1], 16))[0])
+        assert torch.equal(inputs["age"], torch.from_numpy(history.age_buckets(ids[:1], 16))[0])
 
 
 def test_checkpoints_are_periodic_and_only_the_last_few_kept(rule_dataset, tmp_path):

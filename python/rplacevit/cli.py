@@ -9,6 +9,7 @@ chosen command's options are built, so that ``info`` does not wait for torch to 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -105,11 +106,6 @@ def cmd_timelapse(args: argparse.Namespace) -> None:
                               progress=sys.stderr.isatty())
     also = f" and {args.gif}" if args.gif else ""
     print(f"wrote {args.out}{also}: {frames} frames, one every {args.every:,} ms, at {args.fps} fps")
-
-
-#: The model settings ``train`` takes besides the preset, as ``--NAME`` (ModelConfig fields).
-MODEL_OPTIONS = {"window": "side of the model's view in pixels", "centre": "side of the central square of pixel tokens",
-                 "patch": "side of a periphery patch in pixels"}
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -214,11 +210,34 @@ def parse_samples(text: str) -> int | None:
     return value
 
 
+def labelled_models(given: list[str] | None) -> dict[str, str] | None:
+    """The repeated ``--color-model`` or ``--time-model``: ``NAME=PATH`` or ``PATH`` (labelled by
+    its run folder, see :func:`rplacevit.evaluate.labelled`) → label → path."""
+    from .evaluate import labelled
+
+    if not given:
+        return None
+    named, plain = {}, []
+    for text in given:
+        label, equals, path = text.partition("=")
+        if equals and label and os.sep not in label and not os.path.exists(text):
+            if label in named:
+                raise ArgumentError(f"two models are labelled {label!r}: give each its own NAME=PATH")
+            named[label] = path
+        else:
+            plain.append(text)
+    found = labelled(plain)
+    clash = sorted(found.keys() & named.keys())
+    if clash:
+        raise ArgumentError(f"two models are labelled {clash[0]!r}: give each its own NAME=PATH")
+    return {**named, **found}
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
     from .report import format_table
 
-    report = evaluate(args.dataset, args.color_model, args.time_model, t0=args.t0, t1=args.t1, region=args.region, samples=args.samples,
+    report = evaluate(args.dataset, labelled_models(args.color_model), labelled_models(args.time_model), t0=args.t0, t1=args.t1, region=args.region, samples=args.samples,
                       seed=args.seed, batch_size=args.batch_size, device=args.device, out=args.out, allow_overlap=args.allow_overlap,
                       force=args.force, progress=sys.stderr.isatty())
     print(format_table(report), end="")
@@ -242,6 +261,51 @@ def integer_at_least(minimum: int):
 
 
 positive, natural = integer_at_least(1), integer_at_least(0)
+
+
+def parse_inputs(text: str) -> tuple[str, ...]:
+    """``--inputs``: comma-separated names of :data:`rplacevit.models.INPUTS`, color among them."""
+    from .models import INPUTS
+
+    names = tuple(filter(None, (name.strip() for name in text.split(","))))
+    if "color" not in names or any(name not in INPUTS for name in names):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected color and any of {', '.join(INPUTS[1:])}, comma-separated")
+    return names
+
+
+def fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected a number from 0 to 1")
+    return value
+
+
+#: The model settings ``train`` takes besides the preset, as ``--NAME`` (ModelConfig fields):
+#: (help, type, metavar, choices).
+MODEL_OPTIONS = {
+    "window": ("side of the model's view in pixels", positive, "N", None),
+    "centre": ("side of the central square of pixel tokens", positive, "N", None),
+    "patch": ("side of a periphery patch in pixels", positive, "N", None),
+    "inputs": ("what the model sees: color, and any of age, placer, users (e.g. color,age)", parse_inputs, "NAMES", None),
+    "input_dropout": ("in training, the probability of hiding an event's placer (and, separately, its users)", fraction, "P",
+                      None),
+    "time_objective": ("the time model's loss: mse on the capped time, or bce on 'changes within the horizon'",
+                       lambda text: choice_of("TIME_OBJECTIVES", text), "OBJECTIVE", None),
+}
+
+
+def choice_of(name: str, text: str) -> str:
+    """``text`` when it is one of :mod:`rplacevit.models`' ``name`` (read when an option is
+    parsed: the command line imports torch only for the commands that need it)."""
+    from . import models
+
+    allowed = getattr(models, name)
+    if text not in allowed:
+        raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(allowed)}")
+    return text
 time_type, duration_type, region_type = argument_type(parse_time), argument_type(parse_duration), argument_type(parse_region)
 
 
@@ -314,9 +378,13 @@ def options_timelapse(p: argparse.ArgumentParser) -> None:
 def options_train(p: argparse.ArgumentParser) -> None:
     from .train import TrainConfig
 
+    from .models import ModelConfig
+
     add_options(p, TrainConfig)
-    for name, what in MODEL_OPTIONS.items():
-        p.add_argument(f"--{name}", type=positive, metavar="N", help=f"{what} (default: the preset's)")
+    defaults = {field.name: field.default for field in dataclasses.fields(ModelConfig)}
+    for name, (what, kind, metavar, choices) in MODEL_OPTIONS.items():
+        default = "the preset's" if name in ("window", "centre", "patch") else ",".join(defaults[name]) if name == "inputs" else defaults[name]
+        p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, choices=choices, help=f"{what} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
 
 
@@ -332,8 +400,9 @@ def options_infer(p: argparse.ArgumentParser) -> None:
 
 def options_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
-    p.add_argument("--color-model", required=True, metavar="CKPT", help="the color model checkpoint (a run's model.pt)")
-    p.add_argument("--time-model", metavar="CKPT", help="also score a time model checkpoint")
+    p.add_argument("--color-model", required=True, action="append", metavar="[NAME=]CKPT",
+                   help="a color model checkpoint (a run's model.pt); repeat it to compare several, each labelled NAME or by its run folder")
+    p.add_argument("--time-model", action="append", metavar="[NAME=]CKPT", help="also score a time model checkpoint (repeatable, as --color-model)")
     add_time_range(p, "where the models' training data ends")
     add_region(p, "only events in this region")
     p.add_argument("--samples", type=parse_samples, default=20_000, metavar="N", help="a uniform sample of N events, or 'all' (default: %(default)s)")

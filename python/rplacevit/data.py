@@ -1,14 +1,19 @@
 """Torch datasets over a :class:`rplacevit.History`: a batch of event ids becomes one Rust call
-that returns uint8 windows and their targets, so one process can feed a GPU without per-sample
-Python work. The model embeds palette indices itself: no one-hot floats on the CPU."""
+per model input (:func:`model_inputs`) and one for the targets, so one process can feed a GPU
+without per-sample Python work. The model embeds palette indices and age buckets itself: no
+one-hot floats on the CPU."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 from torch.utils.data import Dataset, Sampler
 
-from .history import COLOR_HORIZON_MS, COLOR_TARGET, TIME_GRID, TIME_HORIZON_MS, WINDOW, History
+from . import _core
+from .history import COLOR_HORIZON_MS, COLOR_TARGET, TIME_HORIZON_MS, History
+from .models import ModelConfig, placer_count_bucket
 
 
 def select_events(history: History, region=None, t0: int | None = None, t1: int | None = None) -> np.ndarray:
@@ -18,30 +23,88 @@ def select_events(history: History, region=None, t0: int | None = None, t1: int 
     return history.select(x0=x0, y0=y0, x1=x1, y1=y1, t0=t0, t1=t1)
 
 
-class EventDataset(Dataset):
-    """Samples are events ``event_ids[i]``; ``dataset[i]`` is one (window, target) pair and
-    ``dataset.__getitems__(indices)`` a whole batch from one Rust call each for the windows and
-    the targets. Pickles as the history's path, so spawned loader workers reopen the
-    memory-mapped history and share its pages; forked ones work too (the Rust side gives each
-    process its own thread pool)."""
+@dataclass
+class UserVectors:
+    """What the ``users`` input knows of every user id: the original's seed vector
+    (:func:`rplacevit.users.seed_vector`, ``(U, 38)`` float32) over the events before ``until``,
+    and which users placed any of them (``active``; the others are unknown)."""
 
-    def __init__(self, history: History, event_ids: np.ndarray, window: int = WINDOW):
+    vectors: np.ndarray
+    active: np.ndarray
+    until: int | None
+
+    @classmethod
+    def of(cls, history: History, until: int | None) -> UserVectors:
+        """The users of ``history`` as the events before ``until`` (ms; None: all) show them:
+        computed in Rust and cached in the dataset folder (:func:`rplacevit.users.features`)."""
+        from .users import features, seed_vector
+
+        columns = features(history, until)
+        return cls(seed_vector(columns), np.asarray(columns["count"]) > 0, until)
+
+    def rows(self, placers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(users, user_vectors)`` of the ``users`` input for last placers (any shape, −1:
+        none): rows into the vectors of the distinct users among them, row 0 the unknown (no
+        placer, or one without events before ``until``)."""
+        distinct, inverse = np.unique(placers, return_inverse=True)
+        known = (distinct >= 0) & (distinct < len(self.active))
+        known[known] = self.active[distinct[known]]
+        vectors = np.zeros((1 + int(known.sum()), self.vectors.shape[1]), dtype=np.float32)
+        vectors[1:] = self.vectors[distinct[known]]
+        row_of = np.zeros(len(distinct), dtype=np.int64)
+        row_of[known] = np.arange(1, len(vectors))
+        return row_of[inverse.reshape(placers.shape)], vectors
+
+
+def model_inputs(history: History, ids: np.ndarray, config: ModelConfig, users: UserVectors | None = None) -> dict[str, torch.Tensor]:
+    """The inputs of a model of ``config`` for events ``ids`` (see :mod:`rplacevit.models`):
+    one Rust call per input, CPU tensors. ``users``: needed with the ``users`` input."""
+    inputs = {"color": torch.from_numpy(history.windows(ids, config.window))}
+    if "age" in config.inputs:
+        inputs["age"] = torch.from_numpy(history.age_buckets(ids, config.window))
+    if "placer" in config.inputs:
+        colors, ages, counts = history.placer_history(ids, config.placer_k)
+        inputs["placer_colors"] = torch.from_numpy(colors)
+        inputs["placer_ages"] = torch.from_numpy(_core.age_buckets_of(ages))
+        inputs["placer_count"] = placer_count_bucket(torch.from_numpy(counts))
+    if "users" in config.inputs:
+        if users is None:
+            raise ValueError("a model with the users input needs the users' vectors (rplacevit.data.UserVectors)")
+        rows, vectors = users.rows(history.last_placers(ids, config.window))
+        inputs["users"], inputs["user_vectors"] = torch.from_numpy(rows), torch.from_numpy(vectors)
+    return inputs
+
+
+def to_device(inputs: dict[str, torch.Tensor], device, non_blocking: bool = False) -> dict[str, torch.Tensor]:
+    return {key: value.to(device, non_blocking=non_blocking) for key, value in inputs.items()}
+
+
+class EventDataset(Dataset):
+    """Samples are events ``event_ids[i]``; ``dataset[i]`` is one (inputs, target) pair and
+    ``dataset.__getitems__(indices)`` a whole batch: the inputs of a model of ``config``
+    (:func:`model_inputs`) and the targets, one Rust call each. Pickles as the history's path,
+    so spawned loader workers reopen the memory-mapped history and share its pages; forked ones
+    work too (the Rust side gives each process its own thread pool)."""
+
+    def __init__(self, history: History, event_ids: np.ndarray, config: ModelConfig, users: UserVectors | None = None):
         self.history = history
         self.event_ids = np.ascontiguousarray(event_ids, dtype=np.int64)
-        self.window = window
+        self.config, self.users = config, users
+        if "users" in config.inputs and users is None:
+            raise ValueError("a model with the users input needs the users' vectors (rplacevit.data.UserVectors)")
 
     def __len__(self) -> int:
         return len(self.event_ids)
 
     def __getitem__(self, index: int):
-        windows, targets = self.__getitems__([index])
-        return windows[0], targets[0]
+        inputs, targets = self.__getitems__([index])
+        # user_vectors is not per event: the event's rows index it.
+        return {key: value if key == "user_vectors" else value[0] for key, value in inputs.items()}, targets[0]
 
-    def __getitems__(self, indices) -> tuple[torch.Tensor, torch.Tensor]:
-        """((B, window, window) uint8 windows, (B, …) targets) of the events at ``indices``."""
+    def __getitems__(self, indices) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+        """(inputs, (B, …) targets) of the events at ``indices``."""
         ids = self.event_ids[np.asarray(indices, dtype=np.int64)]
-        windows = torch.from_numpy(self.history.windows(ids, self.window))
-        return windows, torch.from_numpy(self.targets(ids))
+        return model_inputs(self.history, ids, self.config, self.users), torch.from_numpy(self.targets(ids))
 
     def targets(self, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
@@ -52,9 +115,9 @@ class ColorDataset(EventDataset):
     ``"next_minute_majority"`` (the original's target, over ``horizon_ms``): see
     :meth:`rplacevit.History.color_targets`."""
 
-    def __init__(self, history: History, event_ids: np.ndarray, window: int = WINDOW, mode: str = COLOR_TARGET,
-                 horizon_ms: int = COLOR_HORIZON_MS):
-        super().__init__(history, event_ids, window)
+    def __init__(self, history: History, event_ids: np.ndarray, config: ModelConfig, mode: str = COLOR_TARGET,
+                 horizon_ms: int = COLOR_HORIZON_MS, users: UserVectors | None = None):
+        super().__init__(history, event_ids, config, users)
         self.mode, self.horizon_ms = mode, horizon_ms
 
     def targets(self, ids: np.ndarray) -> np.ndarray:
@@ -62,16 +125,16 @@ class ColorDataset(EventDataset):
 
 
 class TimeDataset(EventDataset):
-    """Targets: (B, size, size) float32, the time to each central pixel's next change divided
-    by ``horizon_ms`` and capped at 1.0."""
+    """Targets: (B, centre, centre) float32, the time to each central pixel's next change
+    divided by ``horizon_ms`` and capped at 1.0."""
 
-    def __init__(self, history: History, event_ids: np.ndarray, window: int = WINDOW, size: int = TIME_GRID,
-                 horizon_ms: int = TIME_HORIZON_MS):
-        super().__init__(history, event_ids, window)
-        self.size, self.horizon_ms = size, horizon_ms
+    def __init__(self, history: History, event_ids: np.ndarray, config: ModelConfig, horizon_ms: int = TIME_HORIZON_MS,
+                 users: UserVectors | None = None):
+        super().__init__(history, event_ids, config, users)
+        self.horizon_ms = horizon_ms
 
     def targets(self, ids: np.ndarray) -> np.ndarray:
-        return self.history.time_targets(ids, self.size, self.horizon_ms)
+        return self.history.time_targets(ids, self.config.centre, self.horizon_ms)
 
 
 class EpochBatchSampler(Sampler):

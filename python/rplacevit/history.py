@@ -110,6 +110,11 @@ class History:
         :data:`AGE_OUTSIDE` (31) off the canvas."""
         return self._core.age_buckets(event_ids, size)
 
+    def placement_times_at(self, t_ms: int) -> np.ndarray:
+        """(H, W) int64: when each pixel was last placed on by the events with timestamp ≤
+        ``t_ms`` (ms); the int64 minimum where never."""
+        return self._core.placement_times_at(int(t_ms))
+
     def last_placers(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
         """(B, size, size) int64 on the grid laid out like :meth:`windows`: the user id of the
         last event before event i at each pixel; −1 where there is none or off the canvas."""

@@ -38,6 +38,13 @@ group, in this order:
    * float32(time_noise)``;
 3. with ``temperature > 0``: ``u = rng.random((n, 32), dtype=float32)``, Gumbel noise ``−log(−log u)``.
 
+**Inputs.** Each model is fed the inputs it was trained with. ``age`` comes from a simulated
+clock: placement p (0, 1, …) happens ``(p + 1) · interval_ms`` after the start, whose pixels
+have their real last placement times (a dataset start, at ``at``) or were never placed on (an
+image, a white canvas); each view of a group sees the clock of its own placement, so groups stay
+equivalent to placing one by one. ``placer`` and ``users`` are unknown (the models were trained
+with them hidden now and then: ``input_dropout``).
+
 **Frames.** A frame is the canvas after 0, K, 2K, … placements (K = ``frame_every``) and after
 the last one when N is not a multiple of K: 1 + ceil(N / K) frames. Groups are placed in slices
 that end on those counts, so a frame holds exactly its number of placements.
@@ -60,7 +67,7 @@ from . import OUTSIDE, PALETTE_RGB, WHITE, ArgumentError
 from .devices import DEVICES, resolve_device
 from .files import atomic_path, check_suffix
 from .history import open as open_history
-from .models import PALETTE_SIZE, ModelConfig, WindowModel, model_on
+from .models import AGE_NEVER, AGE_OUTSIDE, PALETTE_SIZE, ModelConfig, WindowModel, age_bucket, model_on
 from .options import option, parse_region
 from .render import frames_to, to_rgb
 from .times import parse_time
@@ -69,6 +76,11 @@ from .times import parse_time
 DEFAULT_CANVAS_SIZE = (256, 256)
 #: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
 VIEW_ROUNDS = 8
+#: Simulated time between placements without a dataset to take it from (models that see ages).
+DEFAULT_INTERVAL_MS = 1_000
+#: Last placement times of a pixel never placed on, and of a cell off the canvas.
+NEVER_PLACED = np.iinfo(np.int64).min
+OFF_CANVAS = np.iinfo(np.int64).max
 
 _Path = Union[str, os.PathLike]
 
@@ -79,7 +91,8 @@ class Inference:
     placements: (N, 3) int64 x, y, color of every placement, in order. views: (N, 2) int64 row
     and col of each placement's view (the top-left of its grid). groups: (G,) int64 placements
     per group, in order (they sum to N). frames: frames written to the video and gif (0 when
-    neither is asked for). seconds: wall-clock time of the painting loop, frames included."""
+    neither is asked for). seconds: wall-clock time of the painting loop, frames included.
+    interval_ms: the simulated time between placements (None when no model sees ages)."""
 
     start: np.ndarray
     canvas: np.ndarray
@@ -88,6 +101,7 @@ class Inference:
     groups: np.ndarray
     frames: int
     seconds: float
+    interval_ms: int | None = None
 
 
 @dataclass(frozen=True)
@@ -179,10 +193,10 @@ def image_to_canvas(path: _Path) -> np.ndarray:
     return nearest.astype(np.uint8)[inverse].reshape(keys.shape)
 
 
-def crop_or_pad(canvas: np.ndarray, canvas_size: tuple[int, int]) -> np.ndarray:
-    """The top-left (width, height) of ``canvas``, extended with white where it is smaller."""
+def crop_or_pad(canvas: np.ndarray, canvas_size: tuple[int, int], fill=WHITE) -> np.ndarray:
+    """The top-left (width, height) of ``canvas``, extended with ``fill`` (white) where it is smaller."""
     width, height = canvas_size
-    out = np.full((height, width), WHITE, dtype=np.uint8)
+    out = np.full((height, width), fill, dtype=canvas.dtype)
     rows, cols = min(height, canvas.shape[0]), min(width, canvas.shape[1])
     out[:rows, :cols] = canvas[:rows, :cols]
     return out
@@ -220,6 +234,34 @@ def start_canvas(
             raise ArgumentError(f"`region` {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
         canvas = canvas[y0:y1, x0:x1].copy()
     return canvas if canvas_size is None else crop_or_pad(canvas, tuple(canvas_size))
+
+
+def start_times(dataset: _Path | None, at: str | int | None, shape: tuple[int, int], canvas_size, region) -> tuple[np.ndarray, int]:
+    """``(times, clock)`` of a start canvas of ``shape`` (as :func:`start_canvas` made it): (H, W)
+    int64 last placement times (ms; :data:`NEVER_PLACED` where never) and the moment it shows:
+    the dataset's at ``at``, cut and cropped like the canvas; else never placed, at time 0."""
+    if dataset is None:
+        return np.full(shape, NEVER_PLACED, dtype=np.int64), 0
+    t = parse_time(at)
+    times = open_history(dataset).placement_times_at(t)
+    if region is not None:
+        x0, y0, x1, y1 = region
+        times = times[y0:y1, x0:x1]
+    return (times if canvas_size is None else crop_or_pad(times, tuple(canvas_size), NEVER_PLACED)), t
+
+
+def mean_interval(dataset: _Path, region: tuple[int, int, int, int] | None) -> int:
+    """The mean time between consecutive events of ``dataset`` (in ``region``), in ms (≥ 1;
+    :data:`DEFAULT_INTERVAL_MS` with fewer than two events)."""
+    history = open_history(dataset)
+    if region is None:
+        count, (first, last) = len(history), history.time_range
+    else:
+        x0, y0, x1, y1 = region
+        ids = history.select(x0=x0, y0=y0, x1=x1, y1=y1)
+        count = len(ids)
+        first, last = (int(history.events()["timestamp"][ids[0]]), int(history.events()["timestamp"][ids[-1]])) if count else (0, 0)
+    return max(1, round((last - first) / (count - 1))) if count >= 2 else DEFAULT_INTERVAL_MS
 
 
 def check_start(init, dataset, at, canvas_size, region) -> None:
@@ -267,17 +309,47 @@ def windows_at(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, siz
     return padded.unfold(0, size, 1).unfold(1, size, 1)[rows, cols]
 
 
+@dataclass
+class Canvas:
+    """The painting's state on the device, each padded with :attr:`Geometry.pad` cells all
+    round: ``colors`` (uint8, OUTSIDE in the border) and, when a model sees ages, ``times``
+    (int64 ms of each pixel's last placement; :data:`NEVER_PLACED`, :data:`OFF_CANVAS`)."""
+
+    colors: torch.Tensor
+    times: torch.Tensor | None
+
+    def inputs(self, model: WindowModel, rows: torch.Tensor, cols: torch.Tensor, clocks: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The inputs of ``model`` for its windows with top-left cells (rows, cols) (padded
+        coordinates), at the moments ``clocks`` ((n,) int64 ms); placer and users unknown."""
+        size = model.config.window
+        inputs = {"color": windows_at(self.colors, rows, cols, size)}
+        if "age" in model.config.inputs:
+            inputs["age"] = ages_of(windows_at(self.times, rows, cols, size), clocks)
+        return inputs
+
+
+def ages_of(times: torch.Tensor, clocks: torch.Tensor) -> torch.Tensor:
+    """(n, s, s) age buckets of last placement times ``times`` (int64, with NEVER_PLACED and
+    OFF_CANVAS) at the moments ``clocks`` (n,): as :meth:`rplacevit.History.age_buckets` gives
+    them for real events."""
+    never, off = times == NEVER_PLACED, times == OFF_CANVAS
+    now = clocks[:, None, None]
+    buckets = age_bucket(now - torch.where(never | off, now, times))
+    return torch.where(never, AGE_NEVER, torch.where(off, AGE_OUTSIDE, buckets))
+
+
 def choose_pixels(
-    time_model: WindowModel | None, padded: torch.Tensor, views: torch.Tensor, noise: torch.Tensor | None, geometry: Geometry
+    time_model: WindowModel | None, canvas: Canvas, views: torch.Tensor, clocks: torch.Tensor, noise: torch.Tensor | None,
+    geometry: Geometry
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Canvas rows and cols ((n,) int64) of the pixel each view picks: where the time model's
-    (n, grid, grid) prediction plus ``noise`` is smallest (the first such cell on ties), or the
-    view itself without a time model."""
+    (n, grid, grid) time-like score plus ``noise`` is smallest (the first such cell on ties), or
+    the view itself without a time model."""
     rows, cols = views[:, 0], views[:, 1]
     if time_model is None:
         return rows, cols
     first = geometry.pad - geometry.time_offset
-    predicted = time_model(windows_at(padded, rows + first, cols + first, geometry.time_window))
+    predicted = time_model.time_fraction(time_model(canvas.inputs(time_model, rows + first, cols + first, clocks)))
     if noise is not None:
         predicted = predicted + noise
     cell = predicted.flatten(1).argmin(dim=1)
@@ -286,9 +358,10 @@ def choose_pixels(
 
 def choose_colors(
     color_model: WindowModel,
-    padded: torch.Tensor,
+    canvas: Canvas,
     rows: torch.Tensor,
     cols: torch.Tensor,
+    clocks: torch.Tensor,
     geometry: Geometry,
     log_weights: torch.Tensor,
     temperature: float,
@@ -298,10 +371,10 @@ def choose_colors(
     """(n,) int64 palette index for each pixel (rows, cols): ``argmax(logits / T + log_weights
     [+ gumbel])``, evaluated left to right, the present color at −inf with ``avoid_current``."""
     first = geometry.pad - geometry.color_window // 2
-    logits = color_model(windows_at(padded, rows + first, cols + first, geometry.color_window)).float()
+    logits = color_model(canvas.inputs(color_model, rows + first, cols + first, clocks)).float()
     scores = (logits / temperature if temperature > 0 else logits) + log_weights
     if avoid_current:
-        current = padded[rows + geometry.pad, cols + geometry.pad].long()
+        current = canvas.colors[rows + geometry.pad, cols + geometry.pad].long()
         scores = scores.scatter(1, current[:, None], -math.inf)
     if gumbel is not None:
         scores = scores + gumbel
@@ -336,6 +409,9 @@ class InferConfig:
     color_weights: dict | None = option(None, "palette index → weight multiplying the probabilities (0 excludes a color)",
                                         parse=parse_color_weights, metavar="27=0.75,...")
     avoid_current: bool = option(False, "never place a pixel's present color")
+    interval_ms: int | None = option(None, "simulated ms between placements, for models that see ages (default: the mean interval "
+                                     f"between the events of the dataset region with --dataset, else {DEFAULT_INTERVAL_MS:,})",
+                                     metavar="MS")
     seed: int = option(0, "the run is a function of it")
     device: str = option("auto", "auto: cuda when there is one", choices=DEVICES)
     video: str | None = option(None, "write the run as an H.264 mp4", flag="--output", short="-o", metavar="MP4")
@@ -347,8 +423,10 @@ class InferConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for name, low in [("steps", 0), ("batch_views", 1), ("frame_every", 1), ("fps", 1), ("scale", 1)]:
+        for name, low in [("steps", 0), ("batch_views", 1), ("frame_every", 1), ("fps", 1), ("scale", 1), ("interval_ms", 1)]:
             value = getattr(self, name)
+            if name == "interval_ms" and value is None:
+                continue
             if not (isinstance(value, int) and not isinstance(value, bool) and value >= low):
                 raise ArgumentError(f"`{name}` = {value!r}: expected an integer >= {low}")
         for name in ("time_noise", "temperature"):
@@ -391,6 +469,16 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
     padded = torch.full((height + 2 * pad, width + 2 * pad), OUTSIDE, dtype=torch.uint8, device=device)
     canvas = padded[pad : pad + height, pad : pad + width]  # a view: placing into it updates the windows
     canvas.copy_(torch.from_numpy(start))
+    sees_age = any("age" in model.config.inputs for model in (color_model, time_model) if model is not None)
+    times = placed_times = None
+    interval = clock0 = None
+    if sees_age:
+        start_t, clock0 = start_times(config.dataset, config.at, start.shape, config.canvas_size, config.region)
+        interval = config.interval_ms or (mean_interval(config.dataset, config.region) if config.dataset else DEFAULT_INTERVAL_MS)
+        times = torch.full(padded.shape, OFF_CANVAS, dtype=torch.int64, device=device)
+        placed_times = times[pad : pad + height, pad : pad + width]
+        placed_times.copy_(torch.from_numpy(start_t))
+    state = Canvas(padded, times)
     log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
     rng = np.random.default_rng(config.seed)
     placements = torch.empty((config.steps, 3), dtype=torch.int64, device=device)
@@ -424,8 +512,10 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
                     noise = torch.from_numpy(draws).to(device)
                 if config.temperature > 0:
                     gumbel = -torch.log(-torch.log(torch.from_numpy(rng.random((n, PALETTE_SIZE), dtype=np.float32)).to(device)))
-                rows, cols = choose_pixels(time_model, padded, torch.from_numpy(group).to(device), noise, geometry)
-                colors = choose_colors(color_model, padded, rows, cols, geometry, log_weights, config.temperature, gumbel,
+                # Placement p happens at clock0 + (p + 1) · interval (0 when no model sees ages).
+                clocks = torch.arange(placed + 1, placed + n + 1, device=device) * (interval or 0) + (clock0 or 0)
+                rows, cols = choose_pixels(time_model, state, torch.from_numpy(group).to(device), clocks, noise, geometry)
+                colors = choose_colors(color_model, state, rows, cols, clocks, geometry, log_weights, config.temperature, gumbel,
                                        config.avoid_current)
                 placements[placed : placed + n] = torch.stack([cols, rows, colors], dim=1)
                 views[placed : placed + n] = group
@@ -435,6 +525,8 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
                 done = 0
                 for stop in [*range(first_due, n, config.frame_every), n]:
                     canvas[rows[done:stop], cols[done:stop]] = colors[done:stop].to(torch.uint8)
+                    if placed_times is not None:
+                        placed_times[rows[done:stop], cols[done:stop]] = clocks[done:stop]
                     if (placed + stop) % config.frame_every == 0 or placed + stop == config.steps:
                         keep_frame()
                     done = stop
@@ -448,4 +540,4 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
 
             iio3.imwrite(png_path, to_rgb(final, None, config.scale))
 
-    return Inference(start, final, placements.cpu().numpy(), views, np.array(groups, dtype=np.int64), frames, seconds)
+    return Inference(start, final, placements.cpu().numpy(), views, np.array(groups, dtype=np.int64), frames, seconds, interval)

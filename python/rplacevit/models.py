@@ -7,10 +7,32 @@ The trunk sees it as tokens::
 
     [cls] + centre² pixel tokens (the central centre×centre pixels, one token each)
           + (window/patch)² patch tokens (the whole window in patch×patch squares; optional)
+          + placer_k placer tokens (with the ``placer`` input)
 
 then pre-norm Transformer blocks and a final LayerNorm. The color head reads the cls token;
 the time head reads every pixel token. Checkpoints carry their config (:func:`to_checkpoint`,
 :func:`load_model`), so no hyperparameter is ever typed twice.
+
+**Inputs** (``ModelConfig.inputs``; a model takes a window tensor, or a dict of these tensors):
+
+- ``color``: the window, under the key ``"color"`` (always present).
+- ``age``: ``"age"``, (B, window, window) age buckets 0..31 of every cell (see
+  :meth:`rplacevit.History.age_buckets`: 30 log-scaled buckets from under 8.2 s to over 37 h,
+  :data:`AGE_NEVER`, :data:`AGE_OUTSIDE`), embedded and added to the pixel tokens and, through a
+  table like the colors', to the patch tokens.
+- ``placer``: the event's user's latest ``placer_k`` earlier placements: ``"placer_colors"``
+  (B, k) palette indices (OUTSIDE where there are fewer), ``"placer_ages"`` (B, k) age buckets of
+  the time from each to the event, and ``"placer_count"`` (B,) a bucket of how many placements
+  the user made before (:func:`placer_count_bucket`), added to the cls token; each placement is
+  a token. :data:`PLACER_UNKNOWN` as the count means "the placer is unknown".
+- ``users``: for every cell, the original's seed vector of the user who placed it last:
+  ``"users"`` (B, window, window) int64 rows of ``"user_vectors"`` (M, user_features) float32,
+  row 0 meaning unknown; projected by a Linear layer (with an "unknown" feature) and added to the
+  pixel tokens, and averaged over each patch for the patch tokens.
+
+``placer`` and ``users`` may be left out of the dict: they are then unknown, as they are when
+training drops them (``input_dropout``). Building the dict from a dataset:
+:func:`rplacevit.data.model_inputs`.
 """
 
 from __future__ import annotations
@@ -33,6 +55,22 @@ VOCABULARY = PALETTE_SIZE + 1  # the 32 colors and OUTSIDE
 
 KINDS = ("color", "time")
 POSITIONS = ("learned", "sinusoidal")
+#: What a model may see, in this order (see the module docstring).
+INPUTS = ("color", "age", "placer", "users")
+#: The time model's objectives: "mse" on the capped time to the next change (the original's),
+#: "bce": the probability that the pixel changes within the horizon, by binary cross-entropy.
+TIME_OBJECTIVES = ("mse", "bce")
+# The age buckets of rplacevit.History.age_buckets (AGE_BUCKETS, AGE_NEVER, AGE_OUTSIDE there),
+# repeated like the palette: 30 buckets of real ages, then "never placed on", then off the canvas.
+AGE_NEVER = 30
+AGE_OUTSIDE = 31
+AGE_VOCABULARY = 32
+#: Buckets of a placer's earlier placements: 0 for none, 1 + ⌊log₂ n⌋ up to 16 (32,768 and more).
+PLACER_COUNT_BUCKETS = 17
+#: The placer count bucket of an unknown placer (input dropout, or painting).
+PLACER_UNKNOWN = PLACER_COUNT_BUCKETS
+#: Width of a user's seed vector (rplacevit.users.SEED_WIDTH).
+USER_FEATURES = 38
 
 #: Size presets: tiny trains in seconds on a CPU; small (≈1.9 M parameters) and base (≈85 M)
 #: are the sizes of the original author's two runs.
@@ -53,6 +91,11 @@ class ModelConfig:
     "sinusoidal" (fixed 2-D sin/cos of each token's centre in window pixels) or "learned".
     d_model, heads, blocks, d_ff: width, attention heads, Transformer blocks, MLP hidden width.
     dropout: on the token sum, attention weights and residual branches (0 disables it).
+    inputs: what the model sees (see :data:`INPUTS` and the module docstring; "color" always).
+    placer_k: earlier placements of the placer seen with the ``placer`` input. input_dropout:
+    in training, the probability that an event's ``placer`` and (separately) its ``users`` are
+    replaced by "unknown", so the model also works where they are not known. time_objective:
+    see :data:`TIME_OBJECTIVES`. user_features: width of the ``users`` input's vectors.
     """
 
     kind: str
@@ -66,13 +109,28 @@ class ModelConfig:
     d_ff: int = 768
     dropout: float = 0.0
     positions: str = "sinusoidal"
+    inputs: tuple[str, ...] = ("color",)
+    placer_k: int = 8
+    input_dropout: float = 0.1
+    time_objective: str = "mse"
+    user_features: int = USER_FEATURES
 
     def __post_init__(self):
+        if isinstance(self.inputs, str):
+            self.inputs = tuple(filter(None, (name.strip() for name in self.inputs.split(","))))
+        unknown = [name for name in self.inputs if name not in INPUTS]
+        if unknown or "color" not in self.inputs:
+            raise ValueError(f"inputs {tuple(self.inputs)!r}: expected \"color\" and any of {INPUTS[1:]}")
+        self.inputs = tuple(name for name in INPUTS if name in self.inputs)  # one spelling: the order of INPUTS
+        if self.time_objective not in TIME_OBJECTIVES:
+            raise ValueError(f"time_objective {self.time_objective!r}: expected one of {TIME_OBJECTIVES}")
+        if not 0.0 <= self.input_dropout <= 1.0:
+            raise ValueError(f"input_dropout {self.input_dropout}: expected 0 <= input_dropout <= 1")
         if self.kind not in KINDS:
             raise ValueError(f"kind {self.kind!r}: expected one of {KINDS}")
         if self.positions not in POSITIONS:
             raise ValueError(f"positions {self.positions!r}: expected one of {POSITIONS}")
-        for name in ("window", "centre", "patch", "d_model", "heads", "blocks", "d_ff"):
+        for name in ("window", "centre", "patch", "d_model", "heads", "blocks", "d_ff", "placer_k", "user_features"):
             if not (isinstance(getattr(self, name), int) and getattr(self, name) > 0):
                 raise ValueError(f"{name} = {getattr(self, name)!r}: expected a positive integer")
         if self.window % self.patch:
@@ -123,25 +181,32 @@ def cell_centres(first: int, count: int, size: int) -> tuple[torch.Tensor, torch
 
 
 class PatchEmbedding(nn.Module):
-    """(B, window, window) int64 palette indices → (B, (window/patch)², d_model) patch tokens.
+    """(B, window, window) int64 indices below ``vocabulary`` (palette indices, or age buckets)
+    → (B, (window/patch)², d_model) patch tokens.
 
-    The same map as a bias-free Linear layer on one-hot patches (patch²·33 inputs), without the
-    one-hot: row ``cell·33 + color`` of the table is the weight column that cell's one-hot bit
-    would select, so a patch's token is the sum of its cells' rows. The patch token type
-    embedding plays the part of the bias.
+    The same map as a bias-free Linear layer on one-hot patches (patch²·vocabulary inputs),
+    without the one-hot: row ``cell·vocabulary + value`` of the table is the weight column that
+    cell's one-hot bit would select, so a patch's token is the sum of its cells' rows. The patch
+    token type embedding plays the part of the bias.
     """
 
-    def __init__(self, config: ModelConfig):
+    def __init__(self, config: ModelConfig, vocabulary: int = VOCABULARY):
         super().__init__()
         self.patch = config.patch
-        self.table = nn.EmbeddingBag(config.patch**2 * VOCABULARY, config.d_model, mode="sum")
-        self.register_buffer("cell_offsets", torch.arange(config.patch**2) * VOCABULARY, persistent=False)
+        self.table = nn.EmbeddingBag(config.patch**2 * vocabulary, config.d_model, mode="sum")
+        self.register_buffer("cell_offsets", torch.arange(config.patch**2) * vocabulary, persistent=False)
 
     def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        batch, side, _ = windows.shape
-        p, n = self.patch, side // self.patch
-        cells = windows.reshape(batch, n, p, n, p).transpose(2, 3).reshape(batch * n * n, p * p)
-        return self.table(cells + self.cell_offsets).view(batch, n * n, -1)
+        batch = len(windows)
+        return self.table(patches(windows, self.patch) + self.cell_offsets).view(batch, -1, self.table.embedding_dim)
+
+
+def patches(grid: torch.Tensor, patch: int) -> torch.Tensor:
+    """(B, side, side, …) → (B·(side/patch)², patch², …): the patch×patch squares in row-major
+    order, each square's cells in row-major order."""
+    batch, side, rest = len(grid), grid.shape[1], grid.shape[3:]
+    n = side // patch
+    return grid.reshape(batch, n, patch, n, patch, *rest).transpose(2, 3).reshape(batch * n * n, patch * patch, *rest)
 
 
 class Attention(nn.Module):
@@ -191,8 +256,9 @@ class Block(nn.Module):
 
 
 class Trunk(nn.Module):
-    """(B, window, window) palette indices → (B, 1 + centre² [+ (window/patch)²], d_model)
-    normalised tokens: cls first, then the pixel tokens in row-major order, then the patches."""
+    """The inputs (see the module docstring) → (B, 1 + centre² [+ (window/patch)²] [+ placer_k],
+    d_model) normalised tokens: cls first, then the pixel tokens in row-major order, then the
+    patches, then the placer's placements (the latest first)."""
 
     def __init__(self, config: ModelConfig):
         super().__init__()
@@ -207,6 +273,18 @@ class Trunk(nn.Module):
             self.patch_embedding = PatchEmbedding(config)
             self.patch_type = nn.Parameter(0.02 * torch.randn(d))
             self._add_positions("patch_positions", cell_centres(0, n, config.patch))
+        if "age" in config.inputs:
+            self.age_embedding = nn.Embedding(AGE_VOCABULARY, d)
+            if config.periphery:
+                self.age_patch_embedding = PatchEmbedding(config, AGE_VOCABULARY)
+        if "placer" in config.inputs:
+            self.placer_color_embedding = nn.Embedding(VOCABULARY, d)
+            self.placer_age_embedding = nn.Embedding(AGE_VOCABULARY, d)
+            self.placer_count_embedding = nn.Embedding(PLACER_COUNT_BUCKETS + 1, d)
+            self.placer_positions = nn.Parameter(0.02 * torch.randn(config.placer_k, d))
+        if "users" in config.inputs:
+            # The vector and an "unknown" flag: Linear commutes with the mean over a patch.
+            self.user_projection = nn.Linear(config.user_features + 1, d)
         self.dropout = nn.Dropout(config.dropout)
         self.blocks = nn.ModuleList(Block(config) for _ in range(config.blocks))
         self.norm = nn.LayerNorm(d)
@@ -220,18 +298,95 @@ class Trunk(nn.Module):
         else:  # derived from the config, so kept out of the state dict
             self.register_buffer(name, sinusoidal_positions(*centres, self.config.d_model), persistent=False)
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        windows = check_windows(windows, self.config.window)
-        batch, start, c = len(windows), self.config.centre_start, self.config.centre
-        centre = windows[:, start : start + c, start : start + c].reshape(batch, c * c)
-        pixels = self.pixel_embedding(centre) + self.pixel_positions + self.pixel_type
-        tokens = [self.cls_token.expand(batch, -1, -1), pixels]
-        if self.config.periphery:
-            tokens.append(self.patch_embedding(windows) + self.patch_positions + self.patch_type)
+    def forward(self, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        config = self.config
+        inputs = check_inputs(inputs, config)
+        if self.training and config.input_dropout > 0:
+            inputs = drop_inputs(inputs, config.input_dropout)
+        windows = inputs["color"]
+        batch, start, c = len(windows), config.centre_start, config.centre
+
+        def centre_of(grid: torch.Tensor) -> torch.Tensor:
+            return grid[:, start : start + c, start : start + c].reshape(batch, c * c, *grid.shape[3:])
+
+        pixels = self.pixel_embedding(centre_of(windows)) + self.pixel_positions + self.pixel_type
+        if config.periphery:
+            patch_tokens = self.patch_embedding(windows) + self.patch_positions + self.patch_type
+        cls = self.cls_token.expand(batch, -1, -1)
+        if "age" in config.inputs:
+            pixels = pixels + self.age_embedding(centre_of(inputs["age"]))
+            if config.periphery:
+                patch_tokens = patch_tokens + self.age_patch_embedding(inputs["age"])
+        if "users" in config.inputs:
+            rows = inputs["users"]
+            vectors = torch.cat([inputs["user_vectors"].float(), torch.zeros_like(inputs["user_vectors"][:, :1]).float()], dim=1)
+            vectors[0, -1] = 1.0  # row 0: unknown
+            cells = vectors[rows]  # (B, window, window, features + 1)
+            pixels = pixels + self.user_projection(centre_of(cells))
+            if config.periphery:
+                pooled = patches(cells, config.patch).mean(dim=1).view(batch, -1, cells.shape[-1])
+                patch_tokens = patch_tokens + self.user_projection(pooled)
+        tokens = [cls, pixels]
+        if config.periphery:
+            tokens.append(patch_tokens)
+        if "placer" in config.inputs:
+            tokens[0] = cls + self.placer_count_embedding(inputs["placer_count"])[:, None]
+            tokens.append(self.placer_color_embedding(inputs["placer_colors"]) + self.placer_age_embedding(inputs["placer_ages"])
+                          + self.placer_positions)
         x = self.dropout(torch.cat(tokens, dim=1))
         for block in self.blocks:
             x = block(x)
         return self.norm(x)
+
+
+def placer_count_bucket(counts: torch.Tensor) -> torch.Tensor:
+    """(B,) int64 bucket of each count of earlier placements: 0 for none, 1 + ⌊log₂ n⌋ (exact,
+    by the bit length), at most PLACER_COUNT_BUCKETS − 1."""
+    counts = counts.long()
+    bits = torch.zeros_like(counts)
+    for shift in range(PLACER_COUNT_BUCKETS - 1):
+        bits += (counts >> shift) > 0
+    return bits
+
+
+def age_bucket(ages_ms: torch.Tensor) -> torch.Tensor:
+    """The age bucket of each age in ms (int64, any shape; on any device), exactly as
+    :meth:`rplacevit.History.age_buckets` buckets them (the Rust ``age_bucket``): the age clamped
+    to [1.5·2¹², 2²⁷] is m·2ᵉ with m in [0.5, 1); highest bit h = e − 1, next bit b = m ≥ 0.75,
+    bucket 2h + b − 25. A negative age (none) is :data:`AGE_NEVER`."""
+    clamped = ages_ms.clamp(6_144, 1 << 27).double()
+    mantissa, exponent = torch.frexp(clamped)
+    buckets = 2 * (exponent.long() - 1) + (mantissa >= 0.75).long() - 25
+    return torch.where(ages_ms < 0, AGE_NEVER, buckets)
+
+
+def unknown_placer(batch: int, k: int, device) -> dict[str, torch.Tensor]:
+    """The ``placer`` inputs of ``batch`` events whose placer is unknown."""
+    return {"placer_colors": torch.full((batch, k), OUTSIDE, dtype=torch.long, device=device),
+            "placer_ages": torch.full((batch, k), AGE_OUTSIDE, dtype=torch.long, device=device),
+            "placer_count": torch.full((batch,), PLACER_UNKNOWN, dtype=torch.long, device=device)}
+
+
+def unknown_users(windows: torch.Tensor, features: int) -> dict[str, torch.Tensor]:
+    """The ``users`` inputs of windows whose placers are all unknown."""
+    return {"users": torch.zeros(windows.shape, dtype=torch.long, device=windows.device),
+            "user_vectors": torch.zeros((1, features), dtype=torch.float32, device=windows.device)}
+
+
+def drop_inputs(inputs: dict[str, torch.Tensor], p: float) -> dict[str, torch.Tensor]:
+    """``inputs`` with each event's placer, and (drawn separately) its cells' users, replaced by
+    unknown with probability ``p`` (torch's generator)."""
+    inputs = dict(inputs)
+    batch, device = len(inputs["color"]), inputs["color"].device
+    if "placer_count" in inputs:
+        drop = torch.rand(batch, device=device) < p
+        unknown = unknown_placer(batch, inputs["placer_colors"].shape[1], device)
+        for key, value in unknown.items():
+            inputs[key] = torch.where(drop.view(-1, *[1] * (value.dim() - 1)), value, inputs[key])
+    if "users" in inputs:
+        drop = torch.rand(batch, device=device) < p
+        inputs["users"] = torch.where(drop[:, None, None], 0, inputs["users"])
+    return inputs
 
 
 def check_windows(windows: torch.Tensor, window: int) -> torch.Tensor:
@@ -254,6 +409,54 @@ def check_windows(windows: torch.Tensor, window: int) -> torch.Tensor:
             f"window values {int(low)}..{int(high)}: expected palette indices 0..31 or OUTSIDE ({OUTSIDE})"
         )
     return windows.long()
+
+
+def check_inputs(inputs: torch.Tensor | dict[str, torch.Tensor], config: ModelConfig) -> dict[str, torch.Tensor]:
+    """The inputs of a model of ``config`` as a dict of int64 tensors (float32 user vectors),
+    the unknown ones filled in: ValueError (or TypeError) naming what is missing or malformed."""
+    if isinstance(inputs, torch.Tensor):
+        inputs = {"color": inputs}
+    if not isinstance(inputs, dict) or "color" not in inputs:
+        raise TypeError("a model takes a (B, window, window) window tensor or a dict with one under \"color\"")
+    windows = check_windows(inputs["color"], config.window)
+    checked = {"color": windows}
+    batch, side = len(windows), (config.window, config.window)
+    if "age" in config.inputs:
+        if "age" not in inputs:
+            raise ValueError("this model sees ages: give its inputs as a dict with \"age\" (see rplacevit.data.model_inputs)")
+        checked["age"] = check_indices(inputs["age"], "age", (batch, *side), AGE_VOCABULARY - 1)
+    if "placer" in config.inputs:
+        if "placer_count" not in inputs:
+            inputs = {**inputs, **unknown_placer(batch, config.placer_k, windows.device)}
+        k = (batch, config.placer_k)
+        checked["placer_colors"] = check_indices(inputs["placer_colors"], "placer_colors", k, OUTSIDE)
+        checked["placer_ages"] = check_indices(inputs["placer_ages"], "placer_ages", k, AGE_VOCABULARY - 1)
+        checked["placer_count"] = check_indices(inputs["placer_count"], "placer_count", (batch,), PLACER_UNKNOWN)
+    if "users" in config.inputs:
+        if "users" not in inputs:
+            inputs = {**inputs, **unknown_users(windows, config.user_features)}
+        vectors = inputs["user_vectors"]
+        if vectors.dim() != 2 or vectors.shape[1] != config.user_features or len(vectors) == 0 or not vectors.is_floating_point():
+            raise ValueError(f"user_vectors of shape {tuple(vectors.shape)}: expected (M ≥ 1, {config.user_features}) floats")
+        checked["users"] = check_indices(inputs["users"], "users", (batch, *side), len(vectors) - 1)
+        checked["user_vectors"] = vectors.float()
+    return checked
+
+
+def check_indices(values: torch.Tensor, name: str, shape: tuple, high: int) -> torch.Tensor:
+    """``values`` as int64 after checking its shape and that it lies in 0..high (a device-side
+    assertion on a GPU, as :func:`check_windows` does)."""
+    if values.is_floating_point() or values.is_complex():
+        raise TypeError(f"{name} must hold integers, not {values.dtype}")
+    if tuple(values.shape) != tuple(shape):
+        raise ValueError(f"{name} of shape {tuple(values.shape)}: expected {tuple(shape)}")
+    if values.numel():
+        low, top = torch.aminmax(values)
+        if values.device.type != "cpu" and hasattr(torch, "_assert_async"):
+            torch._assert_async((low >= 0) & (top <= high), f"{name} outside 0..{high}")
+        elif low < 0 or top > high:
+            raise ValueError(f"{name} values {int(low)}..{int(top)}: expected 0..{high}")
+    return values.long()
 
 
 class WindowModel(nn.Module):
@@ -283,26 +486,43 @@ class WindowModel(nn.Module):
 
 
 class ColorModel(WindowModel):
-    """(B, window, window) palette indices → (B, 32) logits of the color the centre pixel
+    """The inputs → (B, 32) logits of the color the centre pixel
     (row and column window // 2) takes next."""
 
     kind, outputs = "color", PALETTE_SIZE
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
-        return self.head(self.trunk(windows)[:, 0])
+    def forward(self, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
+        return self.head(self.trunk(inputs)[:, 0])
+
+    def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss against (B,) int64 target colors: cross-entropy."""
+        return F.cross_entropy(output.float(), targets)
 
 
 class TimeModel(WindowModel):
-    """(B, window, window) palette indices → (B, centre, centre) predicted time until each
-    central pixel next changes, as a fraction of the horizon in [0, 1] (a sigmoid output;
-    targets are capped at 1.0, i.e. "not within the horizon")."""
+    """The inputs → (B, centre, centre), for each central pixel: with ``time_objective`` "mse",
+    the predicted time until it next changes as a fraction of the horizon in [0, 1] (a sigmoid
+    output; targets are capped at 1.0, i.e. "not within the horizon"); with "bce", the logit of
+    the probability that it changes within the horizon. :meth:`time_fraction` reads both the
+    same way."""
 
     kind, outputs = "time", 1
 
-    def forward(self, windows: torch.Tensor) -> torch.Tensor:
+    def forward(self, inputs: torch.Tensor | dict[str, torch.Tensor]) -> torch.Tensor:
         c = self.config.centre
-        pixels = self.trunk(windows)[:, 1 : 1 + c * c]
-        return torch.sigmoid(self.head(pixels)).view(-1, c, c)
+        output = self.head(self.trunk(inputs)[:, 1 : 1 + c * c])
+        return (torch.sigmoid(output) if self.config.time_objective == "mse" else output).view(-1, c, c)
+
+    def time_fraction(self, output: torch.Tensor) -> torch.Tensor:
+        """The output as a time-like score in [0, 1], lower = sooner: the predicted fraction of
+        the horizon ("mse"), or 1 − the probability of a change within it ("bce")."""
+        return output if self.config.time_objective == "mse" else 1 - torch.sigmoid(output)
+
+    def loss(self, output: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The training loss against (B, centre, centre) capped time targets."""
+        if self.config.time_objective == "mse":
+            return F.mse_loss(output.float(), targets)
+        return F.binary_cross_entropy_with_logits(output.float(), (targets < 1).float())
 
 
 MODELS = {model.kind: model for model in (ColorModel, TimeModel)}
@@ -315,7 +535,7 @@ def build_model(config: ModelConfig) -> WindowModel:
 
 #: Parameters without weight decay besides the 1-D ones (biases, norm gains, token types): the
 #: cls token and the learned positions, as timm's Vision Transformer exempts them.
-NO_WEIGHT_DECAY = ("cls_token", "pixel_positions", "patch_positions")
+NO_WEIGHT_DECAY = ("cls_token", "pixel_positions", "patch_positions", "placer_positions")
 
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:

@@ -38,25 +38,41 @@ def markdown(report: dict) -> str:
         "",
         f"- dataset: `{setup['dataset']}`; events from {setup['from']} to {setup['to'] or 'the end'}{where}: "
         f"{drawn} of {setup['selected']:,} (ids in `events.npy`)",
-        f"- color model: `{setup['color_model']}`, target `{color['target']}`",
     ]
-    if setup["time_model"]:
-        lines.append(f"- time model: `{setup['time_model']}`, horizon {report['time']['horizon_ms'] / 60_000:g} min")
+    lines += model_lines(setup, "color", f", target `{color['target']}`")
+    if "time" in report:
+        lines += model_lines(setup, "time", f", horizon {report['time']['horizon_ms'] / 60_000:g} min")
     for name, until in setup["training_until"].items():
         lines.append(f"- `{name}` trained on events before {until}")
     lines += [f"- {setup['events_per_s']:,.0f} events/s", "", f"## Color ({color['n']:,} events)", "",
               "| predictor | top-1 | top-3 | NLL (nats) |", "|---|---:|---:|---:|"]
-    for name, metrics in [("model", color["model"]), *color["baselines"].items()]:
+    for name, metrics in [*model_rows(color), *color["baselines"].items()]:
         lines.append(f"| {name} | {_number(metrics['top1'])} | {_number(metrics['top3'])} | {_number(metrics.get('nll'))} |")
     if "time" in report:
         t = report["time"]
         censored = f"; {t['censored']:,} left out: their horizon runs past the end of the data" if t["censored"] else ""
         lines += ["", f"## Time ({t['n']:,} events, {t['cells']:,} pixels on the canvas{censored})", "",
-                  "| predictor | MSE | ROC-AUC |", "|---|---:|---:|",
-                  f"| model | {_number(t['model']['mse'], 4)} | {_number(t['model']['auc'])} |",
-                  f"| constant ({_number(t['baselines']['constant']['value'])}) | {_number(t['baselines']['constant']['mse'], 4)} | – |",
+                  "| predictor | MSE | ROC-AUC |", "|---|---:|---:|"]
+        lines += [f"| {name} | {_number(metrics['mse'], 4)} | {_number(metrics['auc'])} |" for name, metrics in model_rows(t)]
+        lines += [f"| constant ({_number(t['baselines']['constant']['value'])}) | {_number(t['baselines']['constant']['mse'], 4)} | – |",
                   f"| recency | – | {_number(t['baselines']['recency']['auc'])} |"]
     return "\n".join(lines) + "\n"
+
+
+def model_lines(setup: dict, kind: str, detail: str) -> list[str]:
+    """The setup's lines naming the ``kind`` models and what they see."""
+    if f"{kind}_models" not in setup:
+        inputs = ", ".join(setup[f"{kind}_inputs"])
+        return [f"- {kind} model: `{setup[f'{kind}_model']}` seeing {inputs}{detail}"]
+    return [f"- {kind} model `{label}`: `{name}` seeing {', '.join(setup[f'{kind}_inputs'][label])}{detail}"
+            for label, name in setup[f"{kind}_models"].items()]
+
+
+def model_rows(section: dict) -> list[tuple[str, dict]]:
+    """(row name, metrics) of a section's models: ``model`` for one, ``model label`` for several."""
+    if "model" in section:
+        return [("model", section["model"])]
+    return [(f"model `{label}`", metrics) for label, metrics in section["models"].items()]
 
 
 def is_report(folder: Path) -> bool:
@@ -64,17 +80,19 @@ def is_report(folder: Path) -> bool:
     return (folder / "report.json").is_file()
 
 
-def write_report(out: Path, report: dict, ids: np.ndarray, scores: Scores, history: History, examples: np.ndarray,
+def write_report(out: Path, report: dict, ids: np.ndarray, scores: Scores, shown: str, history: History, examples: np.ndarray,
                  probabilities: np.ndarray, force: bool) -> None:
     """Writes the report folder ``out`` (built beside, renamed into place when complete; an
-    existing folder is replaced only when empty, or a report with ``force``). ``examples`` are
-    positions in ``ids`` and ``probabilities`` the model's (EXAMPLES, 32) for them."""
+    existing folder is replaced only when empty, or a report with ``force``). The pictures show
+    the color model labelled ``shown``: ``examples`` are positions in ``ids`` and
+    ``probabilities`` that model's (EXAMPLES, 32) for them."""
     with atomic_path(out, replaceable=lambda found: not any(found.iterdir()) or (force and is_report(found))) as staging:
         staging.mkdir()
         np.save(staging / "events.npy", ids.astype(np.int64))
-        plot_confusion(staging / "confusion.png", scores.targets, scores.ranks["model"][:, 0])
+        plot_confusion(staging / "confusion.png", scores.targets, scores.models[shown][:, 0])
+        ranks = {"model": scores.models[shown], **scores.ranks}
         plot_examples(staging / "examples.png", history, ids[examples], scores.targets[examples],
-                      {name: r[examples] for name, r in scores.ranks.items()}, probabilities)
+                      {name: r[examples] for name, r in ranks.items()}, probabilities)
         (staging / "report.md").write_text(markdown(report))
         (staging / "report.json").write_text(json.dumps(report, indent=2) + "\n")
 

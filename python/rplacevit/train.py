@@ -23,13 +23,12 @@ from threading import Thread
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 
 from . import history as history_module
 from .history import COLOR_HORIZON_MS, COLOR_TARGET, COLOR_TARGETS, TIME_HORIZON_MS
-from .data import ColorDataset, EpochBatchSampler, TimeDataset, keep_batch, select_events
+from .data import ColorDataset, EpochBatchSampler, TimeDataset, UserVectors, keep_batch, select_events, to_device
 from ._core import ArgumentError
 from .devices import DEVICES, resolve_device
 from .files import atomic_path
@@ -131,10 +130,6 @@ def schedule(step: int, warmup: int, total: int) -> float:
     return 0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
 
 
-def loss_of(task: str, output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    return F.cross_entropy(output.float(), target) if task == "color" else F.mse_loss(output.float(), target)
-
-
 def split(history, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
     """(training ids, validation ids, until): training events have timestamp < until, validation
     events timestamp ≥ val_from (default: until), so validation is always later. Without
@@ -157,10 +152,10 @@ def split(history, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
     return train_ids, val_ids, until
 
 
-def make_dataset(history, ids: np.ndarray, config: TrainConfig, model_config: ModelConfig):
+def make_dataset(history, ids: np.ndarray, config: TrainConfig, model_config: ModelConfig, users: UserVectors | None):
     if config.task == "color":
-        return ColorDataset(history, ids, model_config.window, config.target, config.horizon_ms)
-    return TimeDataset(history, ids, model_config.window, model_config.centre, config.horizon_ms)
+        return ColorDataset(history, ids, model_config, config.target, config.horizon_ms, users)
+    return TimeDataset(history, ids, model_config, config.horizon_ms, users)
 
 
 def rng_states() -> dict:
@@ -234,20 +229,22 @@ def save_checkpoint(out: Path, state: dict, keep: int) -> Path:
     return path
 
 
-def validate(model, loader, task: str, device, amp: bool) -> dict:
-    """Mean loss (and accuracy for color) over the validation batches."""
-    model.eval()
+def validate(net, model, loader, device, amp: bool) -> dict:
+    """Mean loss (and accuracy for color) of ``net`` (``model``, maybe wrapped) over the
+    validation batches."""
+    net.eval()
     total, count, correct = 0.0, 0, 0
+    task = model.kind
     with torch.no_grad():
-        for windows, targets in loader:
-            windows, targets = windows.to(device), targets.to(device)
+        for inputs, targets in loader:
+            inputs, targets = to_device(inputs, device), targets.to(device)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                output = model(windows)
-            total += loss_of(task, output, targets).item() * len(targets)
+                output = net(inputs)
+            total += model.loss(output, targets).item() * len(targets)
             count += len(targets)
             if task == "color":
                 correct += (output.argmax(dim=1) == targets).sum().item()
-    model.train()
+    net.train()
     metrics = {"val_loss": total / count}
     if task == "color":
         metrics["val_accuracy"] = correct / count
@@ -326,9 +323,11 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
     history = history_module.open(config.dataset)
     model_config = ModelConfig.preset(config.preset, config.task, **config.model)
     train_ids, val_ids, until = split(history, config)
-    train_set = make_dataset(history, train_ids, config, model_config)
+    # The users input sees the users as the training events show them, in validation too.
+    users = UserVectors.of(history, until) if "users" in model_config.inputs else None
+    train_set = make_dataset(history, train_ids, config, model_config, users)
     val_ids = val_ids[np.random.default_rng([config.seed, 1]).permutation(len(val_ids))[: config.val_samples]]
-    val_set = make_dataset(history, np.sort(val_ids), config, model_config)
+    val_set = make_dataset(history, np.sort(val_ids), config, model_config, users)
     per_step = config.batch_size * world_size
     total = config.steps if config.steps is not None else math.ceil(config.epochs * len(train_ids) / per_step)
 
@@ -386,7 +385,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
             writer = csv.DictWriter(f, METRICS_COLUMNS)
             writer.writeheader()
             writer.writerows(kept)
-        print(f"{config.task} model '{config.preset}': {parameter_count(model):,} parameters; "
+        print(f"{config.task} model '{config.preset}' seeing {', '.join(model_config.inputs)}: {parameter_count(model):,} parameters; "
               f"{len(train_ids):,} training events before {until} ms, {len(val_set):,} validation events; "
               f"{total:,} steps of {per_step} on {device}{f' × {world_size} processes' if world_size > 1 else ''}"
               f"{f', resumed at step {start}' if start else ''}", flush=True)
@@ -401,12 +400,12 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
     bar = tqdm(total=total, initial=start, desc=f"train {config.task}", unit="step", disable=not progress or rank != 0)
     step, clock, seen = start, time.perf_counter(), 0
     try:
-        for windows, targets in (prefetched(loader) if config.num_workers == 0 else loader):
-            windows = windows.to(device, non_blocking=True)
+        for inputs, targets in (prefetched(loader) if config.num_workers == 0 else loader):
+            inputs = to_device(inputs, device, non_blocking=True)
             targets = targets.to(device, non_blocking=True)
             with torch.autocast(device.type, dtype=torch.bfloat16, enabled=amp):
-                output = net(windows)
-            loss = loss_of(config.task, output, targets)
+                output = net(inputs)
+            loss = model.loss(output, targets)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -422,7 +421,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
                 row = {"step": step, "train_loss": running[0] / running[1], "val_loss": "", "val_accuracy": ""}
                 running = [0.0, 0]
             if step % config.val_every == 0 or step == total:
-                row.update(validate(net, val_loader, config.task, device, amp))
+                row.update(validate(net, model, val_loader, device, amp))
             if row is not None and rank == 0:
                 with open(metrics_path, "a", newline="") as f:
                     csv.DictWriter(f, METRICS_COLUMNS).writerow(row)

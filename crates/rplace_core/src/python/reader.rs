@@ -10,6 +10,7 @@ use std::path::PathBuf;
 
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<PyHistory>()?;
+    m.add_function(wrap_pyfunction!(age_buckets_of, m)?)?;
     m.add("COLOR_TARGETS", ColorTarget::NAMES.map(|(name, _)| name).to_vec())?;
     m.add("OVERWRITTEN_WITHIN_MS", crate::users::OVERWRITTEN_WITHIN_MS)?;
     m.add("AGE_BUCKETS", crate::history::ages::AGE_BUCKETS)?;
@@ -99,6 +100,11 @@ impl PyHistory {
     fn age_buckets<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
         let size = grid_size(size).map_err(to_py)?;
         batch(py, event_ids, &[size, size], |ids| self.inner.age_buckets(ids, size))
+    }
+
+    fn placement_times_at<'py>(&self, py: Python<'py>, t_ms: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        let times = py.detach(|| self.inner.placement_times_at(t_ms)).map_err(to_py)?;
+        to_array(py, times, &[self.inner.height(), self.inner.width()])
     }
 
     fn last_placers<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
@@ -208,6 +214,17 @@ impl PyHistory {
     ) -> PyResult<Bound<'py, PyArray1<i64>>> {
         Ok(py.detach(|| self.inner.select(x0, y0, x1, y1, t0, t1)).map_err(to_py)?.into_pyarray(py))
     }
+}
+
+/// The age bucket of each age in milliseconds (`rplace_core::history::ages::age_bucket`); a
+/// negative age (none) is the bucket of "never placed on". Any shape.
+#[pyfunction]
+fn age_buckets_of<'py>(py: Python<'py>, ages_ms: numpy::PyReadonlyArrayDyn<'py, i64>) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+    use crate::history::ages::{age_bucket, AGE_NEVER};
+    let shape = ages_ms.as_array().shape().to_vec();
+    let ages: Vec<i64> = ages_ms.as_array().iter().copied().collect();
+    let buckets = py.detach(|| ages.iter().map(|&a| if a < 0 { AGE_NEVER } else { age_bucket(a) }).collect());
+    to_array(py, buckets, &shape)
 }
 
 /// A read-only numpy array over `data`, memory that `container` owns and keeps alive.
