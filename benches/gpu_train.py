@@ -1,7 +1,7 @@
 """GPU training benchmark: samples/s of the small and base presets with bf16 autocast and
 scaled-dot-product attention, and the loader's share of the step (goal: under 10%).
 
-    python benches/gpu_train.py [--data DATASET]
+    python benches/gpu_train.py [--data DATASET] [--inputs color,age,placer,users] [--task time]
 
 Runs benches/train_step.py once per preset on CUDA; needs a GPU.
 """

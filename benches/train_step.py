@@ -1,9 +1,10 @@
 """Training-step benchmark: samples per second of a preset, and the data loader's share of the
-step (one Rust call for the windows and one for the targets per batch, in the training process).
+step (one Rust call per model input and one for the targets per batch, in the training process).
 
     python benches/train_step.py --preset tiny --device cpu                   # CPU
+    python benches/train_step.py --preset tiny --device cpu --inputs color,age,placer,users
     python benches/train_step.py --preset small --device cuda --amp --batch-size 256
-    python benches/train_step.py --preset base --device cuda --amp --batch-size 128
+    python benches/train_step.py --preset base --device cuda --amp --batch-size 128 --task time
 
 Data: the shipped sample (ingested once into bench-data/), or --data DATASET.
 """
@@ -17,10 +18,9 @@ from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 
 import rplacevit
-from rplacevit.data import ColorDataset
+from rplacevit.data import ColorDataset, TimeDataset, UserVectors, to_device
 from rplacevit.models import ModelConfig, build_model, parameter_count
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -35,6 +35,8 @@ def main() -> None:
     parser.add_argument("--amp", action="store_true", help="bf16 autocast (CUDA)")
     parser.add_argument("--compile", action="store_true")
     parser.add_argument("--data", type=Path)
+    parser.add_argument("--task", choices=("color", "time"), default="color")
+    parser.add_argument("--inputs", default="color", help="what the model sees, e.g. color,age,placer,users")
     args = parser.parse_args()
 
     dataset = args.data
@@ -44,19 +46,22 @@ def main() -> None:
             rplacevit.ingest(rplacevit.SAMPLE_CSV, dataset, force=True)
     history = rplacevit.open(dataset)
     device = torch.device(args.device)
-    model = build_model(ModelConfig.preset(args.preset, "color")).to(device)
+    config = ModelConfig.preset(args.preset, args.task, inputs=args.inputs)
+    model = build_model(config).to(device)
     net = torch.compile(model) if args.compile else model
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
-    data = ColorDataset(history, np.arange(len(history), dtype=np.int64))
+    ids = np.arange(len(history), dtype=np.int64)
+    users = UserVectors.of(history, None) if "users" in config.inputs else None
+    data = ColorDataset(history, ids, config, users=users) if args.task == "color" else TimeDataset(history, ids, config, users=users)
     rng = np.random.default_rng(0)
 
     def step(batch: np.ndarray) -> tuple[float, float]:
         start = time.perf_counter()
-        windows, targets = data.__getitems__(batch)
-        windows, targets = windows.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        inputs, targets = data.__getitems__(batch)
+        inputs, targets = to_device(inputs, device, non_blocking=True), targets.to(device, non_blocking=True)
         loaded = time.perf_counter()
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.amp):
-            loss = F.cross_entropy(net(windows).float(), targets)
+            loss = model.loss(net(inputs), targets)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -74,7 +79,7 @@ def main() -> None:
         total += whole
     print(f"data:    {dataset} ({len(history):,} events); {platform.machine()}, torch {torch.__version__}, "
           f"{torch.get_num_threads()} CPU threads, device {device}")
-    print(f"model:   {args.preset} color model, {parameter_count(model):,} parameters, batch {args.batch_size}, "
+    print(f"model:   {args.preset} {args.task} model seeing {','.join(config.inputs)}, {parameter_count(model):,} parameters, batch {args.batch_size}, "
           f"amp {args.amp}, compile {args.compile}")
     print(f"speed:   {args.steps * args.batch_size / total:,.0f} samples/s ({total / args.steps * 1000:.1f} ms per step)")
     print(f"loader:  {loading / total:.1%} of the step ({loading / args.steps * 1000:.2f} ms per batch, "

@@ -80,6 +80,9 @@ def main() -> None:
     print(f"windows:  {both:,.0f} windows/s (64×64 + color_targets placed, batches of 256)")
     print(f"majority: {rate(lambda b: h.color_targets(b, 'next_minute_majority'), batches):,.0f} targets/s (next_minute_majority, 60 s)")
     print(f"time:     {rate(lambda b: h.time_targets(b, 16), batches[: max(1, args.batches // 4)]):,.0f} targets/s (16×16, 1 h horizon)")
+    print(f"ages:     {rate(lambda b: h.age_buckets(b, 64), batches):,.0f} windows/s (64×64 age buckets, the models' age input)")
+    print(f"placers:  {rate(lambda b: h.last_placers(b, 64), batches):,.0f} windows/s (64×64 last placers, the users input)")
+    print(f"placer:   {rate(lambda b: h.placer_history(b, 8), batches):,.0f} events/s (placer_history, k = 8)")
     first, last = h.time_range
     times = rng.integers(first, last, 50)
     h.canvas_at(int(times[0]))

@@ -294,3 +294,66 @@ def test_batch_calls_release_the_gil(sample_dataset):
         start, end = span["start"], span["end"]
         middle = (start + (end - start) / 3, end - (end - start) / 3)
         assert any(middle[0] < tick < middle[1] for tick in ticks), f"{name}: no Python ran in the middle third of the call"
+
+
+def plain_age_bucket(age: int) -> int:
+    """The age buckets as the docs state them, one age at a time."""
+    if age < 1 << 13:
+        return 0
+    if age >= 1 << 27:
+        return 29
+    high = age.bit_length() - 1
+    return 1 + 2 * (high - 13) + ((age >> (high - 1)) & 1)
+
+
+def test_age_buckets_and_last_placers_equal_the_replay(case):
+    history, events, oracle, partition_size = case
+    ids = interesting_ids(events, partition_size, np.random.default_rng(7), 150)
+    size = 9
+    ages, placers = history.age_buckets(ids, size), history.last_placers(ids, size)
+    assert ages.shape == placers.shape == (len(ids), size, size) and ages.dtype == np.uint8 and placers.dtype == np.int64
+    for k, i in enumerate(int(i) for i in ids):
+        t, x, y = events[i, 1], events[i, 4], events[i, 5]
+        for r in range(size):
+            for c in range(size):
+                px, py = x - size // 2 + c, y - size // 2 + r
+                earlier = [j for j in oracle.at_pixel.get((px, py), []) if j < i]
+                if not (0 <= px < 2000 and 0 <= py < 2000):
+                    expected_age, expected_placer = rplacevit.history.AGE_OUTSIDE, -1
+                elif not earlier:
+                    expected_age, expected_placer = rplacevit.history.AGE_NEVER, -1
+                else:
+                    expected_age, expected_placer = plain_age_bucket(int(t - events[earlier[-1], 1])), int(events[earlier[-1], 2])
+                assert (ages[k, r, c], placers[k, r, c]) == (expected_age, expected_placer), f"event {i}, cell {r},{c}"
+
+
+def test_placement_times_at_equal_the_replay(case):
+    history, events, _, _ = case
+    rng = np.random.default_rng(8)
+    first, last = history.time_range
+    for t in [first - 1, first, int(events[len(events) // 2, 1]), *rng.integers(first, last, 3), last]:
+        expected = np.full((2000, 2000), np.iinfo(np.int64).min)
+        done = events[events[:, 1] <= t]
+        np.maximum.at(expected, (done[:, 5], done[:, 4]), done[:, 1])  # times never decrease: the latest is the last
+        np.testing.assert_array_equal(history.placement_times_at(int(t)), expected, err_msg=f"at {t}")
+
+
+def test_age_buckets_of_the_rust_reader_the_torch_models_and_the_docs_agree():
+    import torch
+
+    from rplacevit import _core, models
+
+    rng = np.random.default_rng(9)
+    edges = [(1 << h) + d for h in range(11, 29) for d in (-1, 0, 1)] + [(3 << h) + d for h in range(11, 28) for d in (-1, 0, 1)]
+    ages = np.array([-5, -1, 0, 1, 6143, 6144, 8191, 8192, *edges, *rng.integers(0, 1 << 30, 500), 2**62], dtype=np.int64)
+    expected = [rplacevit.history.AGE_NEVER if a < 0 else plain_age_bucket(int(a)) for a in ages]
+    np.testing.assert_array_equal(_core.age_buckets_of(ages), expected)
+    np.testing.assert_array_equal(models.age_bucket(torch.from_numpy(ages)).numpy(), expected)
+    assert _core.age_buckets_of(ages.reshape(-1, 1)).shape == (len(ages), 1)
+    # models.py repeats the reader's constants so that it loads without the extension.
+    assert (models.AGE_NEVER, models.AGE_OUTSIDE, models.AGE_VOCABULARY) == (
+        rplacevit.history.AGE_NEVER, rplacevit.history.AGE_OUTSIDE, rplacevit.history.AGE_BUCKETS + 2)
+    from rplacevit.users import SEED_WIDTH
+    assert models.USER_FEATURES == SEED_WIDTH
+    assert models.placer_count_bucket(torch.tensor([0, 1, 2, 3, 4, 7, 8, 2**15 - 1, 2**15, 2**40])).tolist() == [
+        0, 1, 2, 2, 3, 3, 4, 15, 16, 16]

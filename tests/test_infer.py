@@ -41,6 +41,12 @@ def checkpoints(tmp_path_factory):
         "time": ModelConfig.preset("tiny", "time", window=16, centre=4, patch=4),
         "time8": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4),
         "color8": ModelConfig.preset("tiny", "color", window=8, centre=4, patch=4),
+        # Models that see more: ages (fed from the simulated clock), placer and users (unknown).
+        "color_age": ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4, inputs=("color", "age")),
+        "time_age": ModelConfig.preset("tiny", "time", window=16, centre=4, patch=4, inputs=("color", "age")),
+        "time_bce": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4, inputs=("color", "age", "placer"),
+                                       time_objective="bce"),
+        "color_all": ModelConfig.preset("tiny", "color", window=8, centre=4, patch=4, inputs=("color", "age", "placer", "users")),
     }
     paths = {}
     for name, config in configs.items():
@@ -55,38 +61,69 @@ def window_of(canvas: np.ndarray, top: int, left: int, size: int) -> np.ndarray:
     return padded[top + size : top + 2 * size, left + size : left + 2 * size]
 
 
+def age_window(times: np.ndarray, top: int, left: int, size: int, clock: int) -> np.ndarray:
+    """(size, size) age buckets at ``clock`` of the cells from (top, left) of a grid of last
+    placement times (int64 min: never), written plainly: AGE_OUTSIDE off the canvas."""
+    from test_history import plain_age_bucket
+
+    out = np.empty((size, size), np.int64)
+    for r in range(size):
+        for c in range(size):
+            y, x = top + r, left + c
+            if not (0 <= y < times.shape[0] and 0 <= x < times.shape[1]):
+                out[r, c] = rplacevit.history.AGE_OUTSIDE
+            elif times[y, x] == np.iinfo(np.int64).min:
+                out[r, c] = rplacevit.history.AGE_NEVER
+            else:
+                out[r, c] = plain_age_bucket(int(clock - times[y, x]))
+    return out
+
+
+def model_input(model, canvas, times, top, left, clock):
+    """What a model sees of the window from (top, left): the colors, and the ages when it sees them."""
+    side = model.config.window
+    colors = torch.from_numpy(window_of(canvas, top, left, side))[None]
+    if "age" not in model.config.inputs:
+        return colors
+    return {"color": colors, "age": torch.from_numpy(age_window(times, top, left, side, clock))[None]}
+
+
 def reference(color_path, time_path, canvas, steps, seed, time_noise=0.1, temperature=0.0, weights=None,
-              avoid_current=False) -> np.ndarray:
+              avoid_current=False, interval_ms=1000) -> np.ndarray:
     """The sequential algorithm, plainly, with infer's random draws (see rplacevit.infer): per
     step a view, the time model on the window around its grid, the pixel where prediction plus
-    noise is smallest, the color model on the window centred on that pixel, the placement."""
+    noise is smallest, the color model on the window centred on that pixel, the placement. Step
+    p happens at (p + 1) · interval_ms on a start never placed on, for the models that see ages."""
     color_model = load_model(color_path, expect_kind="color")
     time_model = None if time_path is None else load_model(time_path, expect_kind="time")
     rng = np.random.default_rng(seed)
     canvas = canvas.copy()
     height, width = canvas.shape
+    times = np.full(canvas.shape, np.iinfo(np.int64).min)
     log_weights = torch.ones(32) if weights is None else torch.tensor(weights, dtype=torch.float32)
     log_weights = log_weights.log()
     with torch.no_grad():
-        for _ in range(steps):
+        for step in range(steps):
+            clock = (step + 1) * interval_ms
             if time_model is None:
                 (y, x), = rng.integers(0, (height, width), size=(1, 2))
             else:
-                grid, offset, side = time_model.config.centre, time_model.config.centre_start, time_model.config.window
+                grid, offset = time_model.config.centre, time_model.config.centre_start
                 (top, left), = rng.integers(0, (height - grid + 1, width - grid + 1), size=(1, 2))
-                predicted = time_model(torch.from_numpy(window_of(canvas, top - offset, left - offset, side))[None])
+                predicted = time_model.time_fraction(time_model(model_input(time_model, canvas, times, top - offset, left - offset, clock)))
                 if time_noise > 0:
                     predicted = predicted + torch.from_numpy(rng.random((1, grid, grid), dtype=np.float32) * np.float32(time_noise))
                 cell = int(predicted.flatten().argmin())
                 y, x = top + cell // grid, left + cell % grid
             side = color_model.config.window
-            logits = color_model(torch.from_numpy(window_of(canvas, y - side // 2, x - side // 2, side))[None]).float()
+            logits = color_model(model_input(color_model, canvas, times, y - side // 2, x - side // 2, clock)).float()
             scores = (logits / temperature if temperature > 0 else logits) + log_weights
             if avoid_current:
                 scores[0, canvas[y, x]] = -torch.inf
             if temperature > 0:
                 scores = scores - torch.log(-torch.log(torch.from_numpy(rng.random((1, 32), dtype=np.float32))))
             canvas[y, x] = int(scores.argmax())
+            times[y, x] = clock
     return canvas
 
 
@@ -120,25 +157,31 @@ def test_same_seed_same_run_other_seed_other_run(checkpoints, tmp_path):
         ("time", {"time_noise": 0.0}),
         ("time8", {"temperature": 1.5, "color_weights": {27: 0.75, 3: 0.0}, "avoid_current": True}),
         (None, {"temperature": 0.7}),
+        ("time_age", {"color": "color_age"}),
+        ("time_bce", {"color": "color_all", "interval_ms": 70_000}),
     ],
 )
 def test_one_view_at_a_time_equals_the_sequential_loop(checkpoints, time, options):
     start = np.random.default_rng(1).integers(0, 32, (24, 40)).astype(np.uint8)
-    result = run(checkpoints, time=time, init=start, steps=60, seed=7, batch_views=1, **options)
+    options = dict(options)
+    color = options.pop("color", "color")
+    result = run(checkpoints, color=color, time=time, init=start, steps=60, seed=7, batch_views=1, **options)
     weights = None
     if "color_weights" in options:
         weights = np.ones(32, np.float32)
         for index, weight in options["color_weights"].items():
             weights[index] = weight
-    expected = reference(checkpoints["color"], None if time is None else checkpoints[time], start, 60, 7,
+    expected = reference(checkpoints[color], None if time is None else checkpoints[time], start, 60, 7,
                          time_noise=options.get("time_noise", 0.1), temperature=options.get("temperature", 0.0),
-                         weights=weights, avoid_current=options.get("avoid_current", False))
+                         weights=weights, avoid_current=options.get("avoid_current", False),
+                         interval_ms=options.get("interval_ms", 1000))
     np.testing.assert_array_equal(result.canvas, expected)
     assert (result.groups == 1).all()
     np.testing.assert_array_equal(replay(start, result.placements), result.canvas)
 
 
-@pytest.mark.parametrize(("color", "time"), [("color", "time"), ("color", "time8"), ("color8", "time"), ("color", None)])
+@pytest.mark.parametrize(("color", "time"), [("color", "time"), ("color", "time8"), ("color8", "time"), ("color", None),
+                                             ("color_age", "time_age")])
 def test_a_group_places_what_its_views_one_after_another_would(checkpoints, color, time):
     """Every window of a group reads the same cells on the canvas before the group as on the
     canvas where the group's earlier placements are already made: the models see the same
@@ -162,6 +205,51 @@ def test_a_group_places_what_its_views_one_after_another_would(checkpoints, colo
             canvas[y, x] = color_index
         first += n
     np.testing.assert_array_equal(canvas, result.canvas)
+
+
+def test_groups_of_age_models_place_what_the_sequential_loop_places_for_their_views(checkpoints):
+    """Without noise a placement is a function of its view, the canvas and the clock: redone
+    one by one, each view at the clock of its own placement, a grouped run's placements come out
+    the same (each view of a group sees its own moment, not the group's)."""
+    start = np.random.default_rng(3).integers(0, 32, (48, 64)).astype(np.uint8)
+    result = run(checkpoints, color="color_age", time="time_age", init=start, steps=120, batch_views=8, seed=2, time_noise=0.0,
+                 interval_ms=2_500)
+    assert result.groups.max() > 1 and result.interval_ms == 2_500
+    color_model, time_model = load_model(checkpoints["color_age"]), load_model(checkpoints["time_age"])
+    canvas, times = start.copy(), np.full(start.shape, np.iinfo(np.int64).min)
+    grid, offset, side = time_model.config.centre, time_model.config.centre_start, color_model.config.window
+    with torch.no_grad():
+        for k, ((x, y, color_index), (top, left)) in enumerate(zip(result.placements, result.views)):
+            clock = (k + 1) * 2_500
+            predicted = time_model.time_fraction(time_model(model_input(time_model, canvas, times, top - offset, left - offset, clock)))
+            cell = int(predicted.flatten().argmin())
+            assert (y, x) == (top + cell // grid, left + cell % grid), f"placement {k}"
+            logits = color_model(model_input(color_model, canvas, times, y - side // 2, x - side // 2, clock))
+            assert color_index == int(logits.argmax()), f"placement {k}"
+            canvas[y, x], times[y, x] = color_index, clock
+    np.testing.assert_array_equal(canvas, result.canvas)
+
+
+def test_a_dataset_start_has_its_real_ages_and_the_mean_interval(checkpoints, sample_dataset):
+    from rplacevit.infer import mean_interval, start_times
+
+    history = rplacevit.open(sample_dataset)
+    at = history.time_range[0] + 6 * 3_600_000
+    region = (250, 375, 378, 503)
+    times, clock = start_times(sample_dataset, at, (128, 128), None, region)
+    assert clock == at
+    np.testing.assert_array_equal(times, history.placement_times_at(at)[375:503, 250:378])
+    padded, _ = start_times(sample_dataset, at, (140, 100), (100, 140), region)
+    np.testing.assert_array_equal(padded[:128], times[:, :100])
+    assert (padded[128:] == np.iinfo(np.int64).min).all()
+    ids = history.select(x0=250, y0=375, x1=378, y1=503)
+    stamps = history.events()["timestamp"][ids]
+    assert mean_interval(sample_dataset, region) == round((stamps[-1] - stamps[0]) / (len(ids) - 1))
+    first, last = history.time_range
+    assert mean_interval(sample_dataset, None) == round((last - first) / (len(history) - 1))
+    result = run(checkpoints, color="color_age", time="time_age", dataset=sample_dataset, at=at, region=region, steps=30, batch_views=4)
+    assert result.interval_ms == mean_interval(sample_dataset, region)
+    assert run(checkpoints, steps=5).interval_ms is None  # no model sees ages: no clock
 
 
 def test_views_are_separated_and_one_view_is_one_draw():

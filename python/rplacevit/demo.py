@@ -13,13 +13,16 @@ import shutil
 from pathlib import Path
 
 from . import SAMPLE_CSV, history, render, store
+from .devices import DEFAULT_THREADS
 from .times import format_time
 
 #: Written into the output folder, so that a second run may replace what the first one wrote.
 MARKER = ".rplacevit-demo"
-#: The models the demo trains: 16-pixel windows, the tiny preset's width and depth.
-COLOR_MODEL = dict(window=16, centre=4, patch=4)
-TIME_MODEL = dict(window=16, centre=8, patch=4)
+#: The models the demo trains: 16-pixel windows, the tiny preset's width and depth, seeing the
+#: colors and the pixels' ages (the inputs that won the ablation, README "Can the canvas be
+#: predicted?").
+COLOR_MODEL = dict(window=16, centre=4, patch=4, inputs=("color", "age"))
+TIME_MODEL = dict(window=16, centre=8, patch=4, inputs=("color", "age"))
 COLOR_STEPS, TIME_STEPS = 1500, 600
 PAINT_STEPS = 3000
 
@@ -39,16 +42,10 @@ def prepare(out: Path) -> None:
     (out / MARKER).write_text("written by rplacevit demo; the next run replaces this folder's contents\n")
 
 
-def event_region(reader: history.History) -> tuple[int, int, int, int]:
-    """The bounding box of every event: where there is something to see."""
-    columns = reader.events()
-    return int(columns["x"].min()), int(columns["y"].min()), int(columns["x"].max()) + 1, int(columns["y"].max()) + 1
-
-
 def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", progress: bool = True,
-         say=print) -> dict[str, Path]:
+         say=print, threads: int = DEFAULT_THREADS) -> dict[str, Path]:
     """Runs the pipeline into folder ``out`` and returns what it wrote, name → path. ``say`` gets
-    one line per stage (``print`` by default)."""
+    one line per stage (``print`` by default); ``threads``: torch's CPU threads."""
     import imageio.v3 as iio
 
     from .evaluate import evaluate
@@ -71,7 +68,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     written["dataset"] = dataset
 
     reader = history.open(dataset)
-    region = event_region(reader)
+    region = reader.event_bounds()
     written["final"] = render.render(reader, reader.time_range[1], out / "final.png", region=region, scale=4)
     frames = render.timelapse(reader, out / "timelapse.mp4", every_ms=30 * 60_000, fps=8, gif=out / "timelapse.gif",
                               region=region, scale=2, progress=progress)
@@ -83,7 +80,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
         run = out / f"{task}-model"
         config = TrainConfig(task=task, dataset=str(dataset), out=str(run), preset="tiny", model=dict(overrides),
                              steps=steps, batch_size=64, lr=3e-3, warmup=100, val_every=250,
-                             checkpoint_every=steps, region=region, device=device)
+                             checkpoint_every=steps, region=region, device=device, threads=threads)
         train(config, progress=progress)
         models[task] = run / "model.pt"
         written[f"{task}_model"], written[f"{task}_loss"] = run / "model.pt", run / "loss.png"
@@ -91,7 +88,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
 
     until = read_checkpoint(models["color"])["training"]["until"]
     painting = InferConfig(steps=PAINT_STEPS, dataset=dataset, at=until, region=region, batch_views=16, frame_every=25, fps=24,
-                           scale=2, seed=0, device=device, video=out / "paint.mp4", gif=out / "paint.gif", png=out / "paint.png",
+                           scale=2, seed=0, device=device, threads=threads, video=out / "paint.mp4", gif=out / "paint.gif", png=out / "paint.png",
                            progress=progress)
     result = infer(models["color"], models["time"], painting)
     with atomic_path(out / "paint-start.png") as temporary:
@@ -102,7 +99,8 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     say(f"painted {len(result.placements):,} pixels ({changed:,} changed) on the real canvas of {format_time(until)}, "
         f"where training ended, in {result.seconds:.1f} s")
 
-    report = evaluate(dataset, models["color"], models["time"], t0=until, device=device, out=out / "evaluation", progress=progress)
+    report = evaluate(dataset, models["color"], models["time"], t0=until, device=device, out=out / "evaluation", progress=progress,
+                      threads=threads)
     written["evaluation"] = out / "evaluation" / "report.md"
     say(f"evaluated both models on the {report['color']['n']:,} events after {format_time(until)}, against simple rules:")
     say(format_table(report).rstrip())

@@ -1,0 +1,92 @@
+"""The ablation of issue 14: which inputs carry the signal? Trains a tiny color model and a tiny
+time model for each set of inputs (same seed, same steps, same split), then scores them all in
+one ``rplacevit evaluate`` on the later events, against the rules. Each command is printed as it
+runs, with its wall time (the CPU budget), so any row can be redone by hand.
+
+    python benches/ablation.py --data sample --out runs/ablation-sample
+    python benches/ablation.py --data bench-data/synth_10000000_1 --out runs/ablation-synth \\
+        --until 2022-04-04T06:00:00Z
+
+``--data sample`` ingests the shipped sample first (into OUT/dataset) and trains on the region
+that holds its events, with the default split (90% of the events); a run folder that already
+holds a ``model.pt`` is kept, so an interrupted ablation continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import rplacevit
+
+#: label → inputs; the time model also gets the best inputs with the bce objective.
+ABLATION = {"color": "color", "+age": "color,age", "+placer": "color,placer", "+users": "color,users", "all": "color,age,placer,users"}
+SAMPLE_REGION = "250,375,378,503"
+
+
+def run(command: list[str], log) -> float:
+    """Runs an rplacevit command, printing it first; its wall time in seconds."""
+    line = " ".join(command)
+    print(f"$ {line}", flush=True)
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "rplacevit", *command], check=True, stdout=subprocess.DEVNULL)
+    seconds = time.perf_counter() - started
+    print(f"  {seconds:.0f} s", flush=True)
+    log.append({"command": "rplacevit " + line, "seconds": round(seconds, 1)})
+    return seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", required=True, help="a dataset folder, or 'sample' for the shipped sample")
+    parser.add_argument("--out", required=True, type=Path)
+    parser.add_argument("--until", help="train on events before TIME, evaluate from it (default: the 90%% split)")
+    parser.add_argument("--region", help="x0,y0,x1,y1 to train and evaluate on (default: all; the sample's events for 'sample')")
+    parser.add_argument("--color-steps", type=int, default=3000)
+    parser.add_argument("--time-steps", type=int, default=1500)
+    parser.add_argument("--samples", default="20000", help="evaluated events (default: %(default)s)")
+    args = parser.parse_args()
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    log: list[dict] = []
+    data, region = args.data, args.region
+    if data == "sample":
+        data, region = str(args.out / "dataset"), region or SAMPLE_REGION
+        if not (args.out / "dataset").exists():
+            run(["ingest", str(rplacevit.SAMPLE_CSV), "-o", data, "--quiet"], log)
+    common = ["--window", "32", "--centre", "8", "--batch-size", "64", "--lr", "3e-3", "--warmup", "100", "--val-every", "500",
+              "--seed", "0", "--device", "cpu", "--threads", "1"]
+    if region:
+        common += ["--region", region]
+    if args.until:
+        common += ["--until", args.until]
+    runs = {"color": {}, "time": {}}
+    plan = [("color", label, inputs, args.color_steps, []) for label, inputs in ABLATION.items()]
+    plan += [("time", label, inputs, args.time_steps, []) for label, inputs in ABLATION.items()]
+    plan.append(("time", "+age bce", "color,age", args.time_steps, ["--time-objective", "bce"]))
+    for task, label, inputs, steps, extra in plan:
+        folder = args.out / f"{task}-{label.replace('+', '').replace(' ', '-')}"
+        runs[task][label] = folder / "model.pt"
+        if (folder / "model.pt").exists():
+            print(f"kept {folder}")
+            continue
+        run(["train", task, data, "-o", str(folder), "--steps", str(steps), "--inputs", inputs, *common, *extra], log)
+    evaluation = ["evaluate", data, "--samples", args.samples, "--seed", "0", "--device", "cpu", "--threads", "1", "--force", "-o", str(args.out / "report")]
+    for task in ("color", "time"):
+        evaluation += [arg for label, path in runs[task].items() for arg in (f"--{task}-model", f"{label}={path}")]
+    if region:
+        evaluation += ["--region", region]
+    run(evaluation, log)
+    print((args.out / "report" / "report.md").read_text())
+    record = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "runs": log}
+    (args.out / "commands.json").write_text(json.dumps(record, indent=2) + "\n")
+
+
+if __name__ == "__main__":
+    main()
