@@ -553,7 +553,7 @@ def test_11_resume_from_files_that_are_not_training_states_is_one_line(sample_da
 
 
 def test_11_render_at_a_huge_scale_is_a_usage_error(intact, tmp_path):
-    one_line_error(run_cli("render", intact, "--at", "0", "--scale", "1000", "-o", tmp_path / "x.png"), 2, "scale 1000", "at most scale 8")
+    one_line_error(run_cli("render", intact, "--at", "0", "--scale", "1000", "--region", "all", "-o", tmp_path / "x.png"), 2, "scale 1000", "at most scale 8")
 
 
 # --- 12. the remaining papercuts -----------------------------------------------------------------

@@ -298,6 +298,10 @@ def test_cli_ingest_and_info_json(tmp_path):
     assert "19" in result.stdout and result.stderr == ""
     assert run_cli("ingest", QUIRKS, "-o", tmp_path / "q", "--quiet").stdout == ""
     info = json.loads(run_cli("info", tmp_path / "d", "--json").stdout)
+    columns = rplacevit.open(tmp_path / "d").events()
+    assert info.pop("event_bounds") == [int(columns["x"].min()), int(columns["y"].min()), int(columns["x"].max()) + 1,
+                                        int(columns["y"].max()) + 1]
+    assert info.pop("events_per_hour") == [{"hour": "2022-04-01T12:00:00.000Z", "events": 19}]  # 12:44:08.999 .. 12:44:13
     assert info == {
         "events": 19, "users": 4, "partitions": 1, "first_timestamp_ms": 1_648_817_048_999,
         "last_timestamp_ms": 1_648_817_053_000, "canvas_width": 2000, "canvas_height": 2000,

@@ -16,14 +16,19 @@ import signal
 import sys
 from pathlib import Path
 
-from . import ArgumentError, DatasetError, FormatError, __version__, history, render, store
-from .devices import DEVICES
+from . import SAMPLE_CSV, ArgumentError, DatasetError, FormatError, __version__, history, render, store
+from .devices import DEFAULT_THREADS, DEVICES
 from .options import add_options, argument_type, as_flags, flags_of, from_options, parse_region
+from .progress import LINE_INTERVAL_S
 from .signals import Terminated, stop_on_sigterm
 from .times import format_time, parse_duration, parse_time
 
 #: Where a dataset folder comes as the first argument (``rplacevit COMMAND DATASET``).
 DATASET_HELP = "a dataset folder written by rplacevit ingest"
+
+#: What every command's --help ends with: the forms shared by all commands.
+EPILOG = ("TIME is ISO 8601, e.g. 2022-04-03T12:00:00Z (UTC when no zone is given), or integer milliseconds since the Unix epoch. "
+          "Missing folders of an output path are created.")
 
 
 def print_dataset(summary: dict) -> None:
@@ -49,14 +54,51 @@ def print_ingest(summary: dict) -> None:
 
 
 def progress_wanted(args: argparse.Namespace) -> bool:
-    return not getattr(args, "quiet", False) and sys.stderr.isatty()
+    """Progress on stderr unless ``--quiet`` (see :mod:`rplacevit.progress`)."""
+    return not getattr(args, "quiet", False)
 
 
 def cmd_ingest(args: argparse.Namespace) -> None:
-    summary = store.ingest(args.inputs, args.out, partition_size=args.partition_size, on_error=args.on_error, force=args.force,
+    if bool(args.inputs) == args.sample:
+        raise ArgumentError("give the INPUT files, or --sample for the sample shipped in the package")
+    inputs = [SAMPLE_CSV] if args.sample else args.inputs
+    summary = store.ingest(inputs, args.out, partition_size=args.partition_size, on_error=args.on_error, force=args.force,
                            progress=progress_wanted(args), max_rectangle_pixels=args.max_rectangle_pixels)
     if not args.quiet:
         print_ingest(summary)
+
+
+def cmd_download(args: argparse.Namespace) -> None:
+    from .download import download
+
+    summary = download(args.out, year=args.year, parts=args.parts, combined=args.combined, jobs=args.jobs, base_url=args.base_url,
+                       url_list=args.url_list, retries=args.retries, verify=args.verify, progress=progress_wanted(args))
+    states = list(summary["files"].values())
+    counts = ", ".join(f"{states.count(state)} {state}" for state in ("downloaded", "complete", "checked") if state in states)
+    rate = summary["bytes"] / summary["seconds"] / 2**20 if summary["seconds"] > 0 else 0
+    print(f"{len(states)} file(s) in {summary['folder']}: {counts}; fetched {summary['bytes']:,} bytes in {summary['seconds']:.1f} s "
+          f"({rate:,.1f} MiB/s)")
+
+
+def cmd_get(args: argparse.Namespace) -> int:
+    from .download import get
+
+    summary = get(args.out, files=args.files, progress=progress_wanted(args), force=args.force, year=args.year, parts=args.parts,
+                  combined=args.combined, jobs=args.jobs, base_url=args.base_url, url_list=args.url_list, retries=args.retries,
+                  verify=args.verify)
+    for problem in summary["problems"]:
+        print(f"rplacevit: damaged: {problem}", file=sys.stderr)
+    if summary["problems"]:
+        return 1
+    if not args.quiet:
+        fetched = summary["download"]
+        print(f"downloaded {fetched['bytes']:,} bytes into {fetched['folder']} ({len(fetched['files'])} file(s))")
+        if summary["ingest"] is None:
+            print(f"kept {args.out}: it is the dataset of these files")
+        else:
+            print_ingest(summary["ingest"])
+        print(f"{args.out}: every file matches its checksums, and the files agree with each other")
+    return 0
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
@@ -77,11 +119,16 @@ INFO_KEYS = ["events", "users", "partitions", "first_timestamp_ms", "last_timest
 
 def cmd_info(args: argparse.Namespace) -> None:
     summary = store.info(args.dataset)
+    reader = history.open(args.dataset)
+    bounds = reader.event_bounds()
     if args.json:
-        print(json.dumps({key: summary[key] for key in INFO_KEYS}, indent=2))
+        hours = [{"hour": format_time(hour), "events": n} for hour, n in reader.events_per_hour()]
+        print(json.dumps({**{key: summary[key] for key in INFO_KEYS}, "event_bounds": bounds, "events_per_hour": hours}, indent=2))
     else:
         print(f"dataset {args.dataset}")
         print_dataset(summary)
+        print(f"  events in          x {bounds[0]}..{bounds[2] - 1}, y {bounds[1]}..{bounds[3] - 1} "
+              f"(--region {','.join(map(str, bounds))}; the default of render and timelapse)")
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
@@ -94,18 +141,29 @@ def cmd_synth(args: argparse.Namespace) -> None:
         )
 
 
+def picture_region(reader: history.History, region: tuple[int, int, int, int] | str | None) -> tuple[int, int, int, int]:
+    """What render and timelapse draw: ``--region``, the whole canvas for ``all``, and by default
+    the bounding box of the events (a crop or a small dataset is not lost in white)."""
+    if region == "all":
+        return 0, 0, reader.canvas_width, reader.canvas_height
+    return region or reader.event_bounds()
+
+
 def cmd_render(args: argparse.Namespace) -> None:
     reader = history.open(args.dataset)
-    render.render(reader, args.at, args.out, region=args.region, scale=args.scale)
-    print(f"wrote {args.out}: the canvas at {format_time(args.at)}")
+    region = picture_region(reader, args.region)
+    render.render(reader, args.at, args.out, region=region, scale=args.scale)
+    empty = " (before the first event: the canvas is still empty)" if args.at < reader.time_range[0] else ""
+    print(f"wrote {args.out}: region {','.join(map(str, region))} at {format_time(args.at)}{empty}")
 
 
 def cmd_timelapse(args: argparse.Namespace) -> None:
     reader = history.open(args.dataset)
-    frames = render.timelapse(reader, args.out, every_ms=args.every, fps=args.fps, gif=args.gif, region=args.region, scale=args.scale,
-                              progress=sys.stderr.isatty())
+    region = picture_region(reader, args.region)
+    frames = render.timelapse(reader, args.out, every_ms=args.every, fps=args.fps, gif=args.gif, region=region, scale=args.scale,
+                              clock=args.clock, progress=progress_wanted(args))
     also = f" and {args.gif}" if args.gif else ""
-    print(f"wrote {args.out}{also}: {frames} frames, one every {args.every:,} ms, at {args.fps} fps")
+    print(f"wrote {args.out}{also}: region {','.join(map(str, region))}, {frames} frames, one every {args.every:,} ms, at {args.fps} fps")
 
 
 def cmd_train(args: argparse.Namespace) -> None:
@@ -113,7 +171,7 @@ def cmd_train(args: argparse.Namespace) -> None:
 
     overrides = {name: getattr(args, name) for name in MODEL_OPTIONS if getattr(args, name) is not None}
     config = from_options(args, TrainConfig, model=overrides)
-    train(config, resume=args.resume, progress=sys.stderr.isatty())
+    train(config, resume=args.resume, progress=progress_wanted(args))
     print(f"trained {config.task} model: {Path(config.out) / 'model.pt'}, metrics in {Path(config.out) / 'metrics.csv'}")
 
 
@@ -124,7 +182,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
         raise ArgumentError("give --time-model CKPT, or --random-pixel to pick pixels at random")
     if args.video is None and args.gif is None and args.png is None:
         raise ArgumentError("give at least one output: -o MP4, --gif GIF or --png PNG")
-    config = from_options(args, InferConfig, progress=sys.stderr.isatty())
+    config = from_options(args, InferConfig, progress=progress_wanted(args))
     result = infer(args.color_model, None if args.random_pixel else args.time_model, config)
     rate = len(result.placements) / result.seconds if result.seconds > 0 else float("inf")
     outputs = ", ".join(str(path) for path in (config.video, config.gif, config.png) if path)
@@ -134,7 +192,7 @@ def cmd_infer(args: argparse.Namespace) -> None:
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import demo
 
-    demo(args.out, device=args.device, progress=sys.stderr.isatty())
+    demo(args.out, device=args.device, progress=progress_wanted(args), threads=args.threads)
 
 
 def cmd_users(args: argparse.Namespace) -> None:
@@ -176,7 +234,7 @@ def cmd_users_cluster(args: argparse.Namespace) -> None:
     from . import users
 
     written = users.cluster(history.open(args.dataset), args.out, clusters=args.clusters, until=args.until, seed=args.seed,
-                            sample=args.sample, vectors=args.vectors, progress=sys.stderr.isatty())
+                            sample=args.sample, vectors=args.vectors, progress=progress_wanted(args))
     print(f"wrote {', '.join(str(p) for p in written.values())}")
 
 
@@ -239,7 +297,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     report = evaluate(args.dataset, labelled_models(args.color_model), labelled_models(args.time_model), t0=args.t0, t1=args.t1, region=args.region, samples=args.samples,
                       seed=args.seed, batch_size=args.batch_size, device=args.device, out=args.out, allow_overlap=args.allow_overlap,
-                      force=args.force, progress=sys.stderr.isatty())
+                      force=args.force, progress=progress_wanted(args), threads=args.threads)
     print(format_table(report), end="")
     print(f"wrote the report to {args.out} (report.json, report.md, events.npy, confusion.png, examples.png)")
 
@@ -307,6 +365,7 @@ def choice_of(name: str, text: str) -> str:
         raise argparse.ArgumentTypeError(f"{text!r}: expected one of {', '.join(allowed)}")
     return text
 time_type, duration_type, region_type = argument_type(parse_time), argument_type(parse_duration), argument_type(parse_region)
+picture_region_type = argument_type(lambda text: "all" if text == "all" else parse_region(text))
 
 
 def add_output(parser: argparse.ArgumentParser, what: str, **kwargs) -> None:
@@ -317,30 +376,47 @@ def add_region(parser: argparse.ArgumentParser, what: str) -> None:
     parser.add_argument("--region", type=region_type, metavar="x0,y0,x1,y1", help=f"{what} (pixels; x1, y1 exclusive)")
 
 
+def add_picture_region(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--region", type=picture_region_type, metavar="x0,y0,x1,y1|all",
+                        help="crop (pixels; x1, y1 exclusive), or all for the whole canvas (default: the bounding box of the events, "
+                             "as rplacevit info shows it)")
+
+
 def add_time_range(parser: argparse.ArgumentParser, first: str) -> None:
     """``--from``/``--to``: the API's ``t0``/``t1`` (ISO 8601 or ms), mapped here once."""
     parser.add_argument("--from", dest="t0", type=time_type, metavar="TIME", help=f"first timestamp taken (ISO 8601 or ms; default: {first})")
     parser.add_argument("--to", dest="t1", type=time_type, metavar="TIME", help="take events before TIME (default: to the end)")
 
 
+def add_quiet(parser: argparse.ArgumentParser, what: str = "print nothing but errors") -> None:
+    parser.add_argument("--quiet", action="store_true",
+                        help=f"{what} (else progress on stderr: a bar on a terminal, a line every {LINE_INTERVAL_S:g} s in a log)")
+
+
 def add_device(parser: argparse.ArgumentParser) -> None:
+    """``--device`` and ``--threads``: where the models run."""
     parser.add_argument("--device", choices=DEVICES, default="auto", help="where the models run (default: %(default)s: cuda when there is one)")
+    parser.add_argument("--threads", type=positive, default=DEFAULT_THREADS, metavar="N",
+                        help="torch CPU threads; the count changes the floating-point result (default: %(default)s)")
 
 
 def options_demo(p: argparse.ArgumentParser) -> None:
     add_output(p, "output folder (default: %(default)s)", default="rplacevit-demo")
     add_device(p)
+    add_quiet(p, "show no progress")
 
 
 def options_synth(p: argparse.ArgumentParser) -> None:
     add_output(p, "output file (.csv, or .csv.gz for gzip)", required=True)
     p.add_argument("--rows", type=positive, required=True, help="number of data rows to write")
     p.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_quiet(p)
 
 
 def options_ingest(p: argparse.ArgumentParser) -> None:
-    p.add_argument("inputs", nargs="+", metavar="INPUT", help=".csv, .csv.gz or .gzip files (single file or numbered parts)")
+    p.add_argument("inputs", nargs="*", metavar="INPUT", help=".csv, .csv.gz or .csv.gzip files (single file or numbered parts), or folders of them (what rplacevit download "
+                        "wrote: checked against its manifest)")
+    p.add_argument("--sample", action="store_true", help=f"ingest the sample shipped in the package ({SAMPLE_CSV.name}) instead")
     add_output(p, "dataset folder to create", required=True, metavar="DATASET")
     p.add_argument("--partition-size", type=positive, default=store.PARTITION_SIZE, metavar="N",
                    help=f"events per SQLite partition, at least {store.MIN_PARTITION_SIZE:,} (default: %(default)s)")
@@ -349,19 +425,49 @@ def options_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing dataset")
     p.add_argument("--max-rectangle-pixels", type=natural, default=store.MAX_RECTANGLE_PIXELS, metavar="N",
                    help="the most pixels the moderation rectangles of all inputs may cover together (default: %(default)s)")
-    p.add_argument("--quiet", action="store_true", help="print nothing but errors")
+    add_quiet(p)
+
+
+def add_download_options(p: argparse.ArgumentParser) -> None:
+    """What to fetch and how: the options ``download`` and ``get`` share."""
+    from .download import BASE_URLS, PART_COUNTS, YEARS
+
+    p.add_argument("--year", type=int, choices=YEARS, default=2022, help="which r/place (default: %(default)s)")
+    p.add_argument("--parts", default="all", metavar="all|0-9,12",
+                   help=f"which numbered parts ({', '.join(f'{y}: 0..{n - 1}' for y, n in PART_COUNTS.items())}; default: %(default)s)")
+    p.add_argument("--combined", action="store_true", help="the one combined file instead of the parts (2022 only)")
+    p.add_argument("--jobs", type=positive, default=4, metavar="N", help="files fetched at once (default: %(default)s)")
+    p.add_argument("--base-url", metavar="URL", help="where the files are, when they moved (default: "
+                   + "; ".join(f"{y}: {url}" for y, url in BASE_URLS.items()) + ")")
+    p.add_argument("--url-list", metavar="FILE", help="a text file of URLs, one per line, to fetch instead")
+    p.add_argument("--retries", type=natural, default=5, metavar="N",
+                   help="retries of a file after a connection error, a timeout or a 5xx, waiting 1, 2, 4… s (default: %(default)s)")
+    p.add_argument("--verify", action="store_true", help="check every complete file again (size, sha256, gzip) and fetch what fails")
+    add_quiet(p)
+
+
+def options_download(p: argparse.ArgumentParser) -> None:
+    add_output(p, "the folder the files go to", required=True, metavar="DIR")
+    add_download_options(p)
+
+
+def options_get(p: argparse.ArgumentParser) -> None:
+    add_output(p, "the dataset folder to build", required=True, metavar="DATASET")
+    p.add_argument("--files", metavar="DIR", help="where the downloaded files go (default: DATASET-files beside the dataset)")
+    p.add_argument("--force", action="store_true", help="replace an existing dataset of other files")
+    add_download_options(p)
 
 
 def options_verify(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
-    p.add_argument("--quiet", action="store_true", help="print nothing but problems")
+    add_quiet(p, "print nothing but problems")
 
 
 def options_render(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
-    p.add_argument("--at", required=True, type=time_type, metavar="TIME", help="ISO 8601 (2022-04-03T12:00:00Z) or integer milliseconds")
+    p.add_argument("--at", required=True, type=time_type, metavar="TIME", help="the moment: every event with timestamp <= TIME")
     add_output(p, "PNG file", required=True)
-    add_region(p, "crop")
+    add_picture_region(p)
     p.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times (default: %(default)s)")
 
 
@@ -371,8 +477,10 @@ def options_timelapse(p: argparse.ArgumentParser) -> None:
     p.add_argument("--gif", metavar="GIF", help="also write a gif")
     p.add_argument("--every", type=duration_type, default="30m", help="time between frames: 30m, 1h, 90s… (default: %(default)s)")
     p.add_argument("--fps", type=positive, default=30, help="frames per second (default: %(default)s)")
-    add_region(p, "crop")
+    p.add_argument("--clock", action="store_true", help="stamp each frame with its time (UTC) below the canvas")
+    add_picture_region(p)
     p.add_argument("--scale", type=positive, default=1, metavar="K", help="enlarge each pixel K times (default: %(default)s)")
+    add_quiet(p, "show no progress")
 
 
 def options_train(p: argparse.ArgumentParser) -> None:
@@ -386,6 +494,7 @@ def options_train(p: argparse.ArgumentParser) -> None:
         default = "the preset's" if name in ("window", "centre", "patch") else ",".join(defaults[name]) if name == "inputs" else defaults[name]
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, choices=choices, help=f"{what} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
+    add_quiet(p, "show no progress")
 
 
 def options_infer(p: argparse.ArgumentParser) -> None:
@@ -396,6 +505,7 @@ def options_infer(p: argparse.ArgumentParser) -> None:
     picker.add_argument("--time-model", metavar="CKPT", help="the time model checkpoint: picks the pixel that should change soonest")
     picker.add_argument("--random-pixel", action="store_true", help="pick pixels at random instead of with a time model")
     add_options(p, InferConfig)
+    add_quiet(p, "show no progress")
 
 
 def options_evaluate(p: argparse.ArgumentParser) -> None:
@@ -411,6 +521,7 @@ def options_evaluate(p: argparse.ArgumentParser) -> None:
     add_device(p)
     p.add_argument("--allow-overlap", action="store_true", help="allow --from before the end of a model's training data")
     p.add_argument("--force", action="store_true", help="replace an existing report folder")
+    add_quiet(p, "show no progress")
     add_output(p, "the report folder to write", required=True, metavar="REPORT_DIR")
 
 
@@ -429,6 +540,7 @@ def options_users_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=positive, default=20_000, metavar="N", help="at most N users drawn in the PCA plots (default: %(default)s)")
     p.add_argument("--vectors", choices=("seed+behaviour", "seed"), default="seed+behaviour",
                    help="what k-means sees: the original's 38-number vector with or without how each user plays (default: %(default)s)")
+    add_quiet(p, "show no progress")
 
 
 def options_user(p: argparse.ArgumentParser) -> None:
@@ -446,6 +558,8 @@ def options_info(p: argparse.ArgumentParser) -> None:
 COMMANDS = {
     "demo": ("run the whole pipeline on the sample shipped in the package", options_demo, cmd_demo),
     "synth": ("write a realistic synthetic history in the official 2022 CSV format", options_synth, cmd_synth),
+    "download": ("download the official r/place files: resumable, verified, parallel", options_download, cmd_download),
+    "get": ("download, ingest and verify in one command; each stage resumes where it stopped", options_get, cmd_get),
     "ingest": ("ingest official r/place CSV files into a dataset folder", options_ingest, cmd_ingest),
     "verify": ("check every byte of a dataset against its checksums, and its files against each other", options_verify, cmd_verify),
     "render": ("render the canvas at a moment as a PNG", options_render, cmd_render),
@@ -476,7 +590,7 @@ def build_parser(command: str | None = "all") -> tuple[argparse.ArgumentParser, 
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     parsers = {}
     for name, (what, options, run) in COMMANDS.items():
-        parsers[name] = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".")
+        parsers[name] = sub.add_parser(name, help=what, description=what[0].upper() + what[1:] + ".", epilog=EPILOG)
         if command in ("all", name):
             options(parsers[name])
         parsers[name].set_defaults(run=run)
@@ -493,6 +607,11 @@ def main(argv: list[str] | None = None) -> int:
             argv = [name, *argv[len(words):]]
     command = next((a for a in argv if not a.startswith("-")), None)
     parser, parsers = build_parser(command if command in COMMANDS else None)
+    takes_dataset = command in COMMANDS and any(a.dest == "dataset" and not a.option_strings for a in parsers[command]._actions)
+    if takes_dataset and any(a in ("--data", "--dataset") or a.startswith(("--data=", "--dataset=")) for a in argv):
+        print(f"rplacevit {command}: error: the dataset is the first argument: rplacevit {command} DATASET … "
+              "(no --data or --dataset)", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     names = flags_of(parsers[args.command])
 

@@ -47,7 +47,6 @@ from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import ArgumentError
 from .baselines import (
@@ -63,10 +62,11 @@ from .baselines import (
     top_k,
 )
 from .data import UserVectors, model_inputs, select_events, to_device
-from .devices import resolve_device
+from .devices import DEFAULT_THREADS, resolve_device, use_threads
 from .history import COLOR_HORIZON_MS, COLOR_TARGET, TIME_HORIZON_MS, History
 from .history import open as open_history
 from .models import PALETTE_SIZE, WindowModel, model_on
+from .progress import bar as progress_bar
 from .report import EXAMPLES, is_report, write_report
 from .times import format_time, parse_time
 
@@ -185,6 +185,7 @@ def evaluate(
     allow_overlap: bool = False,
     force: bool = False,
     progress: bool = True,
+    threads: int = DEFAULT_THREADS,
 ) -> dict:
     """Evaluates the models on ``dataset`` (see the module docstring for the events, the metrics
     and the baselines) and returns the report as a dict.
@@ -195,7 +196,8 @@ def evaluate(
     target and the time models their horizon and centre. t0, t1: ISO 8601 or ms; the events have
     ``t0 ≤ timestamp < t1`` (to the end without t1); without t0, the latest end of the models'
     training data (as recorded in their checkpoints). region: (x0, y0, x1, y1), x1 and y1
-    exclusive. samples: a uniform sample of at most this many events (None: all). out: a report
+    exclusive. samples: a uniform sample of at most this many events (None: all). threads:
+    torch's CPU threads (:data:`rplacevit.devices.DEFAULT_THREADS`). out: a report
     folder to write (``report.json``, ``report.md``, ``events.npy``, ``confusion.png`` and
     ``examples.png`` of the first color model); built beside and renamed into place when
     complete; an existing report folder is replaced only with ``force``, and never a folder
@@ -221,6 +223,7 @@ def evaluate(
             if not force:
                 raise ArgumentError(f"{out} already holds a report: pass `force=True` to replace it")
     device = resolve_device(device)
+    use_threads(threads)
     colors, timers = load_models(color_model, "color", device), load_models(time_model, "time", device)
     if not colors:
         raise ArgumentError("`color_model`: give at least one color model")
@@ -327,7 +330,7 @@ def score_events(history: History, ids: np.ndarray, colors: dict[str, Loaded], t
         c = next(iter(timers.values())).model.config.centre
         scores.time_targets, scores.last_changes = np.empty((n, c, c), np.float32), np.empty((n, c, c), np.int64)
         scores.predicted = {label: np.empty((n, c, c), np.float32) for label in timers}
-    with torch.inference_mode(), tqdm(total=n, unit="event", desc="evaluate", disable=not progress) as bar:
+    with torch.inference_mode(), progress_bar("evaluate", "event", progress, total=n) as bar:
         for start in range(0, n, batch_size):
             batch = ids[start : start + batch_size]
             part = slice(start, start + len(batch))

@@ -68,6 +68,22 @@ class History:
         """(first, last) event timestamp in ms."""
         return self._core.time_range
 
+    def event_bounds(self) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)``, x1 and y1 exclusive: the bounding box of every event, where
+        there is something to see (the whole canvas for an empty dataset)."""
+        columns = self.events()
+        if len(columns["x"]) == 0:
+            return 0, 0, self.canvas_width, self.canvas_height
+        return int(columns["x"].min()), int(columns["y"].min()), int(columns["x"].max()) + 1, int(columns["y"].max()) + 1
+
+    def events_per_hour(self) -> list[tuple[int, int]]:
+        """``(hour start in ms, events)`` for every UTC hour from the first event's to the last's."""
+        hours = self.events()["timestamp"] // 3_600_000
+        if len(hours) == 0:
+            return []
+        counts = np.bincount(hours - hours[0])
+        return [(int(hours[0] + i) * 3_600_000, int(n)) for i, n in enumerate(counts)]
+
     @property
     def generation(self) -> str:
         """The id of the ingest that wrote the dataset: two Histories with the same generation
@@ -170,7 +186,7 @@ class History:
         id, the same millisecond included); the int64 maximum where none comes."""
         return self._core.next_placement_times(event_ids)
 
-    def verify(self, progress: bool | None = None) -> list[str]:
+    def verify(self, progress: bool = True) -> list[str]:
         """Every problem of the files of this dataset (see :func:`rplacevit.verify`); none when
         it is exactly what its ingest wrote. Raises :class:`rplacevit.DatasetError` when the
         folder at :attr:`path` holds another dataset now (ingested again since it was opened)."""

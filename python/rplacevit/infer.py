@@ -61,14 +61,14 @@ from typing import Mapping, Union
 
 import numpy as np
 import torch
-from tqdm import tqdm
 
 from . import OUTSIDE, PALETTE_RGB, WHITE, ArgumentError
-from .devices import DEVICES, resolve_device
+from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
 from .files import atomic_path, check_suffix
 from .history import open as open_history
 from .models import AGE_NEVER, AGE_OUTSIDE, PALETTE_SIZE, ModelConfig, WindowModel, age_bucket, model_on
 from .options import option, parse_region
+from .progress import bar as progress_bar
 from .render import frames_to, to_rgb
 from .times import parse_time
 
@@ -179,7 +179,7 @@ def image_to_canvas(path: _Path) -> np.ndarray:
         with Image.open(path) as image:
             rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
     except FileNotFoundError:
-        raise
+        raise FileNotFoundError(f"{os.fspath(path)}: no such image file") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
         raise ValueError(f"{os.fspath(path)} is not a readable image ({error})") from error
     alpha = rgba[..., 3:] / 255
@@ -271,7 +271,8 @@ def check_start(init, dataset, at, canvas_size, region) -> None:
     if init is not None and dataset is not None:
         raise ArgumentError("start from an image (`init`) or from a dataset (`dataset`), not both")
     if (dataset is None) != (at is None):
-        raise ArgumentError("a dataset start needs both `dataset` and `at`")
+        raise ArgumentError("`dataset` needs `at` (the moment of its canvas to start from)" if at is None else
+                            "`at` is the moment of a dataset start: give `dataset` too")
     if region is not None and init is None and dataset is None:
         raise ArgumentError("`region` cuts an image or dataset start; a white start takes `canvas_size`")
 
@@ -389,7 +390,7 @@ class InferConfig:
     init, dataset, at, canvas_size, region: the start canvas, as :func:`start_canvas` says.
     video (H.264 mp4, sides padded to even), gif, png (the final canvas): the optional outputs,
     in the official colors, written atomically when the run ends; a gif keeps its frames in
-    memory. progress: a tqdm bar in placements/s.
+    memory. progress: placements/s on stderr (:mod:`rplacevit.progress`).
     """
 
     steps: int = option(help="pixels to place")
@@ -402,7 +403,8 @@ class InferConfig:
                                                  parse=int, nargs=2, metavar=("W", "H"))
     region: tuple[int, int, int, int] | None = option(None, "paint on this part of the image or dataset canvas (x1, y1 exclusive)",
                                                       parse=parse_region, metavar="x0,y0,x1,y1")
-    batch_views: int = option(1, "views per group, i.e. per forward pass of each model (1: the original's one-by-one loop)",
+    batch_views: int = option(64, "views per group, i.e. per forward pass of each model; a group places exactly what "
+                              "placing its views one by one would (1: the original's loop, much slower)",
                               metavar="B")
     time_noise: float = option(0.1, "width of the uniform noise added to the time model's predictions (fractions of its horizon)")
     temperature: float = option(0.0, "0 places the most likely color; T > 0 samples from softmax(logits / T)")
@@ -414,6 +416,7 @@ class InferConfig:
                                      metavar="MS")
     seed: int = option(0, "the run is a function of it")
     device: str = option("auto", "auto: cuda when there is one", choices=DEVICES)
+    threads: int = option(DEFAULT_THREADS, "torch CPU threads; the count changes the floating-point result")
     video: str | None = option(None, "write the run as an H.264 mp4", flag="--output", short="-o", metavar="MP4")
     gif: str | None = option(None, "write the run as a gif", metavar="GIF")
     png: str | None = option(None, "write the final canvas as a PNG", metavar="PNG")
@@ -456,6 +459,7 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
     """
     weights = color_weight_vector(config.color_weights, config.avoid_current)
     device = resolve_device(config.device)
+    use_threads(config.threads)
     color_model = model_on(color_model, "color", device)[0]
     time_model = None if time_model is None else model_on(time_model, "time", device)[0]
     start = start_canvas(config.init, config.dataset, config.at, config.canvas_size, config.region)
@@ -490,7 +494,7 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
         # The png is entered first, so it is renamed last: after the video and gif are complete.
         png_path = None if config.png is None else outputs.enter_context(atomic_path(config.png))
         add_frame = outputs.enter_context(frames_to(config.video, config.gif, config.fps))
-        bar = outputs.enter_context(tqdm(total=config.steps, unit="placement", disable=not config.progress))
+        bar = outputs.enter_context(progress_bar("infer", "placement", config.progress, total=config.steps))
 
         def keep_frame() -> None:
             nonlocal frames

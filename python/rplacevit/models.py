@@ -158,6 +158,15 @@ class ModelConfig:
         return cls(kind=kind, **{**PRESETS[name], **overrides})
 
     @property
+    def loss_name(self) -> str:
+        """What the model's training loss is, in words (the loss plots' axis)."""
+        if self.kind == "color":
+            return "cross-entropy (nats)"
+        if self.time_objective == "bce":
+            return "binary cross-entropy of a change within the horizon (nats)"
+        return "MSE of the capped time (fractions of the horizon)"
+
+    @property
     def centre_start(self) -> int:
         """First row (and column) of the centre square in the window: 24 for 64/16."""
         return (self.window - self.centre) // 2

@@ -102,6 +102,22 @@ def frames_to(video: str | os.PathLike[str] | None, gif: str | os.PathLike[str] 
             writer.close()  # ffmpeg's failure, if any, comes before the renames
 
 
+#: Height in pixels of the strip a clock stamp adds below a frame.
+CLOCK_HEIGHT = 14
+
+
+def with_clock(rgb: np.ndarray, t_ms: int) -> np.ndarray:
+    """``rgb`` with a dark strip below it that reads ``t_ms`` in ISO 8601 (UTC), cut to the
+    frame's width (Pillow's built-in font: nothing to fetch)."""
+    from PIL import Image, ImageDraw
+
+    from .times import format_time
+
+    strip = Image.new("RGB", (rgb.shape[1], CLOCK_HEIGHT), (40, 40, 40))
+    ImageDraw.Draw(strip).text((2, 1), format_time(t_ms), fill=(255, 255, 255))
+    return np.concatenate([rgb, np.asarray(strip)], axis=0)
+
+
 def frame_times(history: History, every_ms: int) -> list[int]:
     """Frame times from the first to the last event (both included), ``every_ms`` apart; at most
     :data:`MAX_FRAMES` of them."""
@@ -124,11 +140,13 @@ def timelapse(
     region=None,
     scale: int = 1,
     progress: bool = True,
+    clock: bool = False,
 ) -> int:
     """Writes an H.264 mp4 (and optionally a gif) of the canvas every ``every_ms`` through the
     history; returns the number of frames. The mp4 is streamed; a gif keeps its frames in memory
-    until the end, so keep gifs small (``region``, ``every_ms``)."""
-    from tqdm import tqdm
+    until the end, so keep gifs small (``region``, ``every_ms``). ``clock`` stamps each frame
+    with its time (:func:`with_clock`)."""
+    from .progress import bar
 
     check_suffix(out, ".mp4", "output")
     check_suffix(gif, ".gif", "gif")
@@ -137,6 +155,7 @@ def timelapse(
     to_rgb(history.canvas_at(history.time_range[0]), region, scale)  # a bad region fails before the video starts
     times = frame_times(history, every_ms)
     with frames_to(out, gif, fps) as add:
-        for t in tqdm(times, desc="timelapse", unit="frame", disable=not progress):
-            add(to_rgb(history.canvas_at(t), region, scale))
+        for t in bar("timelapse", "frame", progress, iterable=times):
+            rgb = to_rgb(history.canvas_at(t), region, scale)
+            add(with_clock(rgb, t) if clock else rgb)
     return len(times)

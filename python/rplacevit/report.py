@@ -161,6 +161,9 @@ def plot_examples(path: Path, history: History, ids, targets, ranks: dict, proba
         strip.set_xlim(0, len(columns))
         strip.set_ylim(-0.35, 1)
         strip.set_axis_off()
+    figure.suptitle(f"Each row: the {RECENT_SIZE}×{RECENT_SIZE} window before the event, the magenta square around the pixel "
+                    "placed; the color placed (true), the model's top 3 with probabilities, each rule's first guess; ✓ right, "
+                    "hatched: no guess", fontsize=7, wrap=True)
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)

@@ -5,10 +5,11 @@ in the official format (:func:`synth`)."""
 from __future__ import annotations
 
 import os
-import sys
+from pathlib import Path
 from typing import Iterable, Union
 
 from . import _core
+from ._core import ArgumentError
 from ._core import MAX_RECTANGLE_PIXELS, MIN_PARTITION_SIZE, ON_ERROR, PARTITION_SIZE
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -22,7 +23,7 @@ def ingest(
     partition_size: int = PARTITION_SIZE,
     on_error: str = "fail",
     force: bool = False,
-    progress: bool | None = None,
+    progress: bool = True,
     max_rectangle_pixels: int = MAX_RECTANGLE_PIXELS,
 ) -> dict:
     """Ingests official r/place 2022 CSV files (plain, ``.gz`` or ``.gzip``) into the dataset
@@ -32,8 +33,8 @@ def ingest(
     into SQLite partitions of ``partition_size`` events. ``on_error="fail"`` stops at the first
     bad row (:class:`rplacevit.FormatError` naming file and line; nothing is written);
     ``"skip"`` keeps the good rows and lists the bad ones in ``out/rejects.csv``. An existing
-    dataset is replaced only with ``force=True``. ``progress`` (default: when stderr is a
-    terminal) draws a progress bar on stderr. Ctrl-C stops the ingest and leaves no ``out``.
+    dataset is replaced only with ``force=True``. ``progress`` shows it on stderr (a bar
+    on a terminal, else a line every 10 s; see :mod:`rplacevit.progress`). Ctrl-C stops the ingest and leaves no ``out``.
     ``partition_size`` is at least :data:`MIN_PARTITION_SIZE` (each partition stores a whole
     canvas snapshot); the moderation rectangles of all inputs may cover ``max_rectangle_pixels``
     pixels together (default :data:`MAX_RECTANGLE_PIXELS`, far above the official data's), so a
@@ -46,10 +47,48 @@ def ingest(
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
-    if progress is None:
-        progress = sys.stderr.isatty()
-    return _core.ingest([os.fspath(p) for p in inputs], os.fspath(out), partition_size, on_error, force, progress,
+    return _core.ingest([os.fspath(p) for p in input_files(inputs)], os.fspath(out), partition_size, on_error, force, progress,
                         max_rectangle_pixels)
+
+
+#: What an input folder's data files end with.
+INPUT_SUFFIXES = (".csv", ".csv.gz", ".csv.gzip")
+
+
+def input_files(inputs: Iterable[PathLike]) -> list[Path]:
+    """The inputs, each folder replaced by its data files (:data:`INPUT_SUFFIXES`, by name;
+    hidden files and unfinished ``.part`` downloads left out). A folder that ``rplacevit
+    download`` wrote is checked first: every file its manifest lists must be there with the
+    size and sha256 it was downloaded with (ArgumentError naming the file otherwise)."""
+    files: list[Path] = []
+    for given in map(Path, inputs):
+        if not given.is_dir():
+            files.append(given)
+            continue
+        found = sorted(p for p in given.iterdir() if p.is_file() and p.name.endswith(INPUT_SUFFIXES) and not p.name.startswith("."))
+        if not found:
+            raise ArgumentError(f"{given}: no {', '.join(INPUT_SUFFIXES)} file in it")
+        check_downloads(given, found)
+        files += found
+    return files
+
+
+def check_downloads(folder: Path, files: list[Path]) -> None:
+    """ArgumentError unless each of ``files`` listed in ``folder``'s download manifest has its
+    recorded size and sha256 (read in parallel: hashing releases the GIL)."""
+    import concurrent.futures
+
+    from .download import MANIFEST, read_manifest, sha256_of
+
+    manifest = read_manifest(folder)
+    listed = [path for path in files if path.name in manifest]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        for path, (size, digest) in zip(listed, pool.map(sha256_of, listed)):
+            record = manifest[path.name]
+            if (size, digest) != (record.get("bytes"), record.get("sha256")):
+                raise ArgumentError(f"{path}: {size:,} bytes with sha256 {digest[:12]}…, not what {folder / MANIFEST} recorded "
+                                    f"({record.get('bytes'):,} bytes, {str(record.get('sha256'))[:12]}…): download it again "
+                                    "(rplacevit download --verify)")
 
 
 def info(dataset: PathLike) -> dict:
@@ -60,22 +99,18 @@ def info(dataset: PathLike) -> dict:
     return _core.dataset_info(os.fspath(dataset))
 
 
-def verify(dataset: PathLike, progress: bool | None = None) -> list[str]:
+def verify(dataset: PathLike, progress: bool = True) -> list[str]:
     """Checks every byte of a dataset folder against the checksums its ingest stored, each
     SQLite file with SQLite's integrity check, and the files against each other (partitions and
     snapshots against the event columns, the tile index against a replay); returns every
     problem as ``"FILE: reason"``, none for an intact dataset. Reads the whole dataset (about
     1 GB/s here). Raises :class:`rplacevit.DatasetError` when there is no dataset to check."""
-    if progress is None:
-        progress = sys.stderr.isatty()
     return _core.verify(os.fspath(dataset), progress)
 
 
-def synth(out: PathLike, rows: int, seed: int = 0, progress: bool | None = None) -> dict:
+def synth(out: PathLike, rows: int, seed: int = 0, progress: bool = True) -> dict:
     """Writes ``rows`` data rows of a realistic synthetic history in the official 2022 format to
     ``out`` (gzip when it ends in ``.gz``/``.gzip``); deterministic for a ``seed``. Moderation
     rectangles make a history's events a little more than its rows."""
-    if progress is None:
-        progress = sys.stderr.isatty()
     return _core.synth(os.fspath(out), rows, seed, progress)
 

@@ -30,13 +30,13 @@ from . import history as history_module
 from .history import COLOR_HORIZON_MS, COLOR_TARGET, COLOR_TARGETS, TIME_HORIZON_MS
 from .data import ColorDataset, EpochBatchSampler, TimeDataset, UserVectors, keep_batch, select_events, to_device
 from ._core import ArgumentError
-from .devices import DEVICES, resolve_device
+from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
 from .files import atomic_path
 from .models import KINDS as TASKS
 from .models import PRESETS, ModelConfig, build_model, parameter_groups, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
 from .options import option, parse_region
 from .signals import Terminated
-from .times import parse_duration, parse_time
+from .times import format_time, parse_duration, parse_time
 
 
 @dataclass
@@ -72,6 +72,8 @@ class TrainConfig:
     horizon_ms: int | None = option(None, "horizon of the targets: 30s, 1m, 1h… (default: 1 minute for color, 1 hour for time)",
                                     flag="--horizon", parse=parse_duration, metavar="DURATION")
     num_workers: int = option(0, "loader worker processes (0: batches come from Rust on a thread)")
+    threads: int = option(DEFAULT_THREADS, "torch CPU threads per process; the count changes the floating-point result")
+    log_loss: bool = option(False, "draw loss.png with a logarithmic loss axis")
     model: dict = field(default_factory=dict)  # overrides of the preset's ModelConfig fields
 
     def __post_init__(self):
@@ -104,7 +106,7 @@ class TrainConfig:
 
 
 #: Settings a resumed run may change: where it runs, not what it computes.
-RESUMABLE_CHANGES = ("device", "num_workers", "compile", "amp")
+RESUMABLE_CHANGES = ("device", "num_workers", "compile", "amp", "threads", "log_loss")
 
 
 #: Settings that are paths: compared by the folder they name, however spelled (`./run`, `run`).
@@ -146,9 +148,9 @@ def split(history, config: TrainConfig) -> tuple[np.ndarray, np.ndarray, int]:
     train_ids = select_events(history, config.region, t1=until)
     val_ids = select_events(history, config.region, t0=val_from)
     if len(train_ids) == 0:
-        raise ValueError(f"no training events in region {config.region} before {until} ms")
+        raise ValueError(f"no training events in region {config.region} before {format_time(until)}")
     if len(val_ids) == 0:
-        raise ValueError(f"no validation events in region {config.region} from {val_from} ms")
+        raise ValueError(f"no validation events in region {config.region} from {format_time(val_from)}")
     return train_ids, val_ids, until
 
 
@@ -273,8 +275,9 @@ class Interrupt:
             signal.signal(number, handler)
 
 
-def plot_losses(metrics_path: Path, out: Path) -> None:
-    """``loss.png``: training and validation loss against the step."""
+def plot_losses(metrics_path: Path, out: Path, title: str, loss_name: str, log_scale: bool = False) -> None:
+    """``loss.png``: training and validation loss against the step, titled ``title``, the loss
+    axis named ``loss_name`` (logarithmic with ``log_scale``)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -288,7 +291,10 @@ def plot_losses(metrics_path: Path, out: Path) -> None:
         if points:
             axes.plot(*zip(*points), label=label, marker="." if column == "val_loss" else None)
     axes.set_xlabel("step")
-    axes.set_ylabel("loss")
+    axes.set_ylabel(loss_name)
+    axes.set_title(title, fontsize=10)
+    if log_scale:
+        axes.set_yscale("log")
     axes.legend()
     axes.grid(alpha=0.3)
     figure.tight_layout()
@@ -309,6 +315,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> t
         rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
         local_rank = int(os.environ.get("LOCAL_RANK", 0))
     device = resolve_device(config.device, local_rank)
+    use_threads(config.threads)
     if distributed:
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     try:
@@ -386,18 +393,19 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
             writer.writeheader()
             writer.writerows(kept)
         print(f"{config.task} model '{config.preset}' seeing {', '.join(model_config.inputs)}: {parameter_count(model):,} parameters; "
-              f"{len(train_ids):,} training events before {until} ms, {len(val_set):,} validation events; "
+              f"{len(train_ids):,} training events before {format_time(until)}, {len(val_set):,} validation events; "
               f"{total:,} steps of {per_step} on {device}{f' × {world_size} processes' if world_size > 1 else ''}"
+              f"{f' ({torch.get_num_threads()} CPU threads)' if device.type == 'cpu' else ''}"
               f"{f', resumed at step {start}' if start else ''}", flush=True)
 
     def state_at(step: int) -> dict:
         return {"step": step, "running": running, "train_config": asdict(config), "model": to_checkpoint(model),
                 "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(), "rng": rng_states()}
 
-    from tqdm import tqdm
+    from .progress import bar as progress_bar
 
     interrupt = Interrupt()
-    bar = tqdm(total=total, initial=start, desc=f"train {config.task}", unit="step", disable=not progress or rank != 0)
+    bar = progress_bar(f"train {config.task}", "step", progress and rank == 0, total=total, initial=start)
     step, clock, seen = start, time.perf_counter(), 0
     try:
         for inputs, targets in (prefetched(loader) if config.num_workers == 0 else loader):
@@ -442,5 +450,6 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
         final["training"].update(until=until, val_from=config.val_from if config.val_from is not None else until, steps=total)
         with atomic_path(out / "model.pt") as temporary:
             torch.save(final, temporary)
-        plot_losses(metrics_path, out / "loss.png")
+        plot_losses(metrics_path, out / "loss.png", f"{out.name}: {config.task} model '{config.preset}' seeing "
+                    f"{', '.join(model_config.inputs)}", model_config.loss_name, config.log_loss)
     return model

@@ -362,7 +362,7 @@ def plot_projection(path: Path, points: np.ndarray, labels: np.ndarray, clusters
 def plot_clusters(path: Path, history: History, columns, by_user: np.ndarray, clusters: int, until: int | None, progress: bool) -> None:
     """Per cluster: a heatmap of its placements (in squares of :data:`HEAT_BIN` pixels, the
     events before ``until``) and its users' color histogram."""
-    from tqdm import tqdm
+    from .progress import bar as progress_bar
 
     plt = _pyplot()
     bins_x, bins_y = -(-history.canvas_width // HEAT_BIN), -(-history.canvas_height // HEAT_BIN)
@@ -370,7 +370,7 @@ def plot_clusters(path: Path, history: History, columns, by_user: np.ndarray, cl
     events = history.events()
     end = len(history) if until is None else int(np.searchsorted(events["timestamp"], until))
     step = 1 << 22
-    for start in tqdm(range(0, end, step), desc="clusters.png", unit="block", disable=not progress):
+    for start in progress_bar("clusters.png", "block", progress, iterable=range(0, end, step)):
         stop = min(start + step, end)
         label = by_user[events["user_id"][start:stop]]
         cell = (events["y"][start:stop] // HEAT_BIN).astype(np.int64) * bins_x + events["x"][start:stop] // HEAT_BIN

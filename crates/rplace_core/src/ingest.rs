@@ -487,25 +487,49 @@ fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &I
     };
     let users = UserIds::new();
     let bytes_read = AtomicU64::new(0);
+    // One bounded channel per input, and up to one reader per core: several gzip inputs (the
+    // official parts) decompress at once, while their chunks are taken in input order.
+    let capacity = 2 * rayon::current_num_threads().max(2);
+    let (senders, receivers): (Vec<_>, Vec<_>) = inputs.iter().map(|_| mpsc::sync_channel::<Result<Chunk>>(capacity)).unzip();
+    let senders: Vec<Mutex<Option<mpsc::SyncSender<Result<Chunk>>>>> = senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
+    let (next, failed) = (AtomicU32::new(0), AtomicBool::new(false));
     std::thread::scope(|scope| -> Result<()> {
-        let (send, receive) = mpsc::sync_channel::<Result<Chunk>>(2 * rayon::current_num_threads().max(2));
-        let bytes = &bytes_read;
-        scope.spawn(move || {
-            for (source, path) in inputs.iter().enumerate() {
-                if let Err(error) = read_source(path, source, bytes, &send) {
-                    let _ = send.send(Err(error));
-                    return;
+        let (senders, next, failed, bytes) = (&senders, &next, &failed, &bytes_read);
+        for _ in 0..inputs.len().min(rayon::current_num_threads().max(1)) {
+            scope.spawn(move || {
+                // Each reader claims the next input not yet claimed, so the inputs are read in
+                // order and an earlier input is always being read or done.
+                while !failed.load(Ordering::Relaxed) {
+                    let source = next.fetch_add(1, Ordering::Relaxed) as usize;
+                    let Some(slot) = senders.get(source) else { return };
+                    let Some(send) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
+                    if let Err(error) = read_source(&inputs[source], source, bytes, &send) {
+                        failed.store(true, Ordering::Relaxed);
+                        let _ = send.send(Err(error));
+                        return;
+                    }
                 }
-            }
-        });
+            });
+        }
+        // However the loop below ends, no reader starts another input after it.
+        let _stop_readers = RaiseOnDrop(failed);
         let mut rows = 0u64;
-        while let Ok(first) = receive.recv() {
+        let mut receivers = receivers.into_iter().peekable();
+        while let Some(receive) = receivers.peek() {
+            let Ok(first) = receive.recv() else {
+                receivers.next(); // this input is done: on to the next
+                continue;
+            };
             check(stop)?;
             let mut batch = vec![first?];
             while batch.len() < 2 * rayon::current_num_threads() {
+                let Some(receive) = receivers.peek() else { break };
                 match receive.try_recv() {
                     Ok(chunk) => batch.push(chunk?),
-                    Err(_) => break,
+                    Err(mpsc::TryRecvError::Disconnected) => {
+                        receivers.next();
+                    }
+                    Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
             let parsed: Vec<ChunkEvents> = batch.par_iter().map(|chunk| chunk_events(chunk, &users)).collect();
@@ -523,6 +547,15 @@ fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &I
     }
     bar.finish_and_clear();
     Ok(Parsed { events: collected.events, users, sources: collected.sources, first_reject: collected.first_reject })
+}
+
+/// Sets its flag when dropped.
+struct RaiseOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for RaiseOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
 }
 
 /// The events in time order with their users numbered, and everything written about them.

@@ -18,6 +18,7 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MIN_PARTITION_SIZE", MIN_PARTITION_SIZE)?;
     m.add("MAX_RECTANGLE_PIXELS", MAX_RECTANGLE_PIXELS)?;
     m.add("ON_ERROR", OnError::NAMES.map(|(name, _)| name).to_vec())?;
+    m.add("PROGRESS_LINE_INTERVAL_S", crate::progress::LINE_INTERVAL.as_secs_f64())?;
     Ok(())
 }
 

@@ -1,0 +1,483 @@
+"""Downloading Reddit's official r/place data: every year and part, resumable, verified,
+parallel, with progress.
+
+Where the files are (the defaults; links move, so ``base_url`` and ``url_list`` override them):
+
+- 2022: :data:`BASE_URLS` [2022] + ``2022_place_canvas_history-0000000000NN.csv.gzip``, NN =
+  00..78 (79 parts, about 12 GB), or the one combined ``2022_place_canvas_history.csv.gzip``;
+- 2023: :data:`BASE_URLS` [2023] + ``2023_place_canvas_history-0000000000NN.csv.gzip``, NN =
+  00..52;
+- 2017: ``place_tiles.csv`` (about 1 GB) from a Google storage mirror.
+
+Each file is fetched into ``DIR/NAME.part`` and renamed to ``DIR/NAME`` only when it is
+complete: its size is the announced ``Content-Length``, and a gzip file decompresses to its end.
+A ``.part`` is continued with an HTTP ``Range`` request; it starts over when the server ignores
+the range (200 instead of 206) or when the remote file changed (its size, ``ETag`` or
+``Last-Modified`` differ from what the ``.part`` was started with, kept in ``.NAME.part.json``).
+``DIR/manifest.json`` records each complete file (name, URL, bytes, sha256, when): a second run
+skips the files that are there and match it, and ``verify=True`` checks every byte again.
+Connection errors, timeouts and 5xx answers are retried with exponential backoff; a 404 names
+the URL and suggests another base URL. Ctrl-C and SIGTERM stop every transfer at its next chunk
+and keep the ``.part`` files for the next run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import datetime
+import hashlib
+import json
+import os
+import shutil
+import sys
+import threading
+import time
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+from ._core import ArgumentError
+
+#: Where each year's files are, by default.
+BASE_URLS = {
+    2017: "https://storage.googleapis.com/place_data_share/",
+    2022: "https://placedata.reddit.com/data/canvas-history/",
+    2023: "https://placedata.reddit.com/data/canvas-history/2023/",
+}
+#: How many numbered parts each year has (2017 is one file).
+PART_COUNTS = {2022: 79, 2023: 53}
+YEARS = tuple(BASE_URLS)
+#: The 2017 mirror's single file, and 2022's combined file.
+SINGLE_FILES = {2017: "place_tiles.csv"}
+COMBINED_FILES = {2022: "2022_place_canvas_history.csv.gzip"}
+
+MANIFEST = "manifest.json"
+#: Bytes read and written at a time; a stop request is seen between two chunks.
+CHUNK = 1 << 20
+#: Seconds before a connection or a read without data gives up (and is retried).
+TIMEOUT_S = 60.0
+#: The first retry waits this long, each next one twice as long.
+BACKOFF_S = 1.0
+
+
+class DownloadError(OSError):
+    """A file could not be fetched or is not what the server announced; the message names the
+    URL (and the HTTP status when there was one)."""
+
+
+def part_name(year: int, part: int) -> str:
+    """The official name of a numbered part: ``2022_place_canvas_history-000000000012.csv.gzip``."""
+    return f"{year}_place_canvas_history-{part:012d}.csv.gzip"
+
+
+def parse_parts(text: str, count: int) -> list[int]:
+    """``all`` or a list like ``0-9,12`` → the sorted part numbers, each in 0..count−1."""
+    if text == "all":
+        return list(range(count))
+    chosen: set[int] = set()
+    for piece in text.split(","):
+        try:
+            first, _, last = piece.partition("-")
+            low, high = int(first), int(last or first)
+        except ValueError:
+            raise ArgumentError(f"`parts` {text!r}: expected all, or numbers and ranges like 0-9,12") from None
+        if not 0 <= low <= high < count:
+            raise ArgumentError(f"`parts` {piece!r}: the parts are numbered 0..{count - 1}")
+        chosen.update(range(low, high + 1))
+    return sorted(chosen)
+
+
+@dataclass(frozen=True)
+class Remote:
+    """One file to fetch: its name in the folder and its URL."""
+
+    name: str
+    url: str
+
+
+def plan(year: int = 2022, parts: str = "all", combined: bool = False, base_url: str | None = None,
+         url_list: str | os.PathLike[str] | None = None) -> list[Remote]:
+    """The files a download fetches (see the module docstring); ``url_list``: a text file of one
+    URL per line (``#`` comments), each saved under the last part of its path, instead of all
+    the rest."""
+    if url_list is not None:
+        lines = Path(url_list).read_text().splitlines()
+        urls = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
+        if not urls:
+            raise ArgumentError(f"`url_list` {os.fspath(url_list)}: no URL in it")
+        remotes = [Remote(url.rstrip("/").rsplit("/", 1)[-1], url) for url in urls]
+        if len({remote.name for remote in remotes}) < len(remotes):
+            raise ArgumentError(f"`url_list` {os.fspath(url_list)}: two URLs end in the same file name")
+        return remotes
+    if year not in YEARS:
+        raise ArgumentError(f"`year` {year}: expected one of {', '.join(map(str, YEARS))}")
+    base = base_url or BASE_URLS[year]
+    base = base if base.endswith("/") else base + "/"
+    if combined:
+        if year not in COMBINED_FILES:
+            raise ArgumentError(f"`combined`: {year} has no combined file")
+        names = [COMBINED_FILES[year]]
+    elif year in SINGLE_FILES:
+        names = [SINGLE_FILES[year]]
+    else:
+        names = [part_name(year, part) for part in parse_parts(parts, PART_COUNTS[year])]
+    return [Remote(name, base + name) for name in names]
+
+
+def sha256_of(path: Path) -> tuple[int, str]:
+    """(bytes, sha256) of a file, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return size, digest.hexdigest()
+
+
+def read_manifest(folder: Path) -> dict[str, dict]:
+    """name → record of the complete files of a download folder (none when there is no manifest)."""
+    path = folder / MANIFEST
+    if not path.exists():
+        return {}
+    try:
+        files = json.loads(path.read_text())["files"]
+    except (ValueError, KeyError, TypeError):
+        raise DownloadError(f"{path}: not a download manifest (remove it to start over)") from None
+    return files if isinstance(files, dict) else {}
+
+
+def is_gzip(name: str) -> bool:
+    return name.endswith((".gz", ".gzip"))
+
+
+def check_file(path: Path, gzipped: bool | None = None) -> tuple[int, str]:
+    """(bytes, sha256) of a file; DownloadError when a gzip file (``gzipped``, by default
+    when the name ends in ``.gz``/``.gzip``) does not
+    decompress to its end (every member, as gzip readers read multi-member files). The
+    decompressed bytes are counted away in bounded pieces, never held."""
+    digest = hashlib.sha256()
+    size = 0
+    gzipped = is_gzip(path.name) if gzipped is None else gzipped
+    inflate, in_member = zlib.decompressobj(wbits=31), False
+    with open(path, "rb") as f:
+        while chunk := f.read(CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+            data = chunk if gzipped else b""
+            while data:
+                try:
+                    inflate.decompress(data, 8 * CHUNK)
+                except zlib.error as error:
+                    raise DownloadError(f"{path}: corrupt gzip data ({error})") from None
+                if inflate.eof:  # a member ended; what follows is the next one
+                    data, inflate, in_member = inflate.unused_data, zlib.decompressobj(wbits=31), False
+                else:
+                    data, in_member = inflate.unconsumed_tail, True
+    if gzipped and (size == 0 or in_member):
+        raise DownloadError(f"{path}: the gzip stream ends early (truncated)")
+    return size, digest.hexdigest()
+
+
+class _Stop(Exception):
+    """A transfer saw the stop request."""
+
+
+class _Retry(Exception):
+    """A transfer answered 5xx: wait, then try again."""
+
+
+class Downloader:
+    """Fetches :class:`Remote` files into a folder (see :func:`download`)."""
+
+    def __init__(self, folder: Path, retries: int, stop: threading.Event, on_bytes: Callable[[int], None], client,
+                 sleep: Callable[[float], None] = time.sleep, file_bars: bool = False):
+        self.folder, self.retries, self.stop, self.on_bytes, self.client, self.sleep = folder, retries, stop, on_bytes, client, sleep
+        self.manifest_lock = threading.Lock()
+        # On a terminal, one line per active file below the overall bar, in the first free row.
+        self.file_bars, self.rows, self.rows_lock = file_bars, set(), threading.Lock()
+
+    def head(self, remote: Remote) -> dict:
+        """The announced ``bytes`` (None when unknown), ``etag`` and ``last_modified``."""
+        response = self.attempts(remote, lambda: self.client.head(remote.url, follow_redirects=True))
+        length = response.headers.get("content-length")
+        return {"url": remote.url, "bytes": int(length) if length and length.isdigit() else None,
+                "etag": response.headers.get("etag"), "last_modified": response.headers.get("last-modified")}
+
+    def attempts(self, remote: Remote, call):
+        """``call()`` until it answers below 500, retrying connection errors, timeouts and 5xx
+        with backoff; DownloadError after the last retry, or at once for a 4xx."""
+        import httpx
+
+        for attempt in range(self.retries + 1):
+            if self.stop.is_set():
+                raise _Stop()
+            try:
+                response = call()
+            except httpx.TransportError as error:
+                problem = f"{type(error).__name__}: {error}" if str(error) else type(error).__name__
+            else:
+                if response.status_code < 400:
+                    return response
+                if response.status_code == 404:
+                    raise DownloadError(f"{remote.url}: HTTP 404 Not Found (the files may have moved: try --base-url URL or "
+                                        "--url-list FILE)")
+                if response.status_code < 500 and response.status_code != 429:
+                    raise DownloadError(f"{remote.url}: HTTP {response.status_code} {response.reason_phrase}")
+                problem = f"HTTP {response.status_code} {response.reason_phrase}"
+            if attempt < self.retries:
+                self.sleep(BACKOFF_S * 2 ** attempt)
+        raise DownloadError(f"{remote.url}: {problem}, after {self.retries + 1} attempts")
+
+    def fetch(self, remote: Remote, announced: dict) -> dict:
+        """Downloads one file into place and returns its manifest record."""
+        target = self.folder / remote.name
+        part = self.folder / (remote.name + ".part")
+        meta = self.folder / f".{remote.name}.part.json"
+        started = json.loads(meta.read_text()) if meta.exists() and part.exists() else None
+        if started != announced:  # another file now, or never started: begin again
+            part.unlink(missing_ok=True)
+            meta.write_text(json.dumps(announced))
+        size = announced["bytes"]
+        with self.file_bar(remote.name, size) as on_bytes:
+            self.transfer(remote, part, size, on_bytes)
+        try:
+            length, sha256 = check_file(part, is_gzip(remote.name))
+        except DownloadError as error:
+            part.unlink(missing_ok=True)
+            meta.unlink(missing_ok=True)
+            raise DownloadError(f"{remote.url}: {str(error).split(': ', 1)[1]}; the download was removed") from None
+        if size is not None and length != size:
+            raise DownloadError(f"{remote.url}: {length:,} bytes on disk, {size:,} announced")
+        os.replace(part, target)
+        meta.unlink(missing_ok=True)
+        record = {"url": remote.url, "bytes": length, "sha256": sha256,
+                  "when": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")}
+        self.record(remote.name, record)
+        return record
+
+    def transfer(self, remote: Remote, part: Path, size: int | None, on_bytes: Callable[[int], None]) -> None:
+        """Fetches ``remote`` into ``part`` until it holds ``size`` bytes (to the end of the body
+        when the size is unknown), continuing what ``part`` holds, with retries."""
+        import httpx
+
+        for attempt in range(self.retries + 1):
+            have = part.stat().st_size if part.exists() else 0
+            if size is not None and have > size:
+                part.unlink()
+                have = 0
+            if size is not None and have == size:
+                return
+            headers = {"Range": f"bytes={have}-"} if have else {}
+            try:
+                with self.client.stream("GET", remote.url, headers=headers, follow_redirects=True) as response:
+                    self.check_status(remote, response, attempt)
+                    if response.status_code >= 500:
+                        raise _Retry()
+                    if have and response.status_code == 200:  # the range was ignored: the whole file comes
+                        have = 0
+                    elif have and not response.headers.get("content-range", "").startswith(f"bytes {have}-"):
+                        raise DownloadError(f"{remote.url}: asked for bytes {have}- and got "
+                                            f"{response.headers.get('content-range') or 'no Content-Range'}")
+                    try:
+                        with open(part, "r+b" if have else "wb") as f:
+                            f.seek(have)
+                            f.truncate()
+                            for chunk in response.iter_bytes():
+                                if self.stop.is_set():
+                                    raise _Stop()
+                                f.write(chunk)
+                                on_bytes(len(chunk))
+                            f.flush()
+                            os.fsync(f.fileno())
+                    except OSError as error:  # a full disk, most likely
+                        raise DownloadError(f"{part}: {error.strerror or error} (what was written is kept: make room, then run "
+                                            "again to continue)") from None
+                if size is None or part.stat().st_size == size:
+                    return
+            except (httpx.TransportError, _Retry):
+                pass
+            if attempt < self.retries:
+                self.sleep(BACKOFF_S * 2 ** attempt)
+        got = part.stat().st_size if part.exists() else 0
+        if size is None:
+            raise DownloadError(f"{remote.url}: incomplete after {self.retries + 1} attempts")
+        raise DownloadError(f"{remote.url}: {got:,} of {size:,} bytes after {self.retries + 1} attempts (the .part is kept: "
+                            "run again to continue)")
+
+    @contextlib.contextmanager
+    def file_bar(self, name: str, size: int | None):
+        """A per-file bar while ``name`` transfers (only with ``file_bars``); yields the
+        callback that counts its bytes (and the overall bar's)."""
+        if not self.file_bars:
+            yield self.on_bytes
+            return
+        from tqdm import tqdm
+
+        with self.rows_lock:
+            row = min(set(range(1, len(self.rows) + 2)) - self.rows)
+            self.rows.add(row)
+        bar = tqdm(total=size, initial=0, desc=name, unit="B", unit_scale=True, unit_divisor=1024, position=row, leave=False)
+
+        def counted(n: int) -> None:
+            self.on_bytes(n)
+            bar.update(n)
+
+        try:
+            yield counted
+        finally:
+            bar.close()
+            with self.rows_lock:
+                self.rows.discard(row)
+
+    def check_status(self, remote: Remote, response, attempt: int) -> None:
+        """DownloadError for a 4xx (404 with the hint); a 5xx on the last attempt too."""
+        status = response.status_code
+        if status == 404:
+            raise DownloadError(f"{remote.url}: HTTP 404 Not Found (the files may have moved: try --base-url URL or --url-list FILE)")
+        if 400 <= status < 500 and status not in (416, 429):
+            raise DownloadError(f"{remote.url}: HTTP {status} {response.reason_phrase}")
+        if status >= 500 and attempt == self.retries:
+            raise DownloadError(f"{remote.url}: HTTP {status} {response.reason_phrase}, after {self.retries + 1} attempts")
+
+    def record(self, name: str, record: dict) -> None:
+        """Adds a complete file to the manifest (written atomically)."""
+        with self.manifest_lock:
+            files = read_manifest(self.folder)
+            files[name] = record
+            temporary = self.folder / f".{MANIFEST}.partial-{os.getpid()}"
+            temporary.write_text(json.dumps({"files": dict(sorted(files.items()))}, indent=2) + "\n")
+            os.replace(temporary, self.folder / MANIFEST)
+
+
+def download(out: str | os.PathLike[str], year: int = 2022, parts: str = "all", combined: bool = False, jobs: int = 4,
+             base_url: str | None = None, url_list: str | os.PathLike[str] | None = None, retries: int = 5,
+             verify: bool = False, progress: bool = True, timeout_s: float = TIMEOUT_S) -> dict:
+    """Downloads the official files of ``year`` into folder ``out`` (see the module docstring);
+    ``jobs`` files at once. Returns the summary: ``files`` (name → ``"downloaded"``,
+    ``"complete"`` or ``"checked"``), ``bytes`` (fetched now) and ``seconds``. Raises
+    DownloadError (an OSError) naming the URL for a file that cannot be fetched, and before any
+    transfer when the disk cannot hold what is announced."""
+    import httpx
+    from filelock import FileLock, Timeout
+
+    from .progress import bar
+
+    for name, value, low in (("jobs", jobs, 1), ("retries", retries, 0)):
+        if not (isinstance(value, int) and value >= low):
+            raise ArgumentError(f"`{name}` = {value!r}: expected an integer >= {low}")
+    remotes = plan(year, parts, combined, base_url, url_list)
+    folder = Path(out)
+    folder.mkdir(parents=True, exist_ok=True)
+    lock = FileLock(folder / ".download.lock")
+    try:
+        lock.acquire(timeout=0)
+    except Timeout:
+        raise DownloadError(f"{folder}: another download is writing this folder") from None
+    stop = threading.Event()
+    began = time.perf_counter()
+    try:
+        with httpx.Client(timeout=httpx.Timeout(timeout_s)) as client:
+            total = bar("download", "B", progress)
+            total.unit_scale, total.unit_divisor = True, 1024
+            fetched = [0]
+            counted = threading.Lock()
+
+            def on_bytes(n: int) -> None:
+                with counted:
+                    fetched[0] += n
+                    total.update(n)
+
+            loader = Downloader(folder, retries, stop, on_bytes, client, file_bars=progress and sys.stderr.isatty())
+            manifest = read_manifest(folder)
+            status: dict[str, str] = {}
+            todo = []
+            for remote in remotes:
+                known, path = manifest.get(remote.name), folder / remote.name
+                if known and known.get("url") == remote.url and path.exists() and path.stat().st_size == known.get("bytes"):
+                    if not verify:
+                        status[remote.name] = "complete"
+                        continue
+                    if intact(path, known):
+                        status[remote.name] = "checked"
+                        continue
+                todo.append(remote)
+            announced = {remote.name: loader.head(remote) for remote in todo}
+            needed = sum(max(0, (a["bytes"] or 0) - partial_bytes(folder, name, a)) for name, a in announced.items())
+            free = shutil.disk_usage(folder).free
+            if needed > free:
+                raise DownloadError(f"{folder}: the download needs {needed:,} bytes and the disk has {free:,} free")
+            total.total = needed
+            total.refresh()
+            with concurrent.futures.ThreadPoolExecutor(max_workers=jobs) as pool:
+                futures = {pool.submit(loader.fetch, remote, announced[remote.name]): remote for remote in todo}
+                try:
+                    for future in concurrent.futures.as_completed(futures):
+                        future.result()
+                        status[futures[future].name] = "downloaded"
+                except BaseException:
+                    stop.set()  # every transfer stops at its next chunk; the .part files stay
+                    raise
+            total.close()
+    except _Stop:
+        raise KeyboardInterrupt() from None
+    finally:
+        lock.release()
+    return {"folder": str(folder), "files": {r.name: status[r.name] for r in remotes}, "bytes": fetched[0],
+            "seconds": time.perf_counter() - began}
+
+
+def intact(path: Path, known: dict) -> bool:
+    """Whether a file still has the size and sha256 its manifest record says (and, gzip,
+    decompresses to its end)."""
+    try:
+        return check_file(path) == (known["bytes"], known["sha256"])
+    except DownloadError:
+        return False
+
+
+def partial_bytes(folder: Path, name: str, announced: dict) -> int:
+    """The bytes of ``name`` a resumed transfer keeps: its ``.part``, when it was started on the
+    same remote file."""
+    part, meta = folder / (name + ".part"), folder / f".{name}.part.json"
+    try:
+        return part.stat().st_size if json.loads(meta.read_text()) == announced else 0
+    except (OSError, ValueError):
+        return 0
+
+
+def dataset_sources(dataset: Path) -> list[tuple[str, int]] | None:
+    """(name, bytes) of the files a complete dataset was ingested from, by name; None when
+    ``dataset`` holds no complete dataset."""
+    import sqlite3
+
+    from . import DatasetError
+    from .store import info
+
+    try:
+        info(dataset)
+    except DatasetError:
+        return None
+    with sqlite3.connect(f"file:{dataset / 'meta.sqlite'}?mode=ro", uri=True) as connection:
+        return sorted(connection.execute("SELECT name, size FROM sources").fetchall())
+
+
+def get(dataset: str | os.PathLike[str], files: str | os.PathLike[str] | None = None, progress: bool = True, force: bool = False,
+        **options) -> dict:
+    """Download, ingest and verify in one: :func:`download` into ``files`` (default: the folder
+    ``DATASET-files`` beside the dataset; ``options`` are download's), then
+    :func:`rplacevit.ingest` of that folder into ``dataset`` — unless ``dataset`` already is
+    the dataset of exactly those files, so every stage resumes where it stopped — then
+    :func:`rplacevit.verify`. Returns ``download`` and ``ingest`` (None when kept) summaries and
+    ``problems`` (none for an intact dataset)."""
+    from .store import ingest, verify
+
+    dataset = Path(dataset)
+    files = Path(files) if files is not None else dataset.with_name(dataset.name + "-files")
+    fetched = download(files, progress=progress, **options)
+    wanted = sorted((name, (files / name).stat().st_size) for name in fetched["files"])
+    ingested = None
+    if dataset_sources(dataset) != wanted:
+        ingested = ingest([files / name for name, _ in wanted], dataset, force=force, progress=progress)
+    return {"download": fetched, "ingest": ingested, "problems": verify(dataset, progress=progress)}
