@@ -59,8 +59,12 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         faults = server.faults.get(name, [])
         fault = faults.pop(0) if body and faults else None
-        if fault == "503":
-            self.send_error(503)
+        if fault in ("503", "429"):
+            self.send_response(int(fault))
+            self.send_header("Retry-After", "0")
+            self.send_header("Content-Length", "9")
+            self.end_headers()
+            self.wfile.write(b"slow down")  # an error page: never part of the file
             return
         start = 0
         ranged = self.headers.get("Range")
@@ -171,10 +175,10 @@ def test_a_changed_remote_file_restarts_the_partial(server, parts, tmp_path):
     assert [r[2] for r in server.requests if r[0] == "GET"][-1] is None  # started over, no Range
 
 
-def test_retries_on_503_then_success(server, parts, tmp_path):
+def test_retries_on_503_and_429_then_success(server, parts, tmp_path):
     name = dl.part_name(2022, 2)
     server.files[name] = parts[name]
-    server.faults[name] = ["503", "503"]
+    server.faults[name] = ["503", "429", "drop", "429"]
     assert fetch(server, tmp_path, parts="2") == 0
     assert (tmp_path / name).read_bytes() == parts[name]
 
@@ -189,6 +193,9 @@ def test_the_errors_name_the_url(server, parts, tmp_path, capsys):
     server.faults[name] = ["503"] * 3
     assert fetch(server, tmp_path, "--retries", "2", parts="0") == 1
     assert capsys.readouterr().err.strip() == f"rplacevit: error: {server.url + name}: HTTP 503 Service Unavailable, after 3 attempts"
+    server.faults[name] = ["429"] * 3
+    assert fetch(server, tmp_path, "--retries", "2", parts="0") == 1
+    assert capsys.readouterr().err.strip() == f"rplacevit: error: {server.url + name}: HTTP 429 Too Many Requests, after 3 attempts"
     server.faults[name] = ["short"] * 2
     assert fetch(server, tmp_path, "--retries", "1", parts="0") == 1
     err = capsys.readouterr().err.strip()
@@ -349,3 +356,38 @@ def test_sigterm_stops_the_download_and_keeps_the_parts(server, parts, tmp_path)
     assert list(tmp_path.glob("*.csv.gzip")) == [] and list(tmp_path.glob("*.part"))
     assert dl.download(tmp_path, parts="0-2", base_url=server.url, progress=False)["files"] == {n: "downloaded" for n in parts}
     assert all((tmp_path / n).read_bytes() == d for n, d in parts.items())
+
+
+def test_a_url_list_fetches_exactly_its_urls(server, parts, tmp_path, capsys):
+    server.files.update(parts)
+    names = sorted(parts)[:2]
+    listing = tmp_path / "urls.txt"
+    listing.write_text("# two parts, wherever they are\n\n" + "".join(f"{server.url}{name}\n" for name in names))
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "files"), "--quiet"]) == 0
+    assert sorted(p.name for p in (tmp_path / "files").glob("*.csv.gzip")) == names
+    assert {r[1] for r in server.requests} == set(names)
+    listing.write_text(f"{server.url}{names[0]}\n{server.url}other/{names[0]}\n")
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "more")]) == 2
+    assert "two URLs end in the same file name" in capsys.readouterr().err
+
+
+def test_a_folder_with_an_unfinished_or_missing_file_is_not_ingested(server, parts, tmp_path):
+    server.files.update(parts)
+    assert fetch(server, tmp_path) == 0
+    (tmp_path / dl.part_name(2022, 1)).rename(tmp_path / "aside")
+    with pytest.raises(rplacevit.ArgumentError, match="listed in .*manifest.json but missing"):
+        rplacevit.ingest(tmp_path, tmp_path / "d", progress=False)
+    (tmp_path / "aside").rename(tmp_path / (dl.part_name(2022, 1) + ".part"))
+    with pytest.raises(rplacevit.ArgumentError, match=r"\.part: an unfinished download"):
+        rplacevit.ingest(tmp_path, tmp_path / "d", progress=False)
+    assert not (tmp_path / "d").exists()
+
+
+def test_listed_urls_need_a_plain_file_name(tmp_path):
+    listing = tmp_path / "urls.txt"
+    listing.write_text("https://example.org/data/a.csv.gzip?X-Signature=abc\nhttps://example.org/b%20c.csv\n")
+    assert [r.name for r in dl.plan(url_list=listing)] == ["a.csv.gzip", "b c.csv"]
+    for bad in ("https://example.org/", "https://example.org/x/manifest.json", "https://example.org/.hidden", "https://e.org/x/.."):
+        listing.write_text(bad + "\n")
+        with pytest.raises(rplacevit.ArgumentError, match="usable file name"):
+            dl.plan(url_list=listing)

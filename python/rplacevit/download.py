@@ -107,7 +107,7 @@ def plan(year: int = 2022, parts: str = "all", combined: bool = False, base_url:
         urls = [line.strip() for line in lines if line.strip() and not line.lstrip().startswith("#")]
         if not urls:
             raise ArgumentError(f"`url_list` {os.fspath(url_list)}: no URL in it")
-        remotes = [Remote(url.rstrip("/").rsplit("/", 1)[-1], url) for url in urls]
+        remotes = [Remote(file_name(url, url_list), url) for url in urls]
         if len({remote.name for remote in remotes}) < len(remotes):
             raise ArgumentError(f"`url_list` {os.fspath(url_list)}: two URLs end in the same file name")
         return remotes
@@ -136,16 +136,37 @@ def sha256_of(path: Path) -> tuple[int, str]:
     return size, digest.hexdigest()
 
 
+def file_name(url: str, url_list) -> str:
+    """The name a listed URL is saved under: the last segment of its path (no query),
+    unquoted; ArgumentError for one that is empty, hidden, a path, or the manifest's."""
+    from urllib.parse import unquote, urlparse
+
+    name = unquote(urlparse(url).path.rstrip("/").rsplit("/", 1)[-1])
+    if not name or name.startswith(".") or "/" in name or "\\" in name or name == MANIFEST or name.endswith(".part"):
+        raise ArgumentError(f"`url_list` {os.fspath(url_list)}: {url!r} does not end in a usable file name")
+    return name
+
+
+#: What each manifest record holds, and its type.
+RECORD = {"url": str, "bytes": int, "sha256": str, "when": str}
+
+
 def read_manifest(folder: Path) -> dict[str, dict]:
-    """name → record of the complete files of a download folder (none when there is no manifest)."""
+    """name → record of the complete files of a download folder (none when there is no
+    manifest); DownloadError for a manifest that is not one this module wrote."""
     path = folder / MANIFEST
     if not path.exists():
         return {}
     try:
         files = json.loads(path.read_text())["files"]
+        good = isinstance(files, dict) and all(isinstance(name, str) and isinstance(record, dict) and
+                                               all(isinstance(record.get(k), t) for k, t in RECORD.items())
+                                               for name, record in files.items())
     except (ValueError, KeyError, TypeError):
-        raise DownloadError(f"{path}: not a download manifest (remove it to start over)") from None
-    return files if isinstance(files, dict) else {}
+        good = False
+    if not good:
+        raise DownloadError(f"{path}: not a download manifest (remove it to start over)")
+    return files
 
 
 def is_gzip(name: str) -> bool:
@@ -192,8 +213,8 @@ class Downloader:
     """Fetches :class:`Remote` files into a folder (see :func:`download`)."""
 
     def __init__(self, folder: Path, retries: int, stop: threading.Event, on_bytes: Callable[[int], None], client,
-                 sleep: Callable[[float], None] = time.sleep, file_bars: bool = False):
-        self.folder, self.retries, self.stop, self.on_bytes, self.client, self.sleep = folder, retries, stop, on_bytes, client, sleep
+                 file_bars: bool = False):
+        self.folder, self.retries, self.stop, self.on_bytes, self.client = folder, retries, stop, on_bytes, client
         self.manifest_lock = threading.Lock()
         # On a terminal, one line per active file below the overall bar, in the first free row.
         self.file_bars, self.rows, self.rows_lock = file_bars, set(), threading.Lock()
@@ -204,6 +225,15 @@ class Downloader:
         length = response.headers.get("content-length")
         return {"url": remote.url, "bytes": int(length) if length and length.isdigit() else None,
                 "etag": response.headers.get("etag"), "last_modified": response.headers.get("last-modified")}
+
+    def pause(self, attempt: int, retry_after: str | None = None) -> None:
+        """Waits before attempt ``attempt + 1``: the backoff, or what a 429/503's Retry-After
+        asks (up to a minute); a stop request ends the wait at once."""
+        delay = BACKOFF_S * 2 ** attempt
+        if retry_after and retry_after.isdigit():
+            delay = max(delay, min(float(retry_after), 60.0))
+        if self.stop.wait(delay):
+            raise _Stop()
 
     def attempts(self, remote: Remote, call):
         """``call()`` until it answers below 500, retrying connection errors, timeouts and 5xx
@@ -227,7 +257,7 @@ class Downloader:
                     raise DownloadError(f"{remote.url}: HTTP {response.status_code} {response.reason_phrase}")
                 problem = f"HTTP {response.status_code} {response.reason_phrase}"
             if attempt < self.retries:
-                self.sleep(BACKOFF_S * 2 ** attempt)
+                self.pause(attempt)
         raise DownloadError(f"{remote.url}: {problem}, after {self.retries + 1} attempts")
 
     def fetch(self, remote: Remote, announced: dict) -> dict:
@@ -263,28 +293,48 @@ class Downloader:
         import httpx
 
         for attempt in range(self.retries + 1):
+            if self.stop.is_set():
+                raise _Stop()
             have = part.stat().st_size if part.exists() else 0
             if size is not None and have > size:
                 part.unlink()
                 have = 0
             if size is not None and have == size:
                 return
-            headers = {"Range": f"bytes={have}-"} if have else {}
+            # Bytes as stored (no transfer encoding, so offsets are file offsets); a resumed
+            # range only if the file is still the one the .part began with (else a 200).
+            headers = {"Accept-Encoding": "identity"}
+            if have:
+                headers["Range"] = f"bytes={have}-"
+                validator = announced_validator(self.started_with(part))
+                if validator:
+                    headers["If-Range"] = validator
+            retry_after = None
             try:
                 with self.client.stream("GET", remote.url, headers=headers, follow_redirects=True) as response:
-                    self.check_status(remote, response, attempt)
-                    if response.status_code >= 500:
+                    status = response.status_code
+                    if status == 416:  # the .part is no prefix of the file: begin again
+                        part.unlink(missing_ok=True)
                         raise _Retry()
-                    if have and response.status_code == 200:  # the range was ignored: the whole file comes
+                    self.check_status(remote, response, attempt)
+                    if status >= 500 or status == 429:
+                        retry_after = response.headers.get("retry-after")
+                        raise _Retry()
+                    if status not in (200, 206):
+                        raise DownloadError(f"{remote.url}: HTTP {status} {response.reason_phrase}: expected the file")
+                    if have and status == 200:  # the range was ignored, or the file changed: the whole file comes
                         have = 0
-                    elif have and not response.headers.get("content-range", "").startswith(f"bytes {have}-"):
-                        raise DownloadError(f"{remote.url}: asked for bytes {have}- and got "
-                                            f"{response.headers.get('content-range') or 'no Content-Range'}")
+                    elif have:
+                        expected = f"bytes {have}-{size - 1}/{size}" if size is not None else f"bytes {have}-"
+                        got = response.headers.get("content-range", "")
+                        if not got.startswith(expected):
+                            raise DownloadError(f"{remote.url}: asked for bytes {have}- of {size if size is not None else '?'} "
+                                                f"and got {got or 'no Content-Range'}")
                     try:
                         with open(part, "r+b" if have else "wb") as f:
                             f.seek(have)
                             f.truncate()
-                            for chunk in response.iter_bytes():
+                            for chunk in response.iter_raw():
                                 if self.stop.is_set():
                                     raise _Stop()
                                 f.write(chunk)
@@ -299,7 +349,7 @@ class Downloader:
             except (httpx.TransportError, _Retry):
                 pass
             if attempt < self.retries:
-                self.sleep(BACKOFF_S * 2 ** attempt)
+                self.pause(attempt, retry_after)
         got = part.stat().st_size if part.exists() else 0
         if size is None:
             raise DownloadError(f"{remote.url}: incomplete after {self.retries + 1} attempts")
@@ -331,14 +381,21 @@ class Downloader:
             with self.rows_lock:
                 self.rows.discard(row)
 
+    def started_with(self, part: Path) -> dict:
+        """What the remote file was when ``part`` began (its ``.part.json``)."""
+        try:
+            return json.loads(part.with_name(f".{part.name.removesuffix('.part')}.part.json").read_text())
+        except (OSError, ValueError):
+            return {}
+
     def check_status(self, remote: Remote, response, attempt: int) -> None:
-        """DownloadError for a 4xx (404 with the hint); a 5xx on the last attempt too."""
+        """DownloadError for a 4xx (404 with the hint); a 5xx or 429 on the last attempt too."""
         status = response.status_code
         if status == 404:
             raise DownloadError(f"{remote.url}: HTTP 404 Not Found (the files may have moved: try --base-url URL or --url-list FILE)")
         if 400 <= status < 500 and status not in (416, 429):
             raise DownloadError(f"{remote.url}: HTTP {status} {response.reason_phrase}")
-        if status >= 500 and attempt == self.retries:
+        if (status >= 500 or status == 429) and attempt == self.retries:
             raise DownloadError(f"{remote.url}: HTTP {status} {response.reason_phrase}, after {self.retries + 1} attempts")
 
     def record(self, name: str, record: dict) -> None:
@@ -417,7 +474,8 @@ def download(out: str | os.PathLike[str], year: int = 2022, parts: str = "all", 
                         future.result()
                         status[futures[future].name] = "downloaded"
                 except BaseException:
-                    stop.set()  # every transfer stops at its next chunk; the .part files stay
+                    stop.set()  # every transfer stops at its next chunk or wait; the .part files stay
+                    pool.shutdown(wait=True, cancel_futures=True)
                     raise
             total.close()
     except _Stop:
@@ -445,6 +503,15 @@ def partial_bytes(folder: Path, name: str, announced: dict) -> int:
         return part.stat().st_size if json.loads(meta.read_text()) == announced else 0
     except (OSError, ValueError):
         return 0
+
+
+def announced_validator(announced: dict) -> str | None:
+    """The ``If-Range`` value of a remote file as announced: its strong ETag, else its
+    Last-Modified date (None without either: the Content-Range check remains)."""
+    etag = announced.get("etag")
+    if etag and not etag.startswith("W/"):
+        return etag
+    return announced.get("last_modified")
 
 
 def dataset_sources(dataset: Path) -> list[tuple[str, int]] | None:

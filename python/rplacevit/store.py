@@ -74,20 +74,33 @@ def input_files(inputs: Iterable[PathLike]) -> list[Path]:
 
 
 def check_downloads(folder: Path, files: list[Path]) -> None:
-    """ArgumentError unless each of ``files`` listed in ``folder``'s download manifest has its
-    recorded size and sha256 (read in parallel: hashing releases the GIL)."""
+    """ArgumentError naming the file unless ``folder`` holds a complete download: no ``.part``
+    left, every file its download manifest lists present with its recorded size and sha256
+    (read in parallel: hashing releases the GIL), and not the combined 2022 file beside the
+    parts it repeats."""
     import concurrent.futures
 
-    from .download import MANIFEST, read_manifest, sha256_of
+    from .download import COMBINED_FILES, MANIFEST, read_manifest, sha256_of
 
+    unfinished = sorted(folder.glob("*.part"))
+    if unfinished:
+        raise ArgumentError(f"{unfinished[0]}: an unfinished download: run rplacevit download again to complete it, or remove it")
+    names = {path.name for path in files}
+    combined = names & set(COMBINED_FILES.values())
+    if combined and len(names) > 1:
+        raise ArgumentError(f"{folder}: holds {combined.pop()} and other parts too, which would ingest their events twice: "
+                            "keep one or the other")
     manifest = read_manifest(folder)
+    missing = sorted(name for name in set(manifest) - names if name.endswith(INPUT_SUFFIXES))
+    if missing:
+        raise ArgumentError(f"{folder / missing[0]}: listed in {folder / MANIFEST} but missing: download it again")
     listed = [path for path in files if path.name in manifest]
     with concurrent.futures.ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
         for path, (size, digest) in zip(listed, pool.map(sha256_of, listed)):
             record = manifest[path.name]
-            if (size, digest) != (record.get("bytes"), record.get("sha256")):
+            if (size, digest) != (record["bytes"], record["sha256"]):
                 raise ArgumentError(f"{path}: {size:,} bytes with sha256 {digest[:12]}…, not what {folder / MANIFEST} recorded "
-                                    f"({record.get('bytes'):,} bytes, {str(record.get('sha256'))[:12]}…): download it again "
+                                    f"({record['bytes']:,} bytes, {record['sha256'][:12]}…): download it again "
                                     "(rplacevit download --verify)")
 
 

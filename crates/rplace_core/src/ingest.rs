@@ -488,14 +488,17 @@ fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &I
     let users = UserIds::new();
     let bytes_read = AtomicU64::new(0);
     // One bounded channel per input, and up to one reader per core: several gzip inputs (the
-    // official parts) decompress at once, while their chunks are taken in input order.
-    let capacity = 2 * rayon::current_num_threads().max(2);
+    // official parts) decompress at once, while their chunks are taken in input order. The
+    // readers share one budget of about two chunks per core in flight.
+    let threads = rayon::current_num_threads().max(1);
+    let readers = inputs.len().min(threads);
+    let capacity = (2 * threads.max(2)).div_ceil(readers.max(1)).max(2);
     let (senders, receivers): (Vec<_>, Vec<_>) = inputs.iter().map(|_| mpsc::sync_channel::<Result<Chunk>>(capacity)).unzip();
     let senders: Vec<Mutex<Option<mpsc::SyncSender<Result<Chunk>>>>> = senders.into_iter().map(|s| Mutex::new(Some(s))).collect();
     let (next, failed) = (AtomicU32::new(0), AtomicBool::new(false));
     std::thread::scope(|scope| -> Result<()> {
         let (senders, next, failed, bytes) = (&senders, &next, &failed, &bytes_read);
-        for _ in 0..inputs.len().min(rayon::current_num_threads().max(1)) {
+        for _ in 0..readers {
             scope.spawn(move || {
                 // Each reader claims the next input not yet claimed, so the inputs are read in
                 // order and an earlier input is always being read or done.
@@ -511,10 +514,11 @@ fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &I
                 }
             });
         }
-        // However the loop below ends, no reader starts another input after it.
-        let _stop_readers = RaiseOnDrop(failed);
         let mut rows = 0u64;
         let mut receivers = receivers.into_iter().peekable();
+        // However the loop below ends, no reader starts another input after it (declared after
+        // the receivers, so the flag is raised before they are dropped).
+        let _stop_readers = RaiseOnDrop(failed);
         while let Some(receive) = receivers.peek() {
             let Ok(first) = receive.recv() else {
                 receivers.next(); // this input is done: on to the next
