@@ -5,6 +5,7 @@ Each test names the point of issue 11 it covers."""
 from __future__ import annotations
 
 import builtins
+import gzip
 import json
 import os
 import shutil
@@ -589,8 +590,25 @@ def test_12_headers_and_hashes(tmp_path):
     long_header = tmp_path / "long.csv"
     long_header.write_text("x" * 100_000 + "\n")
     result = run_cli("ingest", long_header, "-o", tmp_path / "d")
-    one_line_error(result, 1, f"{long_header}: wrong header", "(100000 bytes)")
+    one_line_error(result, 1, f"{long_header}: wrong header", "(more than 65536 bytes)")
     assert len(result.stderr) < 600
+    # A first line of a gigabyte, or data without line ends, is refused without reading it all.
+    endless = tmp_path / "endless.csv.gz"
+    with gzip.open(endless, "wb", compresslevel=1) as f:
+        f.write(b"timestamp,user_id,pixel_color,coordinate\n")
+        f.write(b"2022-04-01 12:00:00 UTC,a,#FFFFFF,\"1,1\"\n")
+        for _ in range(64):
+            f.write(b"x" * (1 << 20))
+    result = run_cli("ingest", endless, "-o", tmp_path / "d", "--on-error", "skip")
+    one_line_error(result, 1, f"{endless}:3: no line end in 4 MiB: not r/place rows")
+    for name in ("long.csv", "endless.csv.gz"):
+        huge = tmp_path / ("g" + name)
+        with gzip.open(huge, "wb", compresslevel=1) as f:
+            for _ in range(64):
+                f.write(b"y" * (1 << 20))
+        one_line_error(run_cli("ingest", huge, "-o", tmp_path / "d"), 1, f"{huge}: wrong header", "(more than 65536 bytes)")
+        huge.unlink()
+    endless.unlink()
     hashes = tmp_path / "u.csv"
     hashes.write_bytes(b"timestamp,user_id,pixel_color,coordinate\n2022-04-01 12:00:00 UTC,\xff\xfe==,#FFFFFF,\"1,1\"\n")
     one_line_error(run_cli("ingest", hashes, "-o", tmp_path / "d"), 1, f"{hashes}:2: user_id is not valid UTF-8")

@@ -30,6 +30,9 @@ use std::time::Instant;
 
 /// Size of the text chunks handed to the parsers.
 const CHUNK_BYTES: usize = 4 << 20;
+/// The longest first line read as a header (the official one is 44 bytes): a file that is no
+/// CSV is refused after 64 KiB, not held whole in memory.
+const MAX_HEADER_BYTES: u64 = 64 << 10;
 
 /// What to do with a row that cannot be used.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -193,12 +196,21 @@ fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncS
     };
 
     let mut header = Vec::new();
-    text.read_until(b'\n', &mut header).map_err(read_error)?;
+    (&mut text).take(MAX_HEADER_BYTES).read_until(b'\n', &mut header).map_err(read_error)?;
     if header.is_empty() {
         return Err(Error::File { path: path.to_path_buf(), reason: "empty file: no header".into() });
     }
+    let cut_short = header.len() as u64 == MAX_HEADER_BYTES && !header.ends_with(b"\n");
     let header_line = header.strip_suffix(b"\n").unwrap_or(&header);
-    check_header(header_line).map_err(|reason| Error::File { path: path.to_path_buf(), reason })?;
+    check_header(header_line).map_err(|reason| {
+        // Only the first 64 KiB of a longer first line were read: say so, not their length.
+        let reason = if cut_short {
+            reason.replace(&format!("({MAX_HEADER_BYTES} bytes)"), &format!("(more than {MAX_HEADER_BYTES} bytes)"))
+        } else {
+            reason
+        };
+        Error::File { path: path.to_path_buf(), reason }
+    })?;
 
     let mut first_line = 2;
     let mut carry = Vec::new();
@@ -211,8 +223,13 @@ fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncS
         let end = buffer.len();
         let cut = if at_end { Some(end) } else { memchr::memrchr(b'\n', &buffer).map(|i| i + 1) };
         let Some(cut) = cut else {
-            carry = buffer; // one line longer than a chunk: read on
-            continue;
+            // A whole chunk without a line end (official rows are under 200 bytes): no row can
+            // be found in it, in either error mode, and reading on would hold it all.
+            return Err(Error::Row {
+                path: path.to_path_buf(),
+                line: first_line,
+                reason: format!("no line end in {} MiB: not r/place rows", CHUNK_BYTES >> 20),
+            });
         };
         carry = buffer[cut..].to_vec();
         buffer.truncate(cut);
