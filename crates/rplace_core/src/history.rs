@@ -326,12 +326,10 @@ impl History {
     /// Rebuilds the whole tiles under the window into a scratch region, where every tile row is
     /// one fixed-size copy, then crops the window out of it.
     fn window_into(&self, id: usize, size: usize, window: &mut [u8], scratch: &mut WindowScratch) {
-        let (left, top) = self.corner(id, size);
-        let (xs, ys) = (clip(left, size, self.width), clip(top, size, self.height));
-        let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
-        let stride = xs.end.next_multiple_of(TILE) - x0;
+        let under = self.under(id, size);
+        let Under { xs, ys, x0, y0, stride, .. } = under.clone();
         let WindowScratch { region, checkpoints } = scratch;
-        region.resize(stride * (ys.end.next_multiple_of(TILE) - y0), 0);
+        region.resize(under.cells(), 0);
         // First find every tile's checkpoint and start loading what the tile needs, so that the
         // cache misses of all tiles overlap instead of coming one after the other.
         checkpoints.clear();
@@ -346,17 +344,15 @@ impl History {
         for (part, &done) in self.tiles_in(xs.clone(), ys.clone()).zip(checkpoints.iter()) {
             self.tile_into(part.tile, done, id, &mut region[(part.y0 - y0) * stride + part.x0 - x0..], stride);
         }
-        let inside = (xs.start as i64 - left) as usize..(xs.end as i64 - left) as usize;
-        for (row, out) in (top..).zip(window.chunks_exact_mut(size)) {
-            let Some(row) = usize::try_from(row).ok().filter(|row| ys.contains(row)) else {
-                out.fill(OUTSIDE);
-                continue;
-            };
-            let from = (row - y0) * stride + xs.start - x0;
-            out[..inside.start].fill(OUTSIDE);
-            out[inside.clone()].copy_from_slice(&region[from..from + xs.len()]);
-            out[inside.end..].fill(OUTSIDE);
-        }
+        under.crop(region, window, OUTSIDE, |out, cells| out.copy_from_slice(cells));
+    }
+
+    /// Where the `size`×`size` window of event `id` lies: see [`Under`].
+    pub(crate) fn under(&self, id: usize, size: usize) -> Under {
+        let (left, top) = self.corner(id, size);
+        let (xs, ys) = (clip(left, size, self.width), clip(top, size, self.height));
+        let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
+        Under { size, left, top, stride: xs.end.next_multiple_of(TILE) - x0, rows: ys.end.next_multiple_of(TILE) - y0, xs, ys, x0, y0 }
     }
 
     /// One color per event, `(B,)` palette indices; `horizon_ms` (milliseconds, > 0) bounds
@@ -709,6 +705,47 @@ fn prefetch<T>(items: &[T]) {
 /// The largest of `values` (0 for none), in a form the compiler vectorises.
 fn largest(values: &[u8]) -> u8 {
     values.iter().fold(0, |m, &v| m.max(v))
+}
+
+/// A window on the canvas and the whole tiles under it, which a reader rebuilds into a scratch
+/// region (row-major, `stride` cells a row, from pixel `(x0, y0)`) before cropping the window
+/// out of it.
+#[derive(Clone)]
+pub(crate) struct Under {
+    size: usize,
+    /// The window's top-left pixel (may lie off the canvas).
+    left: i64,
+    top: i64,
+    /// The window's pixels on the canvas.
+    pub(crate) xs: Range<usize>,
+    pub(crate) ys: Range<usize>,
+    pub(crate) x0: usize,
+    pub(crate) y0: usize,
+    pub(crate) stride: usize,
+    rows: usize,
+}
+
+impl Under {
+    /// The cells of the scratch region.
+    pub(crate) fn cells(&self) -> usize {
+        self.stride * self.rows
+    }
+
+    /// Crops the window out of `region` into `window` (`size`×`size`, row-major): `outside`
+    /// off the canvas, `inside(out, cells)` for each row's run of cells on it.
+    pub(crate) fn crop<T, U: Copy>(&self, region: &[T], window: &mut [U], outside: U, inside: impl Fn(&mut [U], &[T])) {
+        let on = (self.xs.start as i64 - self.left) as usize..(self.xs.end as i64 - self.left) as usize;
+        for (row, out) in (self.top..).zip(window.chunks_exact_mut(self.size)) {
+            let Some(row) = usize::try_from(row).ok().filter(|row| self.ys.contains(row)) else {
+                out.fill(outside);
+                continue;
+            };
+            let from = (row - self.y0) * self.stride + self.xs.start - self.x0;
+            out[..on.start].fill(outside);
+            inside(&mut out[on.clone()], &region[from..from + self.xs.len()]);
+            out[on.end..].fill(outside);
+        }
+    }
 }
 
 /// The pixels `start .. start + size` that lie in `0 .. limit`.

@@ -1,7 +1,7 @@
 //! What the canvas around an event looked like in time: how long ago each pixel of a window was
 //! last placed on (bucketed, for the models' `age` input), and who placed it last.
 
-use super::{clip, grid_cells, prefetch, History};
+use super::{grid_cells, prefetch, History, Under};
 use crate::error::Result;
 use crate::index::{cell_pixel, NEVER, TILE};
 use rayon::prelude::*;
@@ -51,11 +51,9 @@ impl History {
     }
 
     fn ages_into(&self, id: usize, size: usize, out: &mut [u8], scratch: &mut AgeScratch) {
-        let (left, top) = self.corner(id, size);
-        let (xs, ys) = (clip(left, size, self.width), clip(top, size, self.height));
-        let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
-        let stride = xs.end.next_multiple_of(TILE) - x0;
-        scratch.region.resize(stride * (ys.end.next_multiple_of(TILE) - y0), NEVER_PLACED);
+        let under = self.under(id, size);
+        let Under { xs, ys, x0, y0, stride, .. } = under.clone();
+        scratch.region.resize(under.cells(), NEVER_PLACED);
         let timestamps = self.timestamps();
         let t = timestamps[id];
         // First find every tile's checkpoint and start loading what the tile needs (as
@@ -115,20 +113,12 @@ impl History {
                 region[pixel / TILE * stride + pixel % TILE] = saturated(t - placed);
             }
         }
-        let inside = (xs.start as i64 - left) as usize..(xs.end as i64 - left) as usize;
-        for (row, out) in (top..).zip(out.chunks_exact_mut(size)) {
-            let Some(row) = usize::try_from(row).ok().filter(|row| ys.contains(row)) else {
-                out.fill(AGE_OUTSIDE);
-                continue;
-            };
-            let from = (row - y0) * stride + xs.start - x0;
-            out[..inside.start].fill(AGE_OUTSIDE);
-            for (cell, &age) in out[inside.clone()].iter_mut().zip(&scratch.region[from..from + xs.len()]) {
+        under.crop(&scratch.region, out, AGE_OUTSIDE, |cells, ages| {
+            for (cell, &age) in cells.iter_mut().zip(ages) {
                 let bucket = region_bucket(age);
                 *cell = if age == NEVER_PLACED { AGE_NEVER } else { bucket };
             }
-            out[inside.end..].fill(AGE_OUTSIDE);
-        }
+        });
     }
 
     /// When each pixel of the canvas was last placed on by the events with timestamp ≤ `t_ms`:
