@@ -125,12 +125,43 @@ def test_infer_groups_views_by_default(color_run):
     assert grouped.groups.max() > 1 and grouped.groups.sum() == 300
 
 
-def test_loss_plots_are_titled_and_may_use_a_log_axis(color_run, tmp_path):
+def saved_figures(monkeypatch) -> list:
+    """The matplotlib figures saved from now on, kept open for the test to read."""
+    import matplotlib.figure
+
+    figures = []
+    original = matplotlib.figure.Figure.savefig
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: (figures.append(self), original(self, *a, **k)))
+    return figures
+
+
+def test_loss_plots_are_titled_and_may_use_a_log_axis(color_run, sample_dataset, tmp_path, monkeypatch):
     from rplacevit.train import plot_losses
 
+    figures = saved_figures(monkeypatch)
     plot_losses(color_run / "metrics.csv", tmp_path / "loss.png", "color: tiny", "cross-entropy (nats)", log_scale=True)
+    axes = figures[-1].axes[0]
+    assert (axes.get_title(), axes.get_ylabel(), axes.get_yscale()) == ("color: tiny", "cross-entropy (nats)", "log")
     assert iio.imread(tmp_path / "loss.png").ndim == 3
     assert rplacevit.load_model(color_run / "model.pt").config.loss_name == "cross-entropy (nats)"
+
+    # What train itself draws: the run, the model and what it sees, and the named loss, linear.
+    figures.clear()
+    assert main(["train", "color", str(sample_dataset), "-o", str(tmp_path / "run"), "--steps", "2", "--quiet", *SMALL]) == 0
+    axes = figures[-1].axes[0]
+    assert axes.get_title() == "run: color model 'tiny' seeing color"
+    assert (axes.get_ylabel(), axes.get_yscale()) == ("cross-entropy (nats)", "linear")
+
+
+def test_examples_png_says_what_its_marks_mean(color_run, sample_dataset, tmp_path, monkeypatch):
+    from rplacevit.evaluate import evaluate
+
+    figures = saved_figures(monkeypatch)
+    history = rplacevit.open(sample_dataset)
+    evaluate(sample_dataset, color_run / "model.pt", t0=history.time_range[1] - 600_000, samples=50, device="cpu",
+             out=tmp_path / "report", progress=False, allow_overlap=True)
+    captions = [figure._suptitle.get_text() for figure in figures if figure._suptitle is not None]
+    assert any("magenta square around the pixel placed" in caption and "✓ right" in caption for caption in captions), captions
 
 
 def test_nothing_needs_cuda_to_import():
