@@ -79,6 +79,7 @@ def test_features_equal_a_plain_computation(data, middle, sample_dataset, synthe
     first, last = history.time_range
     until = first + (last - first) // 2 if middle else None
     got, expected = users.features(history, until), plain_features(history, until)
+    assert (expected["count"] > 40).any()  # users with enough gaps for the selections, not a sort
     assert set(got) == set(users.COLUMNS)
     for name in ("count", "first_ms", "last_ms", "colors", "distinct_pixels"):
         np.testing.assert_array_equal(got[name], expected[name], err_msg=name)
@@ -89,6 +90,25 @@ def test_features_equal_a_plain_computation(data, middle, sample_dataset, synthe
     again = users.features(history, until)
     assert isinstance(again["count"], np.memmap)
     np.testing.assert_array_equal(again["colors"], got["colors"])
+
+
+def test_overwritten_across_more_than_49_days(tmp_path):
+    """The tile index keeps times as 32-bit milliseconds from a tile's first event (49.7 days):
+    beyond that the overwritten flag compares the events' own timestamps."""
+    rows = [
+        ("2022-01-01 00:00:00 UTC", "a", "#FF4500", "3,3"),
+        ("2022-03-05 00:00:00 UTC", "b", "#FFFFFF", "3,3"),  # 63 days later; the next 10 minutes later
+        ("2022-03-05 00:10:00 UTC", "a", "#000000", "3,3"),
+        ("2022-03-05 00:11:00 UTC", "b", "#000000", "4,3"),  # the next a minute later: soon
+        ("2022-03-05 00:12:00 UTC", "a", "#FFFFFF", "4,3"),
+    ]
+    source = tmp_path / "long.csv"
+    source.write_text("timestamp,user_id,pixel_color,coordinate\n" + "".join(f'{t},{u},{c},"{xy}"\n' for t, u, c, xy in rows))
+    rplacevit.ingest(source, tmp_path / "d")
+    history = rplacevit.open(tmp_path / "d")
+    got, expected = users.features(history), plain_features(history, None)
+    np.testing.assert_array_equal(got["overwritten_share"], expected["overwritten_share"])
+    np.testing.assert_array_equal(got["overwritten_share"], [0.0, 0.5])
 
 
 def test_features_of_a_new_generation_are_new(tmp_path):

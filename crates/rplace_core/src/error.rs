@@ -84,7 +84,7 @@ pub fn filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
 
 /// Asks the kernel to back a large, not yet touched allocation with huge pages: a buffer that is
 /// read or written at random (an event's slot among a user's) then misses the TLB far less.
-fn huge_pages<T>(items: &Vec<T>) {
+pub fn huge_pages<T>(items: &Vec<T>) {
     #[cfg(target_os = "linux")]
     {
         const HUGE: usize = 2 << 20;

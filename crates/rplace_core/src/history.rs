@@ -115,8 +115,6 @@ pub struct History {
     columns_checked: OnceLock<Option<(String, String)>>,
     /// Whether each snapshot holds palette colors only, checked when first read.
     snapshots_checked: Vec<OnceLock<bool>>,
-    /// Whether `user_rank` counts each user's events, checked when first needed.
-    ranks_checked: OnceLock<bool>,
 }
 
 impl History {
@@ -208,7 +206,6 @@ impl History {
             partition_size,
             columns_checked: OnceLock::new(),
             snapshots_checked: (0..n.div_ceil(partition_size) + 1).map(|_| OnceLock::new()).collect(),
-            ranks_checked: OnceLock::new(),
             folder: owned,
         })
     }

@@ -4,7 +4,7 @@
 
 use super::History;
 use crate::error::{reserve, Context, Error, Result};
-use crate::index::{cell_color, cell_pixel, NONE, TILE};
+use crate::index::{cell_color, cell_pixel, NEVER, NONE, TILE};
 use crate::palette::{OUTSIDE, WHITE};
 use crate::pool::Disjoint;
 
@@ -153,53 +153,47 @@ impl History {
         self.guarded(|| {
             (0..tiles).into_par_iter().for_each(|tile| {
                 let span = self.tile_span(tile);
-                let (ids, cells) = (&self.tile_event_ids.as_slice()[span.clone()], &self.tile_event_cells.as_slice()[span]);
+                let ids = &self.tile_event_ids.as_slice()[span.clone()];
+                let cells = &self.tile_event_cells.as_slice()[span.clone()];
+                // Times from the tile's first event, read in sequence with the ids; one clamped
+                // (49 days after) sends the comparison to the events' own timestamps.
+                let times = &self.tile_event_times.as_slice()[span];
+                // An event's flags are written once, when the next event at its pixel (or the
+                // tile's end) settles whether it was overwritten soon: one store per event.
                 let mut color = [WHITE; TILE * TILE];
                 let mut last = [NONE; TILE * TILE];
-                for (&e, &cell) in ids.iter().zip(cells) {
+                let mut last_time = [0u32; TILE * TILE];
+                let mut pending = [0u8; TILE * TILE];
+                for ((&e, &cell), &time) in ids.iter().zip(cells).zip(times) {
                     if e as usize >= count {
                         break; // ids ascend inside a tile
                     }
                     let pixel = cell_pixel(cell);
-                    let mut bits = 0;
-                    if cell_color(cell) != color[pixel] {
-                        bits |= CHANGED;
+                    let previous = last[pixel];
+                    if previous != NONE {
+                        let gap = if time == NEVER || last_time[pixel] == NEVER {
+                            timestamps[e as usize] - timestamps[previous as usize]
+                        } else {
+                            time as i64 - last_time[pixel] as i64
+                        };
+                        let soon = if gap <= within_ms { OVERWRITTEN } else { 0 };
+                        // SAFETY: every event belongs to one tile, and only its tile's job writes
+                        // its flags (`previous` is an earlier event of this tile).
+                        unsafe { *out.at(previous as usize) = pending[pixel] | soon };
                     }
-                    // SAFETY: every event belongs to one tile, and only its tile's job writes its
-                    // flags (`last[pixel]` is an earlier event of this tile).
-                    if last[pixel] != NONE && timestamps[e as usize] - timestamps[last[pixel] as usize] <= within_ms {
-                        unsafe { *out.at(last[pixel] as usize) |= OVERWRITTEN };
-                    }
-                    unsafe { *out.at(e as usize) |= bits };
+                    pending[pixel] = if cell_color(cell) != color[pixel] { CHANGED } else { 0 };
                     color[pixel] = cell_color(cell);
                     last[pixel] = e;
+                    last_time[pixel] = time;
+                }
+                for (&e, &bits) in last.iter().zip(&pending) {
+                    if e != NONE {
+                        // SAFETY: as above.
+                        unsafe { *out.at(e as usize) = bits };
+                    }
                 }
             })
         })?;
         Ok(flags)
-    }
-
-    /// For each event, how many events its user placed before it (by id); checked against the
-    /// user ids once (a pass over both), since callers write to slots computed from them.
-    pub(crate) fn user_ranks(&self) -> Result<&[u32]> {
-        let ranks = self.user_rank.as_slice();
-        let valid = *self.ranks_checked.get_or_init(|| {
-            let mut placed = vec![0u32; self.users()];
-            self.user_ids().iter().zip(ranks).all(|(&user, &rank)| match placed.get_mut(user as usize) {
-                Some(count) if *count == rank => {
-                    *count += 1;
-                    true
-                }
-                _ => false,
-            })
-        });
-        if valid {
-            Ok(ranks)
-        } else {
-            Err(Error::Dataset {
-                path: self.path.join(crate::index::USER_RANK_FILE),
-                reason: "damaged: the ranks do not count each user's events; ingest the dataset again".into(),
-            })
-        }
     }
 }
