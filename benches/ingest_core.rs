@@ -1,7 +1,7 @@
 //! `cargo bench --bench ingest_core`: events per second of the SQLite partition writer
 //! and of the CSV chunk parser, on generated events (no input files needed).
 
-use rplace_core::csv_rows::parse_chunk;
+use rplace_core::csv_rows::{parse_chunk, Format};
 use rplace_core::dataset::{write_partition, PARTITIONS_DIR};
 use rplace_core::event::Event;
 use rplace_core::timestamp::format_timestamp;
@@ -44,7 +44,7 @@ fn main() {
     }
     for _ in 0..3 {
         let start = Instant::now();
-        let parsed = parse_chunk(&text, 2);
+        let parsed = parse_chunk(&text, 2, Format::Y2022);
         let seconds = start.elapsed().as_secs_f64();
         assert_eq!(parsed.rows.len(), n);
         println!("csv parser: {n} rows ({} MB) in {seconds:.3} s = {:.0} rows/s (one thread)", text.len() >> 20, n as f64 / seconds);

@@ -37,7 +37,10 @@ def print_dataset(summary: dict) -> None:
     print(f"  partitions         {summary['partitions']:,} (of up to {summary['partition_size']:,} events)")
     print(f"  first event        {format_time(summary['first_timestamp_ms'])}")
     print(f"  last event         {format_time(summary['last_timestamp_ms'])}")
-    print(f"  canvas             {summary['canvas_width']}×{summary['canvas_height']}")
+    origin_x, origin_y = summary["canvas_origin"]
+    origin = f" (official coordinates from {origin_x}, {origin_y})" if (origin_x, origin_y) != (0, 0) else ""
+    print(f"  year               {summary['year']}")
+    print(f"  canvas             {summary['canvas_width']}×{summary['canvas_height']}{origin}")
     print(f"  moderation events  {summary['moderation_events']:,}")
     print(f"  rows read          {summary['rows']:,} ({summary['rejected_rows']:,} rejected)")
 
@@ -63,7 +66,7 @@ def cmd_ingest(args: argparse.Namespace) -> None:
         raise ArgumentError("give the INPUT files, or --sample for the sample shipped in the package")
     inputs = [SAMPLE_CSV] if args.sample else args.inputs
     summary = store.ingest(inputs, args.out, partition_size=args.partition_size, on_error=args.on_error, force=args.force,
-                           progress=progress_wanted(args), max_rectangle_pixels=args.max_rectangle_pixels)
+                           progress=progress_wanted(args), max_rectangle_pixels=args.max_rectangle_pixels, year=args.year)
     if not args.quiet:
         print_ingest(summary)
 
@@ -425,6 +428,8 @@ def options_ingest(p: argparse.ArgumentParser) -> None:
     p.add_argument("--force", action="store_true", help="replace an existing dataset")
     p.add_argument("--max-rectangle-pixels", type=natural, default=store.MAX_RECTANGLE_PIXELS, metavar="N",
                    help="the most pixels the moderation rectangles of all inputs may cover together (default: %(default)s)")
+    p.add_argument("--year", type=int, choices=store.YEARS,
+                   help="read the inputs as this year's format whatever their first line says (default: told by the headers)")
     add_quiet(p)
 
 

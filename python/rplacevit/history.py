@@ -53,7 +53,7 @@ class History:
         return len(self._core)
 
     def __repr__(self) -> str:
-        return f"History({str(self.path)!r}, events={len(self):,}, canvas={self.canvas_width}x{self.canvas_height})"
+        return f"History({str(self.path)!r}, year={self.year}, events={len(self):,}, canvas={self.canvas_width}x{self.canvas_height})"
 
     @property
     def canvas_width(self) -> int:
@@ -62,6 +62,19 @@ class History:
     @property
     def canvas_height(self) -> int:
         return self._core.height
+
+    @property
+    def year(self) -> int:
+        """The r/place year whose files were ingested (2022, 2023)."""
+        return self._core.year
+
+    @property
+    def canvas_origin(self) -> tuple[int, int]:
+        """The official coordinates of stored pixel (0, 0): ``(0, 0)`` for 2022, ``(-1500,
+        -1000)`` for 2023. Every coordinate this package takes or returns (events, windows,
+        regions, renders) is a stored one, ``0 .. canvas_width`` by ``0 .. canvas_height``;
+        official = stored + origin."""
+        return self._core.canvas_origin
 
     @property
     def time_range(self) -> tuple[int, int]:

@@ -10,11 +10,12 @@ from typing import Iterable, Union
 
 from . import _core
 from ._core import ArgumentError
-from ._core import MAX_RECTANGLE_PIXELS, MIN_PARTITION_SIZE, ON_ERROR, PARTITION_SIZE
+from ._core import KNOWN_HEADERS, MAX_RECTANGLE_PIXELS, MIN_PARTITION_SIZE, ON_ERROR, PARTITION_SIZE, YEARS
 
 PathLike = Union[str, "os.PathLike[str]"]
 
-__all__ = ["MAX_RECTANGLE_PIXELS", "MIN_PARTITION_SIZE", "ON_ERROR", "PARTITION_SIZE", "info", "ingest", "synth", "verify"]
+__all__ = ["KNOWN_HEADERS", "MAX_RECTANGLE_PIXELS", "MIN_PARTITION_SIZE", "ON_ERROR", "PARTITION_SIZE", "YEARS", "info", "ingest", "synth",
+           "verify"]
 
 
 def ingest(
@@ -25,9 +26,16 @@ def ingest(
     force: bool = False,
     progress: bool = True,
     max_rectangle_pixels: int = MAX_RECTANGLE_PIXELS,
+    year: int | None = None,
 ) -> dict:
-    """Ingests official r/place 2022 CSV files (plain, ``.gz`` or ``.gzip``) into the dataset
+    """Ingests official r/place CSV files (plain, ``.gz`` or ``.gzip``) into the dataset
     folder ``out``.
+
+    The year is told by the files' headers (:data:`KNOWN_HEADERS`; all inputs of one year);
+    ``year`` forces it for a copy whose header differs (its first line is skipped, its rows must
+    be in that year's column order). 2023's centred coordinates are stored shifted to start at 0
+    (``canvas_origin`` in the summary and :attr:`rplacevit.History.canvas_origin`: official =
+    stored + origin).
 
     Events are sorted by timestamp (ties keep the order of ``inputs``, then of lines) and split
     into SQLite partitions of ``partition_size`` events. ``on_error="fail"`` stops at the first
@@ -43,12 +51,12 @@ def ingest(
 
     Returns the summary: ``events``, ``rows``, ``rejected_rows``, ``users``, ``partitions``,
     ``first_timestamp_ms``/``last_timestamp_ms`` (ms since the Unix epoch, UTC), canvas size,
-    ``moderation_events``, per-file ``sources`` and ``phase_seconds``.
+    ``year``, ``canvas_origin``, ``moderation_events``, per-file ``sources`` and ``phase_seconds``.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     return _core.ingest([os.fspath(p) for p in input_files(inputs)], os.fspath(out), partition_size, on_error, force, progress,
-                        max_rectangle_pixels)
+                        max_rectangle_pixels, year)
 
 
 #: What an input folder's data files end with.
@@ -106,8 +114,8 @@ def check_downloads(folder: Path, files: list[Path]) -> None:
 
 def info(dataset: PathLike) -> dict:
     """The summary of a dataset folder: ``events``, ``users``, ``partitions``,
-    ``first_timestamp_ms``, ``last_timestamp_ms``, ``canvas_width``, ``canvas_height``,
-    ``moderation_events``, ``rejected_rows`` (and ``rows``, ``partition_size``).
+    ``first_timestamp_ms``, ``last_timestamp_ms``, ``canvas_width``, ``canvas_height``, ``year``,
+    ``canvas_origin``, ``moderation_events``, ``rejected_rows`` (and ``rows``, ``partition_size``).
     Raises :class:`rplacevit.DatasetError` for a missing or incomplete dataset."""
     return _core.dataset_info(os.fspath(dataset))
 

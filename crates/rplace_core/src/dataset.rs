@@ -35,7 +35,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bumped whenever the layout above changes in a way old readers cannot follow.
 /// 2: `events/`, `index/` and `manifest.json`.
-pub const FORMAT_VERSION: i64 = 2;
+pub const FORMAT_VERSION: i64 = 3;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const META_FILE: &str = "meta.sqlite";
@@ -85,9 +85,36 @@ pub struct DatasetInfo {
     pub last_timestamp_ms: i64,
     pub canvas_width: u32,
     pub canvas_height: u32,
+    /// The r/place year whose files these are.
+    pub year: u16,
+    /// The official coordinates of stored pixel (0, 0): official = stored + origin.
+    pub origin_x: i32,
+    pub origin_y: i32,
     pub moderation_events: u64,
     pub rows: u64,
     pub rejected_rows: u64,
+}
+
+impl DatasetInfo {
+    /// Its numbers by name, as `meta.sqlite`'s `info` table holds them.
+    pub fn numbers(&self) -> [(&'static str, i64); 14] {
+        [
+            ("events", self.events as i64),
+            ("users", self.users as i64),
+            ("partitions", self.partitions as i64),
+            ("partition_size", self.partition_size as i64),
+            ("first_timestamp_ms", self.first_timestamp_ms),
+            ("last_timestamp_ms", self.last_timestamp_ms),
+            ("canvas_width", self.canvas_width as i64),
+            ("canvas_height", self.canvas_height as i64),
+            ("year", self.year as i64),
+            ("origin_x", self.origin_x as i64),
+            ("origin_y", self.origin_y as i64),
+            ("moderation_events", self.moderation_events as i64),
+            ("rows", self.rows as i64),
+            ("rejected_rows", self.rejected_rows as i64),
+        ]
+    }
 }
 
 fn checksum(first_event: u64, events: &[Event]) -> u32 {
@@ -220,20 +247,7 @@ pub fn write_meta(dataset: &Path, meta: &Meta, stop: &AtomicBool) -> Result<()> 
         }
         let info = &meta.info;
         let mut entry = connection.prepare("INSERT INTO info VALUES (?1, ?2)").at(&path)?;
-        let numbers: [(&str, i64); 12] = [
-            ("format_version", FORMAT_VERSION),
-            ("events", info.events as i64),
-            ("users", info.users as i64),
-            ("partitions", info.partitions as i64),
-            ("partition_size", info.partition_size as i64),
-            ("first_timestamp_ms", info.first_timestamp_ms),
-            ("last_timestamp_ms", info.last_timestamp_ms),
-            ("canvas_width", info.canvas_width as i64),
-            ("canvas_height", info.canvas_height as i64),
-            ("moderation_events", info.moderation_events as i64),
-            ("rows", info.rows as i64),
-            ("rejected_rows", info.rejected_rows as i64),
-        ];
+        let numbers = [("format_version", FORMAT_VERSION)].into_iter().chain(info.numbers());
         for (key, value) in numbers {
             at(entry.execute(params![key, value]))?;
         }

@@ -8,7 +8,7 @@
 //! snapshots are written to a staging folder beside the destination, under its lock, and
 //! published by one rename once complete and durable (see [`crate::publish`]).
 
-use crate::csv_rows::{check_header, parse_chunk, Coordinate, Reject};
+use crate::csv_rows::{parse_chunk, Coordinate, Format, Reject};
 use crate::dataset::{self, DatasetInfo, Meta, PartitionInfo, SourceInfo};
 use crate::error::{filled, reserve, Context, Error, Result};
 use crate::event::Event;
@@ -17,7 +17,6 @@ use crate::palette::WHITE;
 use crate::progress;
 use crate::publish::Output;
 use crate::stop::{check, run_stoppable};
-use crate::CANVAS_SIZE;
 use hashbrown::{hash_table, HashTable};
 use rayon::prelude::*;
 use std::fs::File;
@@ -81,6 +80,10 @@ pub struct IngestOptions {
     /// The most pixels the moderation rectangles of all inputs may cover together: a few rows
     /// must not become hundreds of millions of events.
     pub max_rectangle_pixels: u64,
+    /// Read the inputs as this year's format whatever their headers say (a copy whose header
+    /// differs: its first line is skipped, its rows must be in that year's column order); `None`
+    /// tells the year from the headers, the same for every input.
+    pub year: Option<u16>,
 }
 
 /// The default of [`IngestOptions::partition_size`].
@@ -94,6 +97,7 @@ impl Default for IngestOptions {
             force: false,
             progress: false,
             max_rectangle_pixels: MAX_RECTANGLE_PIXELS,
+            year: None,
         }
     }
 }
@@ -123,13 +127,14 @@ pub fn ingest(inputs: &[PathBuf], out: &Path, options: &IngestOptions, should_st
     for input in inputs {
         sizes.push(std::fs::metadata(input).at(input)?.len());
     }
+    let format = (input_format(inputs, options.year)?, options.year.is_some());
     let output = Output::begin(out, "ingest")?;
     // Checked again under the lock: the first check only spares a doomed run its reading.
     check_destination(out, options.force)?;
     let staging = output.staging().to_path_buf();
     std::fs::create_dir_all(staging.join(dataset::PARTITIONS_DIR)).at(&staging)?;
     let summary = run_stoppable(should_stop, |stop| {
-        let mut summary = build(inputs, &sizes, &staging, options, stop)?;
+        let mut summary = build(inputs, &sizes, format, &staging, options, stop)?;
         let clock = Instant::now();
         dataset::finish(&staging, &summary.info, stop)?;
         summary.phase_seconds.push(("sync_checksums", clock.elapsed().as_secs_f64()));
@@ -179,46 +184,95 @@ impl<R: Read> Read for Counted<'_, R> {
     }
 }
 
-/// Reads input `source` and sends its chunks; returns when done, on error or when the receiver
-/// is gone.
-fn read_source(path: &Path, source: usize, bytes: &AtomicU64, send: &mpsc::SyncSender<Result<Chunk>>) -> Result<()> {
+/// The text of an input (decompressed when it is gzip), counting the bytes read from disk into
+/// `bytes`, with its first line read: the header, checked to be `expected`'s (any line when
+/// forced), or, without `expected`, the format it names.
+fn open_input<'a>(path: &Path, bytes: &'a AtomicU64, expected: Option<(Format, bool)>) -> Result<(Format, Text<'a>, ReadError)> {
     let file = File::open(path).at(path)?;
     let mut raw = BufReader::with_capacity(1 << 20, Counted { inner: file, bytes });
     let is_gzip = raw.fill_buf().at(path)?.starts_with(&[0x1f, 0x8b]);
     let text: Box<dyn Read> = if is_gzip { Box::new(flate2::read::MultiGzDecoder::new(raw)) } else { Box::new(raw) };
     let mut text = BufReader::with_capacity(1 << 20, text);
-    let read_error = |source: std::io::Error| -> Error {
-        if is_gzip {
-            Error::File { path: path.to_path_buf(), reason: format!("truncated or corrupt gzip data: {source}") }
-        } else {
-            Error::Io { path: path.to_path_buf(), source }
-        }
-    };
+    let read_error = ReadError { path: path.to_path_buf(), is_gzip };
 
     let mut header = Vec::new();
-    (&mut text).take(MAX_HEADER_BYTES).read_until(b'\n', &mut header).map_err(read_error)?;
+    (&mut text).take(MAX_HEADER_BYTES).read_until(b'\n', &mut header).map_err(|e| read_error.of(e))?;
     if header.is_empty() {
         return Err(Error::File { path: path.to_path_buf(), reason: "empty file: no header".into() });
     }
     let cut_short = header.len() as u64 == MAX_HEADER_BYTES && !header.ends_with(b"\n");
     let header_line = header.strip_suffix(b"\n").unwrap_or(&header);
-    check_header(header_line).map_err(|reason| {
-        // Only the first 64 KiB of a longer first line were read: say so, not their length.
-        let reason = if cut_short {
-            reason.replace(&format!("({MAX_HEADER_BYTES} bytes)"), &format!("(more than {MAX_HEADER_BYTES} bytes)"))
-        } else {
-            reason
-        };
-        Error::File { path: path.to_path_buf(), reason }
-    })?;
+    let format = match expected {
+        Some((format, true)) => format,
+        _ => Format::detect(header_line).map_err(|reason| {
+            // Only the first 64 KiB of a longer first line were read: say so, not their length.
+            let reason = if cut_short {
+                reason.replace(&format!("({MAX_HEADER_BYTES} bytes)"), &format!("(more than {MAX_HEADER_BYTES} bytes)"))
+            } else {
+                reason
+            };
+            Error::File { path: path.to_path_buf(), reason }
+        })?,
+    };
+    if let Some((wanted, false)) = expected.filter(|&(wanted, _)| wanted != format) {
+        return Err(Error::File {
+            path: path.to_path_buf(),
+            reason: format!("an r/place {} file among {} ones: one dataset holds one year", format.year(), wanted.year()),
+        });
+    }
+    Ok((format, text, read_error))
+}
 
+/// An input's decompressed text.
+type Text<'a> = BufReader<Box<dyn Read + 'a>>;
+
+/// What a failed read of an input's text means.
+struct ReadError {
+    path: PathBuf,
+    is_gzip: bool,
+}
+
+impl ReadError {
+    fn of(&self, source: std::io::Error) -> Error {
+        if self.is_gzip {
+            Error::File { path: self.path.clone(), reason: format!("truncated or corrupt gzip data: {source}") }
+        } else {
+            Error::Io { path: self.path.clone(), source }
+        }
+    }
+}
+
+/// The format of every input: the one forced (`year`), or the one their headers name, the same
+/// for all.
+fn input_format(inputs: &[PathBuf], year: Option<u16>) -> Result<Format> {
+    if let Some(year) = year {
+        return Format::of_year(year).map_err(Error::Argument);
+    }
+    let bytes = AtomicU64::new(0);
+    let first = open_input(&inputs[0], &bytes, None)?.0;
+    for input in &inputs[1..] {
+        let _checked = open_input(input, &bytes, Some((first, false)))?;
+    }
+    Ok(first)
+}
+
+/// Reads input `source` and sends its chunks; returns when done, on error or when the receiver
+/// is gone.
+fn read_source(
+    path: &Path,
+    source: usize,
+    format: (Format, bool),
+    bytes: &AtomicU64,
+    send: &mpsc::SyncSender<Result<Chunk>>,
+) -> Result<()> {
+    let (_, mut text, read_error) = open_input(path, bytes, Some(format))?;
     let mut first_line = 2;
     let mut carry = Vec::new();
     loop {
         let mut buffer = std::mem::take(&mut carry);
         buffer.reserve(CHUNK_BYTES);
         // `take` stops at the chunk size, so reading less means the input has ended.
-        let read = (&mut text).take(CHUNK_BYTES as u64).read_to_end(&mut buffer).map_err(read_error)?;
+        let read = (&mut text).take(CHUNK_BYTES as u64).read_to_end(&mut buffer).map_err(|e| read_error.of(e))?;
         let at_end = read < CHUNK_BYTES;
         let end = buffer.len();
         let cut = if at_end { Some(end) } else { memchr::memrchr(b'\n', &buffer).map(|i| i + 1) };
@@ -353,8 +407,8 @@ struct ChunkEvents {
 }
 
 /// Parses a chunk and makes its events; runs on the parsing threads.
-fn chunk_events(chunk: &Chunk, users: &UserIds) -> ChunkEvents {
-    let parsed = parse_chunk(&chunk.text, chunk.first_line);
+fn chunk_events(chunk: &Chunk, users: &UserIds, format: Format) -> ChunkEvents {
+    let parsed = parse_chunk(&chunk.text, chunk.first_line, format);
     let mut events = Vec::with_capacity(parsed.rows.len());
     let mut rectangles = Vec::new();
     for row in &parsed.rows {
@@ -444,16 +498,23 @@ impl Collected<'_> {
 }
 
 /// The three phases of an ingest, timed: [`read_and_parse`], [`order`], [`write`].
-fn build(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOptions, stop: &AtomicBool) -> Result<IngestSummary> {
+fn build(
+    inputs: &[PathBuf],
+    sizes: &[u64],
+    format: (Format, bool),
+    staging: &Path,
+    options: &IngestOptions,
+    stop: &AtomicBool,
+) -> Result<IngestSummary> {
     let mut phases = Vec::new();
     let mut clock = Instant::now();
     let mut lap = |name: &'static str, phases: &mut Vec<(&'static str, f64)>| {
         phases.push((name, clock.elapsed().as_secs_f64()));
         clock = Instant::now();
     };
-    let parsed = read_and_parse(inputs, sizes, staging, options, stop)?;
+    let parsed = read_and_parse(inputs, sizes, format, staging, options, stop)?;
     lap("read_parse", &mut phases);
-    let ordered = order(inputs, parsed, options, stop, &mut |name| lap(name, &mut phases))?;
+    let ordered = order(inputs, parsed, format.0, options, stop, &mut |name| lap(name, &mut phases))?;
     write(staging, &ordered, options, stop)?;
     lap("write", &mut phases);
     Ok(IngestSummary { info: ordered.info, sources: ordered.sources, phase_seconds: phases })
@@ -471,7 +532,14 @@ struct Parsed {
 /// Reads the inputs one after the other on a reader thread, parses their chunks in parallel,
 /// and collects the events in input order; rejected rows go to `staging/rejects.csv` (skip mode)
 /// or end the ingest (fail mode).
-fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &IngestOptions, stop: &AtomicBool) -> Result<Parsed> {
+fn read_and_parse(
+    inputs: &[PathBuf],
+    sizes: &[u64],
+    format: (Format, bool),
+    staging: &Path,
+    options: &IngestOptions,
+    stop: &AtomicBool,
+) -> Result<Parsed> {
     let total_bytes: u64 = sizes.iter().sum();
     let bar = progress::bar(
         options.progress,
@@ -523,7 +591,7 @@ fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &I
                     let source = next.fetch_add(1, Ordering::Relaxed) as usize;
                     let Some(slot) = senders.get(source) else { return };
                     let Some(send) = slot.lock().unwrap_or_else(PoisonError::into_inner).take() else { return };
-                    if let Err(error) = read_source(&inputs[source], source, bytes, &send) {
+                    if let Err(error) = read_source(&inputs[source], source, format, bytes, &send) {
                         failed.store(true, Ordering::Relaxed);
                         let _ = send.send(Err(error));
                         return;
@@ -553,7 +621,7 @@ fn read_and_parse(inputs: &[PathBuf], sizes: &[u64], staging: &Path, options: &I
                     Err(mpsc::TryRecvError::Empty) => break,
                 }
             }
-            let parsed: Vec<ChunkEvents> = batch.par_iter().map(|chunk| chunk_events(chunk, &users)).collect();
+            let parsed: Vec<ChunkEvents> = batch.par_iter().map(|chunk| chunk_events(chunk, &users, format.0)).collect();
             for chunk in parsed {
                 rows += chunk.rows;
                 collected.absorb(chunk)?;
@@ -595,6 +663,7 @@ struct Ordered {
 fn order(
     inputs: &[PathBuf],
     parsed: Parsed,
+    format: Format,
     options: &IngestOptions,
     stop: &AtomicBool,
     lap: &mut dyn FnMut(&'static str),
@@ -643,8 +712,11 @@ fn order(
         partition_size: options.partition_size,
         first_timestamp_ms: events[0].timestamp_ms,
         last_timestamp_ms: events[events.len() - 1].timestamp_ms,
-        canvas_width: CANVAS_SIZE as u32,
-        canvas_height: CANVAS_SIZE as u32,
+        canvas_width: format.canvas().width as u32,
+        canvas_height: format.canvas().height as u32,
+        year: format.year(),
+        origin_x: format.canvas().origin_x,
+        origin_y: format.canvas().origin_y,
         moderation_events: moderation.len() as u64,
         rows,
         rejected_rows,
@@ -678,8 +750,9 @@ fn write(staging: &Path, ordered: &Ordered, options: &IngestOptions, stop: &Atom
         || {
             rayon::join(
                 || -> Result<()> {
-                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), events, partition_size, stop)?;
-                    crate::index::write_index(staging, events, CANVAS_SIZE as usize, CANVAS_SIZE as usize, users.len(), stop)
+                    let (width, height) = (info.canvas_width as usize, info.canvas_height as usize);
+                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), events, width, height, partition_size, stop)?;
+                    crate::index::write_index(staging, events, width, height, users.len(), stop)
                 },
                 || dataset::write_meta(staging, &meta, stop),
             )
@@ -773,8 +846,7 @@ fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>)
 }
 
 /// Writes the canvas before each partition and after the last event (see [`crate::dataset`]).
-fn write_snapshots(path: &Path, events: &[Event], partition_size: usize, stop: &AtomicBool) -> Result<()> {
-    let (width, height) = (CANVAS_SIZE as usize, CANVAS_SIZE as usize);
+fn write_snapshots(path: &Path, events: &[Event], width: usize, height: usize, partition_size: usize, stop: &AtomicBool) -> Result<()> {
     let partitions = events.len().div_ceil(partition_size);
     let mut out = BufWriter::new(File::create(path).at(path)?);
     npy::write_u8_header(&mut out, &[partitions + 1, height, width]).at(path)?;

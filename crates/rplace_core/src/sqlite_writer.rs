@@ -104,18 +104,18 @@ fn int(value: impl Into<i64>) -> Value<'static> {
 }
 
 /// The `(x, y, rowid)` entries of the `pixels_xy` index in key order, packed as
-/// `x << 53 | y << 42 | event position`: coordinates are below 2048 (11 bits each), which leaves
-/// 42 bits for the position, so one `u64` sort orders by x, then y, then id.
+/// `x << 52 | y << 41 | event position`: x is below 4096 and y below 2048 (12 and 11 bits, see
+/// [`Event`]), which leaves 41 bits for the position, so one `u64` sort orders by x, then y, then id.
 fn sorted_xy_keys(events: &[Event]) -> Vec<u64> {
-    assert!((events.len() as u64) < 1 << 42, "too many events for one partition");
-    let mut keys: Vec<u64> = events.iter().enumerate().map(|(i, e)| (e.x() as u64) << 53 | (e.y() as u64) << 42 | i as u64).collect();
+    assert!((events.len() as u64) < 1 << 41, "too many events for one partition");
+    let mut keys: Vec<u64> = events.iter().enumerate().map(|(i, e)| (e.x() as u64) << 52 | (e.y() as u64) << 41 | i as u64).collect();
     keys.sort_unstable();
     keys
 }
 
 /// `(x, y, event position)` of a key of [`sorted_xy_keys`].
 fn unpack_xy_key(key: u64) -> (u16, u16, usize) {
-    ((key >> 53) as u16, (key >> 42 & 0x7FF) as u16, (key & ((1 << 42) - 1)) as usize)
+    ((key >> 52) as u16, (key >> 41 & 0x7FF) as u16, (key & ((1 << 41) - 1)) as usize)
 }
 
 /// The 100-byte database header for a file of `page_count` pages.
@@ -554,10 +554,11 @@ mod tests {
         (0..n)
             .map(|_| {
                 timestamp += random.below(3) as i64;
+                // Clustered pixels (long runs of one key), and any pixel an event can hold.
                 let (x, y) = if random.below(2) == 0 {
                     (1000 + random.below(3), 500 + random.below(3))
                 } else {
-                    (random.below(2000), random.below(2000))
+                    (random.below(4096), random.below(2048))
                 };
                 let user_id = match random.below(8) {
                     0 => u32::MAX,
@@ -696,7 +697,7 @@ mod tests {
             assert_eq!(plan, strings(&oracle, &explain));
         }
         let mut random = Rng::new(events.len() as u64, 0, 0);
-        let mut pixels = vec![(1000, 500), (1001, 501), (0, 0), (1999, 1999)];
+        let mut pixels = vec![(1000, 500), (1001, 501), (0, 0), (1999, 1999), (2999, 1999), (4095, 2047), (2048, 0)];
         pixels.extend((0..20.min(events.len())).map(|_| {
             let e = &events[random.below(events.len() as u64) as usize];
             (e.x(), e.y())

@@ -234,19 +234,7 @@ fn info_problems(meta: &Connection, history: &History) -> Vec<String> {
             problems.push(format!("the manifest's {key} ({manifest}) differs from the event columns' ({columns})"));
         }
     }
-    let recorded = [
-        ("events", info.events as i64),
-        ("users", info.users as i64),
-        ("partitions", info.partitions as i64),
-        ("partition_size", info.partition_size as i64),
-        ("first_timestamp_ms", info.first_timestamp_ms),
-        ("last_timestamp_ms", info.last_timestamp_ms),
-        ("canvas_width", info.canvas_width as i64),
-        ("canvas_height", info.canvas_height as i64),
-        ("moderation_events", info.moderation_events as i64),
-        ("rows", info.rows as i64),
-        ("rejected_rows", info.rejected_rows as i64),
-    ];
+    let recorded = info.numbers();
     for (key, manifest) in recorded {
         match meta.query_row("SELECT value FROM info WHERE key = ?1", [key], |row| row.get::<_, i64>(0)) {
             Ok(value) if value == manifest => {}

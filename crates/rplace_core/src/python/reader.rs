@@ -46,6 +46,16 @@ impl PyHistory {
     }
 
     #[getter]
+    fn year(&self) -> u16 {
+        self.inner.info().year
+    }
+
+    #[getter]
+    fn canvas_origin(&self) -> (i32, i32) {
+        (self.inner.info().origin_x, self.inner.info().origin_y)
+    }
+
+    #[getter]
     fn time_range(&self) -> (i64, i64) {
         self.inner.time_range()
     }

@@ -18,6 +18,8 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("MIN_PARTITION_SIZE", MIN_PARTITION_SIZE)?;
     m.add("MAX_RECTANGLE_PIXELS", MAX_RECTANGLE_PIXELS)?;
     m.add("ON_ERROR", OnError::NAMES.map(|(name, _)| name).to_vec())?;
+    m.add("KNOWN_HEADERS", crate::csv_rows::KNOWN_HEADERS.to_vec())?;
+    m.add("YEARS", crate::csv_rows::Format::ALL.map(|format| format.year()).to_vec())?;
     m.add("PROGRESS_LINE_INTERVAL_S", crate::progress::LINE_INTERVAL.as_secs_f64())?;
     Ok(())
 }
@@ -32,6 +34,8 @@ fn info_dict<'py>(py: Python<'py>, info: &DatasetInfo) -> PyResult<Bound<'py, Py
     dict.set_item("last_timestamp_ms", info.last_timestamp_ms)?;
     dict.set_item("canvas_width", info.canvas_width)?;
     dict.set_item("canvas_height", info.canvas_height)?;
+    dict.set_item("year", info.year)?;
+    dict.set_item("canvas_origin", (info.origin_x, info.origin_y))?;
     dict.set_item("moderation_events", info.moderation_events)?;
     dict.set_item("rows", info.rows)?;
     dict.set_item("rejected_rows", info.rejected_rows)?;
@@ -58,9 +62,10 @@ fn ingest<'py>(
     force: bool,
     progress: bool,
     max_rectangle_pixels: u64,
+    year: Option<u16>,
 ) -> PyResult<Bound<'py, PyDict>> {
     let on_error = on_error.parse::<OnError>().map_err(to_py)?;
-    let options = IngestOptions { partition_size, on_error, force, progress, max_rectangle_pixels };
+    let options = IngestOptions { partition_size, on_error, force, progress, max_rectangle_pixels, year };
     let signals = Signals::default();
     let summary = py.detach(|| crate::ingest::ingest(&inputs, &out, &options, &|| signals.should_stop())).map_err(|e| signals.error(e))?;
     let dict = info_dict(py, &summary.info)?;

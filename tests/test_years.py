@@ -1,0 +1,158 @@
+"""Every r/place year: the format told by the header, 2023's centred coordinates, rectangles and
+circles, one year per dataset (see tests/data/formats-README.md for the fixture's answers)."""
+
+from __future__ import annotations
+
+import csv
+import re
+import subprocess
+import sys
+from datetime import datetime, timezone
+
+import numpy as np
+import pytest
+
+import rplacevit
+from conftest import DATA
+from rplacevit.times import format_time
+
+FIXTURE_2023 = DATA / "place2023_fixture.csv"
+ORIGIN_2023 = (-1500, -1000)
+WIDTH, HEIGHT = 3000, 2000
+
+
+def plain_events_2023(path) -> list[tuple[int, int, int, int, bool]]:
+    """``(timestamp ms, x, y, palette index, moderation)`` of a 2023 file, stored coordinates,
+    time order (ties in file order), read with nothing of rplacevit but its palette."""
+    palette = {hex_.upper(): i for i, hex_ in enumerate(rplacevit.PALETTE_HEX)}
+    events = []
+    with open(path, newline="") as f:
+        rows = csv.reader(f)
+        assert next(rows) == ["timestamp", "user", "coordinate", "pixel_color"]
+        for stamp, _user, coordinate, hex_ in rows:
+            when = datetime.strptime(stamp.removesuffix(" UTC"), "%Y-%m-%d %H:%M:%S.%f" if "." in stamp else "%Y-%m-%d %H:%M:%S")
+            ms = int(when.replace(tzinfo=timezone.utc).timestamp() * 1000 + 0.5)
+            color = palette[hex_.upper()]
+            if coordinate.startswith("{"):
+                cx, cy, r = map(int, re.fullmatch(r"\{X: (-?\d+), Y: (-?\d+), R: (\d+)\}", coordinate).groups())
+                cells = [(x, y) for y in range(cy - r, cy + r + 1) for x in range(cx - r, cx + r + 1) if (x - cx) ** 2 + (y - cy) ** 2 <= r * r]
+                moderation = True
+            else:
+                numbers = [int(n) for n in coordinate.split(",")]
+                if len(numbers) == 2:
+                    cells, moderation = [tuple(numbers)], False
+                else:
+                    xa, ya, xb, yb = numbers
+                    cells = [(x, y) for y in range(min(ya, yb), max(ya, yb) + 1) for x in range(min(xa, xb), max(xa, xb) + 1)]
+                    moderation = True
+            for x, y in cells:
+                sx, sy = x - ORIGIN_2023[0], y - ORIGIN_2023[1]
+                if 0 <= sx < WIDTH and 0 <= sy < HEIGHT:
+                    events.append((ms, sx, sy, color, moderation))
+    events.sort(key=lambda e: e[0])  # stable: ties keep the file's order
+    return events
+
+
+@pytest.fixture(scope="module")
+def dataset_2023(tmp_path_factory):
+    out = tmp_path_factory.mktemp("y2023") / "d"
+    rplacevit.ingest(FIXTURE_2023, out, progress=False)
+    return out
+
+
+def test_2023_fixture_has_the_documented_answers(dataset_2023):
+    info = rplacevit.info(dataset_2023)
+    assert (info["year"], info["canvas_width"], info["canvas_height"], tuple(info["canvas_origin"])) == (2023, WIDTH, HEIGHT, ORIGIN_2023)
+    assert (info["rows"], info["events"], info["moderation_events"], info["users"]) == (14, 48, 40, 4)
+    assert format_time(info["first_timestamp_ms"]) == "2023-07-20T13:00:25.000Z"
+    assert format_time(info["last_timestamp_ms"]) == "2023-07-20T13:00:37.000Z"
+    h = rplacevit.open(dataset_2023)
+    assert (h.year, h.canvas_origin) == (2023, ORIGIN_2023)
+    final = h.canvas_before(len(h))
+    assert final.shape == (HEIGHT, WIDTH)
+    assert final[765, 1301] == rplacevit.PALETTE_HEX.index("#FF4500")  # (-199, -235): the earlier row came first
+    assert final[1999, 2999] == rplacevit.PALETTE_HEX.index("#00CCC0")  # the tie at (1499, 999): the file's order
+    assert final[0, 0] == rplacevit.PALETTE_HEX.index("#51E9F4")  # (-1500, -1000)
+    assert rplacevit.verify(dataset_2023, progress=False) == []
+
+
+def test_2023_events_and_replay_equal_a_plain_reading(dataset_2023):
+    h = rplacevit.open(dataset_2023)
+    expected = plain_events_2023(FIXTURE_2023)
+    columns = h.events()
+    got = list(zip(*(np.asarray(columns[k]).tolist() for k in ("timestamp", "x", "y", "color"))))
+    assert got == [e[:4] for e in expected]
+    canvas = np.full((HEIGHT, WIDTH), rplacevit.WHITE, np.uint8)
+    times = sorted({e[0] for e in expected})
+    done = 0
+    for t in times:
+        while done < len(expected) and expected[done][0] <= t:
+            _, x, y, color, _ = expected[done]
+            canvas[y, x] = color
+            done += 1
+        np.testing.assert_array_equal(h.canvas_at(t), canvas, err_msg=f"t={t}")
+
+
+def write_rows(path, header: str, rows: list[str]) -> None:
+    path.write_text(header + "\n" + "".join(row + "\n" for row in rows))
+
+
+def test_one_dataset_holds_one_year(tmp_path):
+    with pytest.raises(rplacevit.FormatError, match=r"place2023_fixture\.csv: an r/place 2023 file among 2022 ones: one dataset holds one year"):
+        rplacevit.ingest([DATA / "quirks_2022.csv", FIXTURE_2023], tmp_path / "d", progress=False)
+    assert not (tmp_path / "d").exists()
+
+
+def test_headers_name_the_known_formats(tmp_path):
+    unknown = tmp_path / "unknown.csv"
+    write_rows(unknown, "time,who,where,what", ['2023-07-20 13:00:26 UTC,a,"1,1",#FFFFFF'])
+    with pytest.raises(rplacevit.FormatError) as error:
+        rplacevit.ingest(unknown, tmp_path / "d", progress=False)
+    message = str(error.value)
+    assert message.startswith(f"{unknown}: wrong header `time,who,where,what`")
+    for year, header in rplacevit.store.KNOWN_HEADERS:
+        assert f"`{header}` ({year})" in message
+    old = tmp_path / "tile_placements.csv"
+    write_rows(old, "ts,user,x_coordinate,y_coordinate,color", ["1491167838000,c2Md9m4QckH8M+lhNh9btgoiFDk=,326,258,0"])
+    with pytest.raises(rplacevit.FormatError, match="the r/place 2017 format, which rplacevit does not read yet"):
+        rplacevit.ingest(old, tmp_path / "d", progress=False)
+
+
+def test_year_forces_the_format_of_a_copy_with_another_header(tmp_path):
+    renamed = tmp_path / "renamed.csv"
+    lines = FIXTURE_2023.read_text().splitlines()
+    write_rows(renamed, "time,user_hash,coord,color", lines[1:])
+    with pytest.raises(rplacevit.FormatError, match="wrong header"):
+        rplacevit.ingest(renamed, tmp_path / "d", progress=False)
+    rplacevit.ingest(renamed, tmp_path / "d", progress=False, year=2023)
+    assert rplacevit.info(tmp_path / "d")["events"] == 48
+    with pytest.raises(rplacevit.ArgumentError, match="no r/place format for the year 2019: rplacevit reads 2022 and 2023"):
+        rplacevit.ingest(renamed, tmp_path / "e", progress=False, year=2019)
+
+
+def test_bad_2023_rows_name_file_line_and_reason(tmp_path):
+    bad = tmp_path / "bad_2023.csv"
+    write_rows(bad, "timestamp,user,coordinate,pixel_color", [
+        '2023-07-20 13:00:26 UTC,a,"1,1",#FFFFFF',
+        '2023-07-20 13:00:27 UTC,a,"1500,0",#FFFFFF',
+        '2023-07-20 13:00:28 UTC,a,"{X: 0, Y: -1001, R: 4}",#FFFFFF',
+        '2023-07-20 13:00:29 UTC,a,"{X: 0, Y: 0}",#FFFFFF',
+        '2023-07-20 13:00:30 UTC,a,"2,2",#FF4501',
+        '2023-07-20 13:00:31 UTC,a,#FFFFFF,"3,3"',
+    ])
+    with pytest.raises(rplacevit.FormatError, match=r"bad_2023\.csv:3: coordinate `1500,0`: 1500 is outside the 3000x2000 canvas \(-1500 to 1499\)"):
+        rplacevit.ingest(bad, tmp_path / "d", progress=False)
+    summary = rplacevit.ingest(bad, tmp_path / "d", progress=False, on_error="skip")
+    assert (summary["events"], summary["rejected_rows"]) == (1, 5)
+    with open(tmp_path / "d" / "rejects.csv", newline="") as f:
+        rejects = {int(row["line"]): row["reason"] for row in csv.DictReader(f)}
+    assert sorted(rejects) == [3, 4, 5, 6, 7]
+    assert "-1001 is outside" in rejects[4] and "expected `X: x, Y: y, R: r`" in rejects[5]
+    assert "not a color of the 2023 palette" in rejects[6] and "not a color" in rejects[7]
+
+
+def test_info_command_shows_the_year_and_origin(dataset_2023):
+    result = subprocess.run([sys.executable, "-m", "rplacevit", "info", str(dataset_2023)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "year               2023" in result.stdout
+    assert "3000×2000 (official coordinates from -1500, -1000)" in result.stdout
