@@ -390,6 +390,10 @@ def test_off_canvas_cells_never_count_for_the_neighbour_baselines():
     ], dtype=np.uint8)
     np.testing.assert_array_equal(neighbourhood_ranking(windows3), [[7, 9, -1], [2, 4, -1]])
     np.testing.assert_array_equal(current_ranking(windows3), [[5, 7, 9], [4, 2, -1]])
+    # An event on a pixel not open yet (only a file that places there has one): its own cell is
+    # OUTSIDE, so `current` ranks what is around it.
+    not_open = np.array([[[OUTSIDE, OUTSIDE, 3], [OUTSIDE, OUTSIDE, 3], [OUTSIDE, OUTSIDE, 8]]], dtype=np.uint8)
+    np.testing.assert_array_equal(current_ranking(not_open), [[3, 8, -1]])
 
 
 def test_default_sample_and_what_the_report_says(sample_dataset, tmp_path):

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
+import sqlite3
 import subprocess
 import sys
 from datetime import datetime, timezone
@@ -156,3 +157,115 @@ def test_info_command_shows_the_year_and_origin(dataset_2023):
     assert result.returncode == 0, result.stderr
     assert "year               2023" in result.stdout
     assert "3000×2000 (official coordinates from -1500, -1000)" in result.stdout
+
+
+def utc_ms(text: str) -> int:
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp() * 1000 + 0.5)
+
+
+#: The documented growth of each canvas: (from, x0, y0, x1, y1) in stored coordinates.
+GROWTH = {
+    2022: [(None, 0, 0, 1000, 1000), ("2022-04-02 16:24:56.000", 0, 0, 2000, 1000), ("2022-04-03 19:03:53.000", 0, 0, 2000, 2000)],
+    2023: [(None, 1000, 500, 2000, 1500), ("2023-07-21 16:00:34.000", 1000, 500, 2500, 1500), ("2023-07-22 08:16:19.000", 500, 500, 2500, 1500),
+           ("2023-07-22 23:03:10.000", 500, 0, 2500, 1500), ("2023-07-23 18:00:26.000", 500, 0, 2500, 2000),
+           ("2023-07-24 02:00:19.000", 0, 0, 2500, 2000), ("2023-07-24 17:33:49.000", 0, 0, 3000, 2000)],
+}
+
+
+def plain_bounds(year: int, t: int) -> tuple[int, int, int, int]:
+    bounds = GROWTH[year][0][1:]
+    for start, *box in GROWTH[year][1:]:
+        if t >= utc_ms(start):
+            bounds = tuple(box)
+    return bounds
+
+
+def test_canvas_bounds_follow_each_years_growth(dataset_2023, tmp_path):
+    rplacevit.ingest(DATA / "quirks_2022.csv", tmp_path / "d", progress=False)
+    for year, h in ((2022, rplacevit.open(tmp_path / "d")), (2023, rplacevit.open(dataset_2023))):
+        for start, *box in GROWTH[year][1:]:
+            t = utc_ms(start)
+            for moment in (t - 1, t, t + 1):
+                assert h.canvas_bounds_at(moment) == plain_bounds(year, moment), (year, start, moment)
+            assert h.canvas_bounds_at(t) == tuple(box)
+        assert h.canvas_bounds_at(-(2**63)) == tuple(GROWTH[year][0][1:])
+
+
+def test_windows_mark_cells_not_yet_open_as_outside(tmp_path):
+    """Events on both sides of each 2022 expansion, next to its edge: the windows, ages and
+    time targets against a plain replay that applies the documented growth."""
+    rows = [
+        ("2022-04-01 13:00:00.000", "a", "#FF4500", "998,10"),
+        ("2022-04-01 13:00:01.000", "b", "#2450A4", "10,998"),
+        ("2022-04-02 16:24:55.999", "a", "#000000", "999,500"),
+        ("2022-04-02 16:24:56.000", "c", "#FFD635", "1000,500"),
+        ("2022-04-02 16:24:57.000", "b", "#00A368", "999,999"),
+        ("2022-04-03 19:03:52.999", "a", "#6D001A", "1500,999"),
+        ("2022-04-03 19:03:53.000", "c", "#811E9F", "1500,1000"),
+        ("2022-04-03 19:03:54.000", "b", "#FFFFFF", "1501,999"),
+    ]
+    source = tmp_path / "edges.csv"
+    write_rows(source, "timestamp,user_id,pixel_color,coordinate", [f'{t} UTC,{u},{c},"{xy}"' for t, u, c, xy in rows])
+    rplacevit.ingest(source, tmp_path / "d", progress=False)
+    h = rplacevit.open(tmp_path / "d")
+    size = 8
+    ids = np.arange(len(h), dtype=np.int64)
+    windows, ages, times = h.windows(ids, size), h.age_buckets(ids, size), h.time_targets(ids, size)
+    e = h.events()
+    canvas = np.full((h.canvas_height, h.canvas_width), rplacevit.WHITE, np.uint8)
+    outside_cells = 0
+    for i in ids:
+        x, y, t = int(e["x"][i]), int(e["y"][i]), int(e["timestamp"][i])
+        x0, y0, x1, y1 = plain_bounds(2022, t)
+        for r in range(size):
+            for c in range(size):
+                px, py = x - size // 2 + c, y - size // 2 + r
+                if x0 <= px < x1 and y0 <= py < y1:
+                    assert windows[i, r, c] == canvas[py, px], (i, r, c)
+                    assert ages[i, r, c] != rplacevit.history.AGE_OUTSIDE
+                else:
+                    outside_cells += 1
+                    assert windows[i, r, c] == rplacevit.OUTSIDE, (i, r, c)
+                    assert ages[i, r, c] == rplacevit.history.AGE_OUTSIDE
+                    assert times[i, r, c] == 1.0
+        canvas[y, x] = e["color"][i]
+    assert outside_cells > 0
+    # The event at (1000, 500) one millisecond before the canvas grew would see only OUTSIDE on
+    # its right: its window at the moment of growth sees the opened cells.
+    assert windows[3, size // 2, size // 2 + 1] != rplacevit.OUTSIDE
+    assert windows[2, size // 2, size // 2 + 1] == rplacevit.OUTSIDE
+
+
+def test_2023_windows_see_the_first_square_only_at_the_start(dataset_2023):
+    h = rplacevit.open(dataset_2023)
+    e = h.events()
+    ids = np.arange(len(h), dtype=np.int64)
+    windows = h.windows(ids, 4)
+    for i in ids:
+        x, y = int(e["x"][i]), int(e["y"][i])
+        inside = 1000 <= x < 2000 and 500 <= y < 1500
+        assert (windows[i, 2, 2] != rplacevit.OUTSIDE) == inside, (i, x, y)
+
+
+def test_exact_duplicates_are_kept_or_dropped_and_counted(tmp_path):
+    source = DATA / "duplicates_2022.csv"
+    kept = rplacevit.ingest(source, tmp_path / "kept", progress=False)
+    assert (kept["rows"], kept["events"], kept["duplicates_dropped"]) == (9, 57, 0)
+    dropped = rplacevit.ingest(source, tmp_path / "dropped", progress=False, dedupe=True)
+    assert (dropped["rows"], dropped["events"], dropped["duplicates_dropped"], dropped["moderation_events"]) == (9, 30, 27, 25)
+    assert rplacevit.info(tmp_path / "dropped")["duplicates_dropped"] == 27
+    # Against a plain dedupe of the kept events: the first of each (time, user, pixel, color, kind).
+    h = rplacevit.open(tmp_path / "kept")
+    e = h.events()
+    meta = sqlite3.connect(f"file:{tmp_path / 'kept' / 'meta.sqlite'}?mode=ro", uri=True)
+    moderation = {event for (event,) in meta.execute("SELECT event_id FROM moderation")}
+    keys = list(zip(*(np.asarray(e[k]).tolist() for k in ("timestamp", "user_id", "x", "y", "color"))))
+    keys = [key + (i in moderation,) for i, key in enumerate(keys)]
+    first = [key for i, key in enumerate(keys) if key not in keys[:i]]
+    d = rplacevit.open(tmp_path / "dropped").events()
+    got = list(zip(*(np.asarray(d[k]).tolist() for k in ("timestamp", "user_id", "x", "y", "color"))))
+    assert got == [key[:5] for key in first]
+    result = subprocess.run([sys.executable, "-m", "rplacevit", "ingest", str(source), "-o", str(tmp_path / "cli"), "--dedupe"],
+                            capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert "9 (0 rejected, 27 exact duplicates dropped)" in result.stdout

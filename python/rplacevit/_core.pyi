@@ -30,13 +30,16 @@ PARTITION_SIZE: int
 MIN_PARTITION_SIZE: int
 MAX_RECTANGLE_PIXELS: int
 ON_ERROR: list[str]
+KNOWN_HEADERS: list[tuple[int, str]]
+YEARS: list[int]
 PROGRESS_LINE_INTERVAL_S: float
 COLOR_TARGETS: list[str]
 OVERWRITTEN_WITHIN_MS: int
 AGE_BUCKETS: int
 
 def ingest(
-    inputs: list[_Path], out: _Path, partition_size: int, on_error: str, force: bool, progress: bool, max_rectangle_pixels: int
+    inputs: list[_Path], out: _Path, partition_size: int, on_error: str, force: bool, progress: bool, max_rectangle_pixels: int,
+    year: int | None, dedupe: bool,
 ) -> dict: ...
 def dataset_info(dataset: _Path) -> dict: ...
 def verify(dataset: _Path, progress: bool) -> list[str]: ...
@@ -52,6 +55,11 @@ class History:
     def width(self) -> int: ...
     @property
     def height(self) -> int: ...
+    @property
+    def year(self) -> int: ...
+    @property
+    def canvas_origin(self) -> tuple[int, int]: ...
+    def canvas_bounds_at(self, t_ms: int) -> tuple[int, int, int, int]: ...
     @property
     def time_range(self) -> tuple[int, int]: ...
     @property

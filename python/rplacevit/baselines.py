@@ -72,12 +72,15 @@ def prior_ranking(prior_counts: np.ndarray, n: int) -> tuple[np.ndarray, np.ndar
 
 
 def current_ranking(windows3: np.ndarray) -> np.ndarray:
-    """(n, 3): the pixel's color, then the two most frequent other colors around it."""
+    """(n, 3): the pixel's color, then the two most frequent other colors around it; the three
+    most frequent around it where the pixel is OUTSIDE (not open yet at the event's time: only
+    a file that places there has such events)."""
     centre = windows3[:, 1, 1].astype(np.int64)
+    on = centre < PALETTE_SIZE
     counts = neighbour_counts(windows3).astype(np.float64)
-    counts[np.arange(len(centre)), centre] = 0
-    others = top_k(np.where(counts > 0, counts, -np.inf), 2)
-    return np.concatenate([centre[:, None], others], axis=1)
+    counts[np.flatnonzero(on), centre[on]] = 0
+    others = top_k(np.where(counts > 0, counts, -np.inf), 3)
+    return np.where(on[:, None], np.concatenate([centre[:, None], others[:, :2]], axis=1), others)
 
 
 def neighbourhood_ranking(windows3: np.ndarray) -> np.ndarray:

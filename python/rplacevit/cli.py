@@ -42,7 +42,8 @@ def print_dataset(summary: dict) -> None:
     print(f"  year               {summary['year']}")
     print(f"  canvas             {summary['canvas_width']}×{summary['canvas_height']}{origin}")
     print(f"  moderation events  {summary['moderation_events']:,}")
-    print(f"  rows read          {summary['rows']:,} ({summary['rejected_rows']:,} rejected)")
+    dropped = f", {summary['duplicates_dropped']:,} exact duplicates dropped" if summary["duplicates_dropped"] else ""
+    print(f"  rows read          {summary['rows']:,} ({summary['rejected_rows']:,} rejected{dropped})")
 
 
 def print_ingest(summary: dict) -> None:
@@ -66,7 +67,8 @@ def cmd_ingest(args: argparse.Namespace) -> None:
         raise ArgumentError("give the INPUT files, or --sample for the sample shipped in the package")
     inputs = [SAMPLE_CSV] if args.sample else args.inputs
     summary = store.ingest(inputs, args.out, partition_size=args.partition_size, on_error=args.on_error, force=args.force,
-                           progress=progress_wanted(args), max_rectangle_pixels=args.max_rectangle_pixels, year=args.year)
+                           progress=progress_wanted(args), max_rectangle_pixels=args.max_rectangle_pixels, year=args.year,
+                           dedupe=args.dedupe)
     if not args.quiet:
         print_ingest(summary)
 
@@ -114,6 +116,15 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(f"{args.dataset}: every file matches its checksums, and the files agree with each other")
     return 0
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    from .export import export
+
+    summary = export(args.dataset, args.out, region=args.region, t0=args.t0, t1=args.t1, progress=progress_wanted(args))
+    if not args.quiet:
+        print(f"wrote {summary['path']}: {summary['events']:,} events in {summary['row_groups']} row group(s), "
+              f"{summary['seconds']:.1f} s")
 
 
 INFO_KEYS = ["events", "users", "partitions", "first_timestamp_ms", "last_timestamp_ms", "canvas_width", "canvas_height",
@@ -430,6 +441,8 @@ def options_ingest(p: argparse.ArgumentParser) -> None:
                    help="the most pixels the moderation rectangles of all inputs may cover together (default: %(default)s)")
     p.add_argument("--year", type=int, choices=store.YEARS,
                    help="read the inputs as this year's format whatever their first line says (default: told by the headers)")
+    p.add_argument("--dedupe", action="store_true",
+                   help="drop each event equal to an earlier one of its millisecond (same user, pixel, color) and count them")
     add_quiet(p)
 
 
@@ -554,6 +567,14 @@ def options_user(p: argparse.ArgumentParser) -> None:
     p.add_argument("--png", metavar="PNG", help="also draw the canvas around the user's pixels")
 
 
+def options_export(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    add_output(p, "the parquet file to write", required=True, metavar="FILE.parquet")
+    add_region(p, "only the events in this region, stored coordinates like every --region")
+    add_time_range(p, "the first event")
+    add_quiet(p)
+
+
 def options_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -577,6 +598,8 @@ COMMANDS = {
     "users cluster": ("cluster the users by the original's feature vector; write the clusters and their pictures",
                       options_users_cluster, cmd_users_cluster),
     "user": ("one user's placements, and whether each survived 5 minutes", options_user, cmd_user),
+    "export": ("write the events as parquet (timestamp, user, color, official x and y) for DuckDB, polars, pandas",
+               options_export, cmd_export),
     "info": ("summarise a dataset folder", options_info, cmd_info),
 }
 

@@ -76,6 +76,16 @@ class History:
         official = stored + origin."""
         return self._core.canvas_origin
 
+    def canvas_bounds_at(self, t_ms: int) -> tuple[int, int, int, int]:
+        """``(x0, y0, x1, y1)``, x1 and y1 exclusive, stored coordinates: the part of the canvas
+        open for placing at ``t_ms``. The canvas grew during each event (2022: 1000×1000, then
+        2000×1000 from 2022-04-02 16:24:56 UTC, 2000×2000 from 2022-04-03 19:03:53; 2023: from
+        a 1000×1000 square in six steps to 3000×2000). The windows of an event (and every input
+        and target laid out like them) mark the cells not open at its time as
+        :data:`rplacevit.OUTSIDE`, like cells off the canvas; :meth:`canvas_at` shows them
+        white."""
+        return self._core.canvas_bounds_at(int(t_ms))
+
     @property
     def time_range(self) -> tuple[int, int]:
         """(first, last) event timestamp in ms."""
@@ -122,7 +132,8 @@ class History:
 
     def windows(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
         """(B, size, size) uint8: for event i at (x, y), the canvas strictly before i with
-        ``window[r, c] = canvas[y - size//2 + r, x - size//2 + c]``, OUTSIDE off the canvas."""
+        ``window[r, c] = canvas[y - size//2 + r, x - size//2 + c]``, OUTSIDE off the canvas open at
+        i's time (:meth:`canvas_bounds_at`)."""
         return self._core.windows(event_ids, size)
 
     def color_targets(self, event_ids: np.ndarray, mode: str = COLOR_TARGET, horizon_ms: int = COLOR_HORIZON_MS) -> np.ndarray:
@@ -136,7 +147,7 @@ class History:
         i each pixel was last placed on, as a bucket: 0 under 2¹³ ms (8.2 s), then two buckets per
         doubling (bucket 1 + 2(h − 13) + b for an age whose highest bit is h and next bit b) up to
         2²⁷ ms (37.3 h), 29 from there on; :data:`AGE_NEVER` (30) for a pixel not placed on yet,
-        :data:`AGE_OUTSIDE` (31) off the canvas."""
+        :data:`AGE_OUTSIDE` (31) off the canvas open at i's time."""
         return self._core.age_buckets(event_ids, size)
 
     def placement_times_at(self, t_ms: int) -> np.ndarray:
@@ -152,7 +163,7 @@ class History:
     def time_targets(self, event_ids: np.ndarray, size: int = TIME_GRID, horizon_ms: int = TIME_HORIZON_MS) -> np.ndarray:
         """(B, size, size) float32 on the grid laid out like :meth:`windows`: the time until the
         next event at each pixel after event i, divided by ``horizon_ms`` and capped at 1.0
-        (1.0 when none comes within the horizon, or outside the canvas)."""
+        (1.0 when none comes within the horizon, or off the canvas open at i's time)."""
         return self._core.time_targets(event_ids, size, horizon_ms)
 
     def recent_colors(self, event_ids: np.ndarray, size: int = WINDOW, duration_ms: int = RECENT_MS) -> tuple[np.ndarray, np.ndarray]:
@@ -166,7 +177,7 @@ class History:
     def last_change_times(self, event_ids: np.ndarray, size: int = TIME_GRID) -> np.ndarray:
         """(B, size, size) int64 on the grid laid out like :meth:`windows`: the timestamp (ms)
         of the last event before event i at each pixel; the int64 minimum where there was none
-        or the pixel is off the canvas."""
+        or the pixel is off the canvas open at i's time."""
         return self._core.last_change_times(event_ids, size)
 
     @property

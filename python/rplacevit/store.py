@@ -27,6 +27,7 @@ def ingest(
     progress: bool = True,
     max_rectangle_pixels: int = MAX_RECTANGLE_PIXELS,
     year: int | None = None,
+    dedupe: bool = False,
 ) -> dict:
     """Ingests official r/place CSV files (plain, ``.gz`` or ``.gzip``) into the dataset
     folder ``out``.
@@ -35,7 +36,9 @@ def ingest(
     ``year`` forces it for a copy whose header differs (its first line is skipped, its rows must
     be in that year's column order). 2023's centred coordinates are stored shifted to start at 0
     (``canvas_origin`` in the summary and :attr:`rplacevit.History.canvas_origin`: official =
-    stored + origin).
+    stored + origin). ``dedupe=True`` drops each event equal to an earlier one of its
+    millisecond (same user, pixel, color; the official 2022 file repeats some rows exactly) and
+    counts them in ``duplicates_dropped``; by default they are kept, as the file has them.
 
     Events are sorted by timestamp (ties keep the order of ``inputs``, then of lines) and split
     into SQLite partitions of ``partition_size`` events. ``on_error="fail"`` stops at the first
@@ -51,12 +54,12 @@ def ingest(
 
     Returns the summary: ``events``, ``rows``, ``rejected_rows``, ``users``, ``partitions``,
     ``first_timestamp_ms``/``last_timestamp_ms`` (ms since the Unix epoch, UTC), canvas size,
-    ``year``, ``canvas_origin``, ``moderation_events``, per-file ``sources`` and ``phase_seconds``.
+    ``year``, ``canvas_origin``, ``moderation_events``, ``duplicates_dropped``, per-file ``sources`` and ``phase_seconds``.
     """
     if isinstance(inputs, (str, os.PathLike)):
         inputs = [inputs]
     return _core.ingest([os.fspath(p) for p in input_files(inputs)], os.fspath(out), partition_size, on_error, force, progress,
-                        max_rectangle_pixels, year)
+                        max_rectangle_pixels, year, dedupe)
 
 
 #: What an input folder's data files end with.

@@ -27,6 +27,39 @@ pub struct Canvas {
     pub origin_y: i32,
 }
 
+/// The part of a year's canvas open for placing from a moment on, in stored coordinates
+/// (`x0 .. x1`, `y0 .. y1`, exclusive ends).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expansion {
+    /// From this timestamp (ms) on; the first of a year's is `i64::MIN`.
+    pub from_ms: i64,
+    pub x0: u16,
+    pub y0: u16,
+    pub x1: u16,
+    pub y1: u16,
+}
+
+/// 2022: a 1000×1000 canvas, 2000×1000 from 2022-04-02 16:24:56 UTC, 2000×2000 from 2022-04-03
+/// 19:03:53 UTC.
+pub(crate) const EXPANSIONS_2022: [Expansion; 3] = [
+    Expansion { from_ms: i64::MIN, x0: 0, y0: 0, x1: 1000, y1: 1000 },
+    Expansion { from_ms: 1_648_916_696_000, x0: 0, y0: 0, x1: 2000, y1: 1000 },
+    Expansion { from_ms: 1_649_012_633_000, x0: 0, y0: 0, x1: 2000, y1: 2000 },
+];
+
+/// 2023, official coordinates: −500..499 square at the start; x to 999 from 2023-07-21
+/// 16:00:34 UTC, x from −1000 from 07-22 08:16:19, y from −1000 from 07-22 23:03:10, y to 999
+/// from 07-23 18:00:26, x from −1500 from 07-24 02:00:19, x to 1499 from 07-24 17:33:49.
+const EXPANSIONS_2023: [Expansion; 7] = [
+    Expansion { from_ms: i64::MIN, x0: 1000, y0: 500, x1: 2000, y1: 1500 },
+    Expansion { from_ms: 1_689_955_234_000, x0: 1000, y0: 500, x1: 2500, y1: 1500 },
+    Expansion { from_ms: 1_690_013_779_000, x0: 500, y0: 500, x1: 2500, y1: 1500 },
+    Expansion { from_ms: 1_690_066_990_000, x0: 500, y0: 0, x1: 2500, y1: 1500 },
+    Expansion { from_ms: 1_690_135_226_000, x0: 500, y0: 0, x1: 2500, y1: 2000 },
+    Expansion { from_ms: 1_690_164_019_000, x0: 0, y0: 0, x1: 2500, y1: 2000 },
+    Expansion { from_ms: 1_690_220_029_000, x0: 0, y0: 0, x1: 3000, y1: 2000 },
+];
+
 /// The headers of the official files, by year; 2017's are known but not read yet.
 pub const KNOWN_HEADERS: [(u16, &str); 4] = [
     (2017, "ts,user,x_coordinate,y_coordinate,color"),
@@ -63,6 +96,14 @@ impl Format {
         match self {
             Format::Y2022 => Canvas { width: 2000, height: 2000, origin_x: 0, origin_y: 0 },
             Format::Y2023 => Canvas { width: 3000, height: 2000, origin_x: -1500, origin_y: -1000 },
+        }
+    }
+
+    /// How the canvas grew: the part open from each moment on, in time order.
+    pub fn expansions(self) -> &'static [Expansion] {
+        match self {
+            Format::Y2022 => &EXPANSIONS_2022,
+            Format::Y2023 => &EXPANSIONS_2023,
         }
     }
 
@@ -395,6 +436,26 @@ mod tests {
     fn a_long_wrong_header_is_shown_cut() {
         let error = Format::detect(&[b'x'; 100_000]).unwrap_err();
         assert!(error.len() < 600 && error.contains("(100000 bytes)"), "{error}");
+    }
+
+    #[test]
+    fn canvases_only_grow_to_the_whole_canvas() {
+        for format in Format::ALL {
+            let (canvas, open) = (format.canvas(), format.expansions());
+            assert_eq!(open[0].from_ms, i64::MIN);
+            let last = open[open.len() - 1];
+            assert_eq!((last.x0, last.y0, last.x1, last.y1), (0, 0, canvas.width, canvas.height), "{format:?}");
+            for pair in open.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                assert!(a.from_ms < b.from_ms && b.x0 <= a.x0 && b.y0 <= a.y0 && b.x1 >= a.x1 && b.y1 >= a.y1, "{format:?}");
+                assert!((b.x0, b.y0, b.x1, b.y1) != (a.x0, a.y0, a.x1, a.y1));
+            }
+        }
+        // 2023's first square is official −500..499 both ways.
+        let first = Format::Y2023.expansions()[0];
+        let origin = (Format::Y2023.canvas().origin_x, Format::Y2023.canvas().origin_y);
+        assert_eq!((first.x0 as i32 + origin.0, first.x1 as i32 + origin.0 - 1), (-500, 499));
+        assert_eq!((first.y0 as i32 + origin.1, first.y1 as i32 + origin.1 - 1), (-500, 499));
     }
 
     #[test]

@@ -91,13 +91,15 @@ pub struct DatasetInfo {
     pub origin_x: i32,
     pub origin_y: i32,
     pub moderation_events: u64,
+    /// Events dropped as exact duplicates (`dedupe`).
+    pub duplicates_dropped: u64,
     pub rows: u64,
     pub rejected_rows: u64,
 }
 
 impl DatasetInfo {
     /// Its numbers by name, as `meta.sqlite`'s `info` table holds them.
-    pub fn numbers(&self) -> [(&'static str, i64); 14] {
+    pub fn numbers(&self) -> [(&'static str, i64); 15] {
         [
             ("events", self.events as i64),
             ("users", self.users as i64),
@@ -111,6 +113,7 @@ impl DatasetInfo {
             ("origin_x", self.origin_x as i64),
             ("origin_y", self.origin_y as i64),
             ("moderation_events", self.moderation_events as i64),
+            ("duplicates_dropped", self.duplicates_dropped as i64),
             ("rows", self.rows as i64),
             ("rejected_rows", self.rejected_rows as i64),
         ]

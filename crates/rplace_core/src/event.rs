@@ -2,7 +2,7 @@
 //! memory while it sorts them, so the record size is the memory budget (160 M events of 2022).
 
 /// A pixel placement. Coordinates are stored pixels (x 0..4096, y 0..2048), `color` a palette index.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[repr(C)]
 pub struct Event {
     /// Milliseconds since the Unix epoch, UTC.

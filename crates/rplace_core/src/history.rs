@@ -6,6 +6,7 @@
 //! processes that open the same dataset share its pages. Batch calls run on the rayon pool and
 //! each result depends only on its id, so the output is the same for any number of threads.
 
+use crate::csv_rows::{Expansion, Format};
 use crate::dataset::{self, DatasetInfo, Folder};
 use crate::error::{Context, Error, Result};
 use crate::index::{
@@ -90,6 +91,8 @@ pub struct History {
     folder: Folder,
     generation: String,
     info: DatasetInfo,
+    /// How the year's canvas grew (see [`History::canvas_bounds_at`]).
+    expansions: &'static [Expansion],
     width: usize,
     height: usize,
     tiles_x: usize,
@@ -162,6 +165,7 @@ impl History {
         if partition_size == 0 || width == 0 || height == 0 || u32::try_from(n).is_err() || width > 1 << 16 || height > 1 << 16 {
             return Err(damaged(dataset::MANIFEST_FILE, "impossible partition size, canvas size or event count"));
         }
+        let format = Format::of_year(info.year).map_err(|why| damaged(dataset::MANIFEST_FILE, &why))?;
         let (tiles_x, tiles_y) = tile_grid(width, height);
         let tiles = tiles_x * tiles_y;
 
@@ -200,6 +204,7 @@ impl History {
             tile_offsets,
             checkpoint_offsets,
             info,
+            expansions: format.expansions(),
             width,
             height,
             tiles_x,
@@ -312,7 +317,8 @@ impl History {
 
     /// For each event, the `size`×`size` window of the canvas strictly before it, centred on
     /// its pixel: `window[r, c] = canvas[y - size/2 + r, x - size/2 + c]`, [`OUTSIDE`] where
-    /// that falls outside the canvas (`size / 2` rounds down for odd sizes). `(B, size, size)`
+    /// that falls outside the canvas open at its time ([`History::canvas_bounds_at`]; `size / 2`
+    /// rounds down for odd sizes). `(B, size, size)`
     /// palette indices, row-major; any `size` ≥ 1.
     pub fn windows(&self, ids: &[i64], size: usize) -> Result<Vec<u8>> {
         let windows = self.per_event(ids, grid_cells(size)?, |scratch, id, window| self.window_into(id, size, window, scratch))?;
@@ -347,9 +353,25 @@ impl History {
     /// Where the `size`×`size` window of event `id` lies: see [`Under`].
     pub(crate) fn under(&self, id: usize, size: usize) -> Under {
         let (left, top) = self.corner(id, size);
-        let (xs, ys) = (clip(left, size, self.width), clip(top, size, self.height));
+        let (xs, ys) = self.window_span(id, left, top, size);
         let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
         Under { size, left, top, stride: xs.end.next_multiple_of(TILE) - x0, rows: ys.end.next_multiple_of(TILE) - y0, xs, ys, x0, y0 }
+    }
+
+    /// The columns and rows of the canvas open for placing at time `t_ms`: the year's canvas
+    /// grew during the event ([`Format::expansions`]). Cells outside them are [`OUTSIDE`] in the
+    /// windows of events at that time, like cells off the canvas.
+    pub fn canvas_bounds_at(&self, t_ms: i64) -> (Range<usize>, Range<usize>) {
+        let open = self.expansions.iter().rev().find(|e| t_ms >= e.from_ms).unwrap_or(&self.expansions[0]);
+        let along = |low: u16, high: u16, limit: usize| (low as usize).min(limit)..(high as usize).min(limit);
+        (along(open.x0, open.x1, self.width), along(open.y0, open.y1, self.height))
+    }
+
+    /// The columns and rows of the `size`×`size` window with corner (`left`, `top`) of event
+    /// `id` that lie on the canvas open at its time.
+    fn window_span(&self, id: usize, left: i64, top: i64, size: usize) -> (Range<usize>, Range<usize>) {
+        let (open_x, open_y) = self.canvas_bounds_at(self.timestamps()[id]);
+        (clip(left, size, open_x), clip(top, size, open_y))
     }
 
     /// One color per event, `(B,)` palette indices; `horizon_ms` (milliseconds, > 0) bounds
@@ -448,7 +470,8 @@ impl History {
         let first = timestamps[..id].partition_point(|&t| t < since);
         let (left, top) = self.corner(id, size);
         let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-        for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
+        let (xs, ys) = self.window_span(id, left, top, size);
+        for part in self.tiles_in(xs, ys) {
             let positions = self.first_position_from(part.tile, first)..self.first_position_from(part.tile, id);
             for (&e, &cell) in ids[positions.clone()].iter().zip(&cells[positions]) {
                 let (pixel, color) = (cell_pixel(cell), cell_color(cell) as usize);
@@ -490,7 +513,8 @@ impl History {
         I: Iterator<Item = (&'a u32, &'a u16)>,
     {
         let (left, top) = self.corner(id, size);
-        for part in self.tiles_in(clip(left, size, self.width), clip(top, size, self.height)) {
+        let (xs, ys) = self.window_span(id, left, top, size);
+        for part in self.tiles_in(xs, ys) {
             let (mut wanted, mut remaining) = part.mask();
             for (&e, &cell) in scan(part.tile) {
                 if remaining == 0 {
@@ -745,10 +769,14 @@ impl Under {
     }
 }
 
-/// The pixels `start .. start + size` that lie in `0 .. limit`.
-fn clip(start: i64, size: usize, limit: usize) -> Range<usize> {
-    let low = start.clamp(0, limit as i64) as usize;
-    low..(start.saturating_add(size as i64).clamp(0, limit as i64) as usize).max(low)
+/// The pixels `start .. start + size` that lie in `limit`; when none do (a window off the part
+/// of the canvas open at its time), an empty range inside `start ..= start + size`, so that a
+/// window's crop of it stays inside the window.
+fn clip(start: i64, size: usize, limit: Range<usize>) -> Range<usize> {
+    let end = start.saturating_add(size as i64);
+    let low = start.max(limit.start as i64).min(end).max(0);
+    let high = end.min(limit.end as i64).max(low);
+    low as usize..high as usize
 }
 
 /// The first index ≥ `from` whose timestamp is after `t_ms`: an exponential search from `from`,

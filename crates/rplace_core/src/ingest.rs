@@ -84,6 +84,9 @@ pub struct IngestOptions {
     /// differs: its first line is skipped, its rows must be in that year's column order); `None`
     /// tells the year from the headers, the same for every input.
     pub year: Option<u16>,
+    /// Drop the events equal to an earlier one of the same millisecond (same user, pixel,
+    /// color): the official 2022 file repeats some rows exactly. Kept by default.
+    pub dedupe: bool,
 }
 
 /// The default of [`IngestOptions::partition_size`].
@@ -98,6 +101,7 @@ impl Default for IngestOptions {
             progress: false,
             max_rectangle_pixels: MAX_RECTANGLE_PIXELS,
             year: None,
+            dedupe: false,
         }
     }
 }
@@ -690,6 +694,7 @@ fn order(
     check(stop)?;
     reserve(&mut Vec::<Event>::new(), events.len(), "sorting the events")?;
     events.par_sort_by_key(|event| event.timestamp_ms);
+    let duplicates_dropped = if options.dedupe { drop_duplicates(&mut events) } else { 0 };
     lap("sort");
 
     let users = number_users_by_first_event(&mut events, users.into_hashes()?)?;
@@ -718,6 +723,7 @@ fn order(
         origin_x: format.canvas().origin_x,
         origin_y: format.canvas().origin_y,
         moderation_events: moderation.len() as u64,
+        duplicates_dropped,
         rows,
         rejected_rows,
     };
@@ -830,6 +836,42 @@ fn human_bytes(bytes: u64) -> String {
 
 /// Renumbers users by their first event in time order (so ids do not depend on how the input
 /// was split into files) and returns their hashes indexed by the new id.
+/// Drops from `events` (sorted by time) each event equal to an earlier one of its millisecond:
+/// same user, pixel, color and kind (a click or a moderation rectangle's). Returns how many.
+fn drop_duplicates(events: &mut Vec<Event>) -> u64 {
+    let n = events.len();
+    let (mut kept, mut start) = (0, 0);
+    let mut seen = hashbrown::HashSet::new();
+    while start < n {
+        let t = events[start].timestamp_ms;
+        let end = start + events[start..].partition_point(|e| e.timestamp_ms == t);
+        let first_kept = kept;
+        // `kept <= i`: each event is moved down before its slot is reused.
+        if end - start <= 16 {
+            for i in start..end {
+                let event = events[i];
+                if !events[first_kept..kept].contains(&event) {
+                    events[kept] = event;
+                    kept += 1;
+                }
+            }
+        } else {
+            // A long millisecond (a moderation rectangle's): a set, not a quadratic scan.
+            seen.clear();
+            for i in start..end {
+                let event = events[i];
+                if seen.insert(event) {
+                    events[kept] = event;
+                    kept += 1;
+                }
+            }
+        }
+        start = end;
+    }
+    events.truncate(kept);
+    (n - kept) as u64
+}
+
 fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>) -> Result<Vec<Box<[u8]>>> {
     let mut new_id = filled(hashes.len(), u32::MAX, "numbering the users")?;
     let mut by_new_id = Vec::new();

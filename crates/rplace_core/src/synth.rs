@@ -8,9 +8,10 @@
 //!   follows a daily rhythm (busiest at 19:00 UTC) and doubles from start to end. Event times are
 //!   monotone in generation order, in milliseconds; about 3 % of events share the millisecond of
 //!   the one before (bursts), and dense files have many more ties.
-//! - **Growth**: the first third of the time is stage 0 (a 1000×1000 canvas, 16 colors), the
-//!   second stage 1 (2000×1000, 24 colors), the last stage 2 (2000×2000, 32 colors). No event
-//!   leaves the canvas or the palette of its time.
+//! - **Growth**: as in the event, about the first third of the time is stage 0 (a 1000×1000
+//!   canvas, 16 colors), the second stage 1 (2000×1000 from 2022-04-02 16:24:56 UTC, 24 colors),
+//!   the last stage 2 (2000×2000 from 2022-04-03 19:03:53 UTC, 32 colors). No event leaves the
+//!   canvas or the palette of its time.
 //! - **Users**: about one per 15 rows, the ratio of the real data. A few tenths of a percent are
 //!   dedicated players who place as often as the cooldown allows (about 650 pixels each); after
 //!   them activity falls off as a power law, so the median user places 3 pixels and about 30 %
@@ -84,10 +85,13 @@ const END_MS: i64 = 1_649_112_450_000;
 const SPAN_MS: i64 = END_MS - START_MS;
 /// One pixel per user every five minutes.
 const COOLDOWN_MS: i64 = 300_000;
-/// The canvas and the palette grow at one and two thirds of the time.
-const STAGE_START_MS: [i64; 3] = [START_MS, START_MS + SPAN_MS / 3, START_MS + SPAN_MS * 2 / 3];
+/// The canvas and the palette grow when the event's did ([`Format::expansions`]), about one and
+/// two thirds of the time.
+const STAGE_START_MS: [i64; 3] = [START_MS, EXPANSIONS[1].from_ms, EXPANSIONS[2].from_ms];
+const EXPANSIONS: &[crate::csv_rows::Expansion] = crate::csv_rows::EXPANSIONS_2022.as_slice();
 /// Canvas width and height in each stage.
-const STAGE_EXTENT: [(u16, u16); 3] = [(1000, 1000), (2000, 1000), (CANVAS_SIZE, CANVAS_SIZE)];
+const STAGE_EXTENT: [(u16, u16); 3] =
+    [(EXPANSIONS[0].x1, EXPANSIONS[0].y1), (EXPANSIONS[1].x1, EXPANSIONS[1].y1), (CANVAS_SIZE, CANVAS_SIZE)];
 /// How many colors each stage allows: the first `n` of [`COLORS_BY_STAGE`].
 const STAGE_COLORS: [usize; 3] = [16, 24, 32];
 /// Rows shuffled together and compressed as one gzip member (about 1 MB of text).

@@ -12,9 +12,13 @@ use std::io::Write;
 use std::sync::atomic::AtomicBool;
 
 fn random_events(rng: &mut Rng, n: usize, width: usize, height: usize, hot: usize) -> Vec<Event> {
+    random_events_from(rng, n, width, height, hot, 1_648_817_050_000)
+}
+
+fn random_events_from(rng: &mut Rng, n: usize, width: usize, height: usize, hot: usize, start_ms: i64) -> Vec<Event> {
     let hot_pixels = [(0, 0), (width - 1, height - 1), (width - 1, 0), (width / 2, height / 2), (TILE.min(width - 1), 3.min(height - 1))];
     let square = (rng.index(width - hot.min(width) + 1), rng.index(height - hot.min(height) + 1));
-    let mut t = 1_648_817_050_000i64;
+    let mut t = start_ms;
     (0..n)
         .map(|_| {
             t += [0, 0, 0, 1, 2, 7][rng.index(6)];
@@ -46,6 +50,7 @@ fn write_dataset(dir: &Path, events: &[Event], width: usize, height: usize, part
         origin_x: 0,
         origin_y: 0,
         moderation_events: 0,
+        duplicates_dropped: 0,
         rows: events.len() as u64,
         rejected_rows: 0,
     };
@@ -78,6 +83,21 @@ struct Oracle {
 }
 
 impl Oracle {
+    fn new(events: Vec<Event>, width: usize, height: usize) -> Oracle {
+        Oracle { events, width, height }
+    }
+
+    /// Whether pixel (`x`, `y`) is on the canvas open at event `id`'s time: the 2022 schedule,
+    /// read plainly.
+    fn open(&self, id: usize, x: i64, y: i64) -> bool {
+        let t = self.events[id].timestamp_ms;
+        let open = Format::Y2022.expansions().iter().rev().find(|e| e.from_ms <= t).unwrap();
+        (0..self.width as i64).contains(&x)
+            && (0..self.height as i64).contains(&y)
+            && (open.x0 as i64..open.x1 as i64).contains(&x)
+            && (open.y0 as i64..open.y1 as i64).contains(&y)
+    }
+
     fn canvas_before(&self, id: usize) -> Vec<u8> {
         let mut canvas = vec![WHITE; self.width * self.height];
         replay(&mut canvas, self.width, &self.events[..id]);
@@ -100,7 +120,7 @@ impl Oracle {
                 for c in 0..size {
                     let x = e.x() as i64 - (size / 2) as i64 + c as i64;
                     let y = e.y() as i64 - (size / 2) as i64 + r as i64;
-                    let inside = (0..self.width as i64).contains(&x) && (0..self.height as i64).contains(&y);
+                    let inside = self.open(id, x, y);
                     out[k * size * size + r * size + c] = if inside { canvas[y as usize * self.width + x as usize] } else { OUTSIDE };
                 }
             }
@@ -139,7 +159,7 @@ impl Oracle {
                 break;
             }
             let (c, r) = (later.x() as i64 - left, later.y() as i64 - top);
-            if (0..size as i64).contains(&c) && (0..size as i64).contains(&r) {
+            if (0..size as i64).contains(&c) && (0..size as i64).contains(&r) && self.open(id, later.x() as i64, later.y() as i64) {
                 let at = r as usize * size + c as usize;
                 if !seen[at] {
                     seen[at] = true;
@@ -155,7 +175,8 @@ impl Oracle {
     fn in_window(&self, id: usize, size: usize, other: &Event) -> Option<usize> {
         let e = self.events[id];
         let (c, r) = (other.x() as i64 - e.x() as i64 + (size / 2) as i64, other.y() as i64 - e.y() as i64 + (size / 2) as i64);
-        ((0..size as i64).contains(&c) && (0..size as i64).contains(&r)).then(|| r as usize * size + c as usize)
+        let inside = (0..size as i64).contains(&c) && (0..size as i64).contains(&r) && self.open(id, other.x() as i64, other.y() as i64);
+        inside.then(|| r as usize * size + c as usize)
     }
 
     fn recent(&self, id: usize, size: usize, duration: i64) -> Vec<i64> {
@@ -178,7 +199,7 @@ impl Oracle {
         (0..size * size)
             .map(|at| {
                 let (x, y) = (e.x() as i64 - (size / 2) as i64 + (at % size) as i64, e.y() as i64 - (size / 2) as i64 + (at / size) as i64);
-                if !(0..self.width as i64).contains(&x) || !(0..self.height as i64).contains(&y) {
+                if !self.open(id, x, y) {
                     return AGE_OUTSIDE;
                 }
                 match last[at] {
@@ -320,7 +341,7 @@ fn matches_the_oracle_on_a_canvas_that_is_not_a_multiple_of_the_tile() {
     let history = History::open(dir.path()).unwrap();
     assert_eq!((history.len(), history.width(), history.height()), (20_000, 37, 23));
     assert_eq!(history.timestamps()[5], events[5].timestamp_ms);
-    let oracle = Oracle { events, width, height };
+    let oracle = Oracle::new(events, width, height);
     check_against_oracle(&history, &oracle, &mut rng, &[1, 7, 16, 64]);
     check_canvases(&history, &oracle, &mut rng, partition_size);
     check_select(&history, &oracle, &mut rng);
@@ -345,7 +366,7 @@ fn ages_match_the_oracle_from_milliseconds_to_months() {
     let dir = tempfile::tempdir().unwrap();
     write_dataset(dir.path(), &events, width, height, partition_size);
     let history = History::open(dir.path()).unwrap();
-    let oracle = Oracle { events, width, height };
+    let oracle = Oracle::new(events, width, height);
     check_against_oracle(&history, &oracle, &mut rng, &[16]);
     let all: Vec<i64> = (0..oracle.events.len() as i64).step_by(3).collect();
     let buckets = history.age_buckets(&all, 9).unwrap();
@@ -356,7 +377,11 @@ fn ages_match_the_oracle_from_milliseconds_to_months() {
 #[test]
 fn matches_the_oracle_after_a_real_ingest() {
     let mut rng = Rng::new(11, 0, 0);
-    let events = random_events(&mut rng, 25_000, 2000, 2000, 40);
+    // Starting 20 s before the canvas grew (2022-04-02 16:24:56): about half the events come
+    // after, so windows meet cells not yet open and cells just opened.
+    let grew = Format::Y2022.expansions()[1].from_ms;
+    let events = random_events_from(&mut rng, 25_000, 2000, 2000, 40, grew - 20_000);
+    assert!(events[0].timestamp_ms < grew && events[events.len() - 1].timestamp_ms > grew);
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("history.csv");
     let mut text = String::from("timestamp,user_id,pixel_color,coordinate\n");
@@ -373,7 +398,7 @@ fn matches_the_oracle_after_a_real_ingest() {
     // The ingest numbers users by first appearance: the oracle takes the dataset's numbers.
     let events: Vec<Event> =
         events.iter().zip(history.user_ids()).map(|(e, &u)| Event::new(e.timestamp_ms, u, e.x(), e.y(), e.color(), false)).collect();
-    let oracle = Oracle { events, width: 2000, height: 2000 };
+    let oracle = Oracle::new(events, 2000, 2000);
     check_against_oracle(&history, &oracle, &mut rng, &[64, 9]);
     check_canvases(&history, &oracle, &mut rng, 1_000);
 }

@@ -55,6 +55,11 @@ impl PyHistory {
         (self.inner.info().origin_x, self.inner.info().origin_y)
     }
 
+    fn canvas_bounds_at(&self, t_ms: i64) -> (usize, usize, usize, usize) {
+        let (xs, ys) = self.inner.canvas_bounds_at(t_ms);
+        (xs.start, ys.start, xs.end, ys.end)
+    }
+
     #[getter]
     fn time_range(&self) -> (i64, i64) {
         self.inner.time_range()

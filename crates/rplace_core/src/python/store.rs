@@ -37,6 +37,7 @@ fn info_dict<'py>(py: Python<'py>, info: &DatasetInfo) -> PyResult<Bound<'py, Py
     dict.set_item("year", info.year)?;
     dict.set_item("canvas_origin", (info.origin_x, info.origin_y))?;
     dict.set_item("moderation_events", info.moderation_events)?;
+    dict.set_item("duplicates_dropped", info.duplicates_dropped)?;
     dict.set_item("rows", info.rows)?;
     dict.set_item("rejected_rows", info.rejected_rows)?;
     Ok(dict)
@@ -63,9 +64,10 @@ fn ingest<'py>(
     progress: bool,
     max_rectangle_pixels: u64,
     year: Option<u16>,
+    dedupe: bool,
 ) -> PyResult<Bound<'py, PyDict>> {
     let on_error = on_error.parse::<OnError>().map_err(to_py)?;
-    let options = IngestOptions { partition_size, on_error, force, progress, max_rectangle_pixels, year };
+    let options = IngestOptions { partition_size, on_error, force, progress, max_rectangle_pixels, year, dedupe };
     let signals = Signals::default();
     let summary = py.detach(|| crate::ingest::ingest(&inputs, &out, &options, &|| signals.should_stop())).map_err(|e| signals.error(e))?;
     let dict = info_dict(py, &summary.info)?;
