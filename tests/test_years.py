@@ -113,10 +113,6 @@ def test_headers_name_the_known_formats(tmp_path):
     assert message.startswith(f"{unknown}: wrong header `time,who,where,what`")
     for year, header in rplacevit.store.KNOWN_HEADERS:
         assert f"`{header}` ({year})" in message
-    old = tmp_path / "tile_placements.csv"
-    write_rows(old, "ts,user,x_coordinate,y_coordinate,color", ["1491167838000,c2Md9m4QckH8M+lhNh9btgoiFDk=,326,258,0"])
-    with pytest.raises(rplacevit.FormatError, match="the r/place 2017 format, which rplacevit does not read yet"):
-        rplacevit.ingest(old, tmp_path / "d", progress=False)
 
 
 def test_year_forces_the_format_of_a_copy_with_another_header(tmp_path):
@@ -127,7 +123,7 @@ def test_year_forces_the_format_of_a_copy_with_another_header(tmp_path):
         rplacevit.ingest(renamed, tmp_path / "d", progress=False)
     rplacevit.ingest(renamed, tmp_path / "d", progress=False, year=2023)
     assert rplacevit.info(tmp_path / "d")["events"] == 48
-    with pytest.raises(rplacevit.ArgumentError, match="no r/place format for the year 2019: rplacevit reads 2022 and 2023"):
+    with pytest.raises(rplacevit.ArgumentError, match="no r/place format for the year 2019: rplacevit reads 2017, 2022, 2023"):
         rplacevit.ingest(renamed, tmp_path / "e", progress=False, year=2019)
 
 
@@ -269,3 +265,97 @@ def test_exact_duplicates_are_kept_or_dropped_and_counted(tmp_path):
                             capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert "9 (0 rejected, 27 exact duplicates dropped)" in result.stdout
+
+
+PALETTE_2017 = ["#FFFFFF", "#E4E4E4", "#888888", "#222222", "#FFA7D1", "#E50000", "#E59500", "#A06A42",
+                "#E5D900", "#94E044", "#02BE01", "#00E5F0", "#0083C7", "#0000EA", "#E04AFF", "#820080"]
+
+
+@pytest.fixture(scope="module")
+def dataset_2017(tmp_path_factory):
+    out = tmp_path_factory.mktemp("y2017") / "d"
+    rplacevit.ingest(DATA / "tile_placements_2017.csv", out, progress=False)
+    return out
+
+
+def test_2017_has_its_canvas_palette_and_answers(dataset_2017, tmp_path):
+    info = rplacevit.info(dataset_2017)
+    assert (info["year"], info["canvas_width"], info["canvas_height"], info["rows"], info["events"], info["users"]) == (2017, 1000, 1000, 6, 6, 3)
+    h = rplacevit.open(dataset_2017)
+    assert (h.palette, h.white) == (PALETTE_2017, 0)
+    final = h.canvas_before(len(h))
+    assert (final[258, 326], final[0, 0], final[999, 999], final[0, 500]) == (5, 3, 13, 1)
+    assert np.count_nonzero(final) == 4  # the rest is white: index 0
+    assert h.canvas_bounds_at(0) == (0, 0, 1000, 1000)
+    assert rplacevit.verify(dataset_2017, progress=False) == []
+    # The picture is in 2017's colors; the palette table of meta.sqlite says them too.
+    import imageio.v3 as iio
+
+    from rplacevit.render import render
+
+    render(h, h.time_range[1], tmp_path / "final.png", region=(320, 250, 330, 260))
+    picture = iio.imread(tmp_path / "final.png")
+    assert tuple(picture[8, 6]) == (0xE5, 0x00, 0x00) and tuple(picture[0, 0]) == (255, 255, 255)
+    meta = sqlite3.connect(f"file:{dataset_2017 / 'meta.sqlite'}?mode=ro", uri=True)
+    assert [hex_ for (hex_,) in meta.execute("SELECT hex FROM palette ORDER BY id")] == PALETTE_2017
+
+
+def test_2017_mirror_rejects_its_quirks_by_line(tmp_path):
+    source = DATA / "place_tiles_2017.csv"
+    with pytest.raises(rplacevit.FormatError, match=r"place_tiles_2017\.csv:3: empty x_coordinate"):
+        rplacevit.ingest(source, tmp_path / "d", progress=False)
+    summary = rplacevit.ingest(source, tmp_path / "d", progress=False, on_error="skip")
+    assert (summary["year"], summary["events"], summary["rejected_rows"]) == (2017, 2, 5)
+    with open(tmp_path / "d" / "rejects.csv", newline="") as f:
+        rejects = {int(row["line"]): row["reason"] for row in csv.DictReader(f)}
+    assert rejects == {3: "empty x_coordinate", 4: "x_coordinate: 1000 is outside the 1000x1000 canvas (0 to 999)",
+                       5: "y_coordinate: 1000 is outside the 1000x1000 canvas (0 to 999)", 6: "empty color",
+                       7: "color `16` is not an index of the 2017 palette (0 to 15)"}
+    e = rplacevit.open(tmp_path / "d").events()
+    assert [int(e["timestamp"][0]) % 1000, int(e["color"][0]), int(e["color"][1])] == [500, 5, 12]
+    # Both 2017 variants are one year: they go into one dataset.
+    both = rplacevit.ingest([DATA / "tile_placements_2017.csv", source], tmp_path / "both", progress=False, on_error="skip")
+    assert (both["year"], both["events"]) == (2017, 8)
+
+
+def write_2017_from(history: rplacevit.History, path) -> None:
+    """The events of a 2022 history as a 2017 file: colors folded into the 16 indices."""
+    e = history.events()
+    with open(path, "w") as f:
+        f.write("ts,user,x_coordinate,y_coordinate,color\n")
+        for t, u, x, y, c in zip(*(np.asarray(e[k]).tolist() for k in ("timestamp", "user_id", "x", "y", "color"))):
+            f.write(f"{t},u{u},{x},{y},{c % 16}\n")
+
+
+def test_a_2017_model_trains_evaluates_paints_and_refuses_another_palette(sample_dataset, tmp_path):
+    from rplacevit.evaluate import evaluate
+    from rplacevit.infer import InferConfig, infer
+    from rplacevit.models import load_model
+    from rplacevit.train import TrainConfig, train
+
+    write_2017_from(rplacevit.open(sample_dataset), tmp_path / "s2017.csv")
+    rplacevit.ingest(tmp_path / "s2017.csv", tmp_path / "d2017", progress=False)
+    h = rplacevit.open(tmp_path / "d2017")
+    first, last = h.time_range
+    until = first + (last - first) * 3 // 4
+    train(TrainConfig(task="color", dataset=str(tmp_path / "d2017"), out=str(tmp_path / "run"), preset="tiny", steps=20, batch_size=32,
+                      val_every=10, val_samples=256, device="cpu", until=until, model=dict(window=16, centre=4, patch=4)), progress=False)
+    model = load_model(tmp_path / "run" / "model.pt")
+    assert model.config.palette == tuple(PALETTE_2017)
+    report = evaluate(tmp_path / "d2017", str(tmp_path / "run" / "model.pt"), t0=until, samples=200, device="cpu", progress=False)
+    assert report["color"]["n"] == 200
+    with pytest.raises(ValueError, match="trained on a palette of 16 colors .* has another of 32"):
+        evaluate(sample_dataset, str(tmp_path / "run" / "model.pt"), t0=until, samples=50, device="cpu", progress=False)
+    other = evaluate(sample_dataset, str(tmp_path / "run" / "model.pt"), t0=until, samples=50, device="cpu", progress=False,
+                     allow_other_palette=True)
+    assert other["color"]["n"] == 50
+    # Painting from white: 2017's white is index 0, and every color placed is one of its 16.
+    run = infer(tmp_path / "run" / "model.pt", None, InferConfig(steps=300, canvas_size=(32, 32), temperature=1.0, png=str(tmp_path / "p.png"),
+                                                                 progress=False))
+    assert run.canvas.max() < 16
+    import imageio.v3 as iio
+
+    colors = {tuple(c) for c in iio.imread(tmp_path / "p.png").reshape(-1, 3)}
+    assert colors <= {tuple(int(h_[i:i + 2], 16) for i in (1, 3, 5)) for h_ in PALETTE_2017}
+    with pytest.raises(ValueError, match="palette"):
+        infer(tmp_path / "run" / "model.pt", None, InferConfig(steps=1, dataset=str(sample_dataset), at=until, progress=False))

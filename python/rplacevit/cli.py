@@ -253,7 +253,7 @@ def cmd_users_cluster(args: argparse.Namespace) -> None:
 
 
 def cmd_user(args: argparse.Namespace) -> None:
-    from . import PALETTE_HEX, users
+    from . import users
 
     reader = history.open(args.dataset)
     table = users.placements(reader, args.user)
@@ -263,7 +263,7 @@ def cmd_user(args: argparse.Namespace) -> None:
     for k in range(len(table["id"])):
         color = int(table["color"][k])
         print(f"  {table['id'][k]:>10}  {format_time(int(table['timestamp'][k])):<24}  {table['x'][k]:>4}  {table['y'][k]:>4}  "
-              f"{color:>2} {PALETTE_HEX[color]}  {'yes' if table['survived'][k] else 'no'}")
+              f"{color:>2} {reader.palette[color]}  {'yes' if table['survived'][k] else 'no'}")
     if args.png:
         users.picture(reader, user, args.png)
         print(f"wrote {args.png}")
@@ -311,7 +311,7 @@ def cmd_evaluate(args: argparse.Namespace) -> None:
 
     report = evaluate(args.dataset, labelled_models(args.color_model), labelled_models(args.time_model), t0=args.t0, t1=args.t1, region=args.region, samples=args.samples,
                       seed=args.seed, batch_size=args.batch_size, device=args.device, out=args.out, allow_overlap=args.allow_overlap,
-                      force=args.force, progress=progress_wanted(args), threads=args.threads)
+                      allow_other_palette=args.allow_other_palette, force=args.force, progress=progress_wanted(args), threads=args.threads)
     print(format_table(report), end="")
     print(f"wrote the report to {args.out} (report.json, report.md, events.npy, confusion.png, examples.png)")
 
@@ -538,6 +538,8 @@ def options_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=positive, default=256, help="events per forward pass (default: %(default)s)")
     add_device(p)
     p.add_argument("--allow-overlap", action="store_true", help="allow --from before the end of a model's training data")
+    p.add_argument("--allow-other-palette", action="store_true",
+                   help="evaluate on a dataset whose palette is not the one the models were trained on")
     p.add_argument("--force", action="store_true", help="replace an existing report folder")
     add_quiet(p, "show no progress")
     add_output(p, "the report folder to write", required=True, metavar="REPORT_DIR")

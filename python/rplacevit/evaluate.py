@@ -65,7 +65,7 @@ from .data import UserVectors, model_inputs, select_events, to_device
 from .devices import DEFAULT_THREADS, resolve_device, use_threads
 from .history import COLOR_HORIZON_MS, COLOR_TARGET, TIME_HORIZON_MS, History
 from .history import open as open_history
-from .models import PALETTE_SIZE, WindowModel, model_on
+from .models import PALETTE_SIZE, WindowModel, check_palette, model_on
 from .progress import bar as progress_bar
 from .report import EXAMPLES, is_report, write_report
 from .times import format_time, parse_time
@@ -183,6 +183,7 @@ def evaluate(
     device: str | torch.device = "auto",
     out: _Path | None = None,
     allow_overlap: bool = False,
+    allow_other_palette: bool = False,
     force: bool = False,
     progress: bool = True,
     threads: int = DEFAULT_THREADS,
@@ -209,7 +210,8 @@ def evaluate(
     several are; ``"baselines"`` beside them.
 
     Raises ValueError for an empty selection, a ``t0`` before the end of a model's
-    training data (unless ``allow_overlap``), a checkpoint of the wrong kind, or a bad argument.
+    training data (unless ``allow_overlap``), a dataset whose palette is not the models' (unless
+    ``allow_other_palette``), a checkpoint of the wrong kind, or a bad argument.
     """
     if samples is not None and not (isinstance(samples, int) and samples >= 1):
         raise ArgumentError(f"`samples` = {samples!r}: expected a positive integer, or None for all events")
@@ -247,6 +249,8 @@ def evaluate(
         centre = agreed(timers, "centres", lambda one: one.model.config.centre)
 
     history = open_history(dataset)
+    for one in everything.values():
+        check_palette(one.model.config, history.palette, allow_other_palette, f"the dataset {os.fspath(dataset)}")
     # The users input sees the users as its training data showed them (as of t0 for an object).
     users_at: dict[int | None, UserVectors] = {}
     for one in everything.values():

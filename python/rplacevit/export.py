@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from . import _core, history as history_module
+from . import history as history_module
 from ._core import ArgumentError
 from .files import atomic_path, check_suffix
 from .progress import bar as progress_bar
@@ -24,7 +24,7 @@ ROW_GROUP_EVENTS = 1_000_000
 COLUMNS = {
     "timestamp": "the event's time, a UTC timestamp in milliseconds",
     "user_id": "the dense user id (numbered by first event; the original hash is in meta.sqlite's users table)",
-    "color": "the palette index (0..31; rplacevit.PALETTE_HEX gives the colors)",
+    "color": "the palette index (the dataset's palette: History.palette, meta.sqlite's palette table)",
     "color_hex": "the color as #RRGGBB",
     "x": "the column in the year's official coordinates (2023: -1500..1499)",
     "y": "the row in the year's official coordinates (2023: -1000..999)",
@@ -58,7 +58,7 @@ def export(dataset, out, region: tuple[int, int, int, int] | None = None, t0: in
     end = len(h) if t1 is None else int(np.searchsorted(timestamps, t1, "left"))
     origin_x, origin_y = h.canvas_origin
     coordinate = pa.int16() if max(h.canvas_width, h.canvas_height) + abs(min(origin_x, origin_y)) < 2**15 else pa.int32()
-    palette = pa.array(_core.PALETTE_HEX, pa.string())
+    palette = pa.array(h.palette, pa.string())
     schema = pa.schema([
         pa.field("timestamp", pa.timestamp("ms", tz="UTC"), nullable=False),
         pa.field("user_id", pa.uint32(), nullable=False),

@@ -65,8 +65,24 @@ class History:
 
     @property
     def year(self) -> int:
-        """The r/place year whose files were ingested (2022, 2023)."""
+        """The r/place year whose files were ingested (2017, 2022, 2023)."""
         return self._core.year
+
+    @property
+    def palette(self) -> list[str]:
+        """The year's colors as ``#RRGGBB``, by palette index: 16 for 2017 (the official
+        indices, 0 white), 32 for 2022 and 2023 (:data:`rplacevit.PALETTE_HEX`, 31 white)."""
+        return self._core.palette
+
+    @property
+    def palette_rgb(self) -> list[tuple[int, int, int]]:
+        """:attr:`palette` as ``(r, g, b)``."""
+        return [(int(h[1:3], 16), int(h[3:5], 16), int(h[5:7], 16)) for h in self.palette]
+
+    @property
+    def white(self) -> int:
+        """The palette index of white, the color of a fresh canvas: 0 for 2017, 31 after."""
+        return self._core.white
 
     @property
     def canvas_origin(self) -> tuple[int, int]:

@@ -57,7 +57,7 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Mapping, Union
+from typing import Mapping, Sequence, Union
 
 import numpy as np
 import torch
@@ -66,7 +66,7 @@ from . import OUTSIDE, PALETTE_RGB, WHITE, ArgumentError
 from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
 from .files import atomic_path, check_suffix
 from .history import open as open_history
-from .models import AGE_NEVER, AGE_OUTSIDE, PALETTE_SIZE, ModelConfig, WindowModel, age_bucket, model_on
+from .models import AGE_NEVER, AGE_OUTSIDE, PALETTE_SIZE, ModelConfig, WindowModel, age_bucket, check_palette, model_on, trained_palette
 from .options import option, parse_region
 from .progress import bar as progress_bar
 from .render import frames_to, to_rgb
@@ -169,9 +169,10 @@ def color_weight_vector(weights: Mapping[int, float] | None, avoid_current: bool
     return vector
 
 
-def image_to_canvas(path: _Path) -> np.ndarray:
-    """(H, W) uint8: each pixel of an image file (PNG, JPEG…, any mode) as the nearest palette
-    color in RGB; transparent pixels are first blended onto white, the blank canvas' color.
+def image_to_canvas(path: _Path, palette: Sequence[str] | None = None) -> np.ndarray:
+    """(H, W) uint8: each pixel of an image file (PNG, JPEG…, any mode) as the nearest color of
+    ``palette`` (``#RRGGBB`` by index; None: 2022's) in RGB; transparent pixels are first
+    blended onto white, the blank canvas' color.
     Raises FileNotFoundError for a missing file and ValueError naming a file that is no image."""
     from PIL import Image, UnidentifiedImageError
 
@@ -188,9 +189,19 @@ def image_to_canvas(path: _Path) -> np.ndarray:
     keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
     colors, inverse = np.unique(keys.ravel(), return_inverse=True)
     distinct = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1)
-    palette = np.array(PALETTE_RGB, dtype=np.int32)
+    palette = np.array(PALETTE_RGB if palette is None else rgb_of(palette), dtype=np.int32)
     nearest = ((distinct[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
     return nearest.astype(np.uint8)[inverse].reshape(keys.shape)
+
+
+def rgb_of(palette: Sequence[str]) -> list[tuple[int, int, int]]:
+    """``#RRGGBB`` colors as ``(r, g, b)``."""
+    return [(int(c[1:3], 16), int(c[3:5], 16), int(c[5:7], 16)) for c in palette]
+
+
+def white_of(palette: Sequence[str] | None) -> int:
+    """The palette index of white in ``palette`` (None: 2022's)."""
+    return WHITE if palette is None else list(palette).index("#FFFFFF")
 
 
 def crop_or_pad(canvas: np.ndarray, canvas_size: tuple[int, int], fill=WHITE) -> np.ndarray:
@@ -208,32 +219,34 @@ def start_canvas(
     at: str | int | None = None,
     canvas_size: tuple[int, int] | None = None,
     region: tuple[int, int, int, int] | None = None,
+    palette: Sequence[str] | None = None,
 ) -> np.ndarray:
     """(H, W) uint8 palette indices to paint on: the image file (or (H, W) palette array)
     ``init``; or the canvas of ``dataset`` at time ``at`` (ISO 8601 or ms, see
     :func:`rplacevit.times.parse_time`); or, with neither, a white canvas of ``canvas_size``
     (width, height; default 256×256). ``region`` (x0, y0, x1, y1; x1, y1 exclusive) first cuts
     that rectangle out of an image or dataset canvas; a given ``canvas_size`` then crops or pads
-    (with white) the result, keeping its top-left corner."""
+    (with white) the result, keeping its top-left corner. ``palette`` (``#RRGGBB`` by index;
+    None: 2022's) is the models': an image is read in its colors, white is its white."""
     check_start(init, dataset, at, canvas_size, region)
     if dataset is not None:
         canvas = open_history(dataset).canvas_at(parse_time(at))
     elif init is None:
         width, height = canvas_size or DEFAULT_CANVAS_SIZE
-        return np.full((height, width), WHITE, dtype=np.uint8)
+        return np.full((height, width), white_of(palette), dtype=np.uint8)
     elif isinstance(init, np.ndarray):
         if init.ndim != 2 or init.dtype.kind not in "iu" or init.size == 0 or init.min() < 0 or init.max() >= PALETTE_SIZE:
             raise ArgumentError(f"a start canvas must be a non-empty (H, W) integer array of palette indices 0..{PALETTE_SIZE - 1}")
         canvas = init.astype(np.uint8)
     else:
-        canvas = image_to_canvas(init)
+        canvas = image_to_canvas(init, palette)
     if region is not None:
         x0, y0, x1, y1 = region
         height, width = canvas.shape
         if not (0 <= x0 < x1 <= width and 0 <= y0 < y1 <= height):
             raise ArgumentError(f"`region` {x0},{y0},{x1},{y1} is not inside the {width}x{height} start canvas")
         canvas = canvas[y0:y1, x0:x1].copy()
-    return canvas if canvas_size is None else crop_or_pad(canvas, tuple(canvas_size))
+    return canvas if canvas_size is None else crop_or_pad(canvas, tuple(canvas_size), white_of(palette))
 
 
 def start_times(dataset: _Path | None, at: str | int | None, shape: tuple[int, int], canvas_size, region) -> tuple[np.ndarray, int]:
@@ -411,6 +424,8 @@ class InferConfig:
     color_weights: dict | None = option(None, "palette index → weight multiplying the probabilities (0 excludes a color)",
                                         parse=parse_color_weights, metavar="27=0.75,...")
     avoid_current: bool = option(False, "never place a pixel's present color")
+    allow_other_palette: bool = option(False, "paint on a dataset whose palette is not the one the models were trained on "
+                                              "(2017's 16 colors against 2022's 32: the indices mean other colors)")
     interval_ms: int | None = option(None, "simulated ms between placements, for models that see ages (default: the mean interval "
                                      f"between the events of the dataset region with --dataset, else {DEFAULT_INTERVAL_MS:,})",
                                      metavar="MS")
@@ -462,7 +477,12 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
     use_threads(config.threads)
     color_model = model_on(color_model, "color", device)[0]
     time_model = None if time_model is None else model_on(time_model, "time", device)[0]
-    start = start_canvas(config.init, config.dataset, config.at, config.canvas_size, config.region)
+    palette = trained_palette(color_model.config)
+    if time_model is not None:
+        check_palette(time_model.config, palette, config.allow_other_palette, "the color model")
+    if config.dataset is not None:
+        check_palette(color_model.config, open_history(config.dataset).palette, config.allow_other_palette, f"the dataset {config.dataset}")
+    start = start_canvas(config.init, config.dataset, config.at, config.canvas_size, config.region, palette)
     height, width = start.shape
     geometry = Geometry.of(color_model.config, None if time_model is None else time_model.config)
     window = max(geometry.time_window, geometry.color_window)
@@ -483,6 +503,7 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
         placed_times = times[pad : pad + height, pad : pad + width]
         placed_times.copy_(torch.from_numpy(start_t))
     state = Canvas(padded, times)
+    weights[len(palette):] = 0  # a smaller palette's model never places the indices it lacks
     log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
     rng = np.random.default_rng(config.seed)
     placements = torch.empty((config.steps, 3), dtype=torch.int64, device=device)
@@ -499,7 +520,7 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
         def keep_frame() -> None:
             nonlocal frames
             if config.video is not None or config.gif is not None:
-                add_frame(to_rgb(canvas.cpu().numpy(), None, config.scale))
+                add_frame(to_rgb(canvas.cpu().numpy(), None, config.scale, rgb_of(palette)))
                 frames += 1
 
         began = time.perf_counter()
@@ -542,6 +563,6 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
         if png_path is not None:
             import imageio.v3 as iio3
 
-            iio3.imwrite(png_path, to_rgb(final, None, config.scale))
+            iio3.imwrite(png_path, to_rgb(final, None, config.scale, rgb_of(palette)))
 
     return Inference(start, final, placements.cpu().numpy(), views, np.array(groups, dtype=np.int64), frames, seconds, interval)

@@ -96,6 +96,10 @@ class ModelConfig:
     in training, the probability that an event's ``placer`` and (separately) its ``users`` are
     replaced by "unknown", so the model also works where they are not known. time_objective:
     see :data:`TIME_OBJECTIVES`. user_features: width of the ``users`` input's vectors.
+    palette: the colors of the dataset the model was trained on, ``#RRGGBB`` by palette index
+    (training records it; empty in checkpoints from before palettes were recorded: the 32
+    colors of 2022 and 2023). Whatever the palette, the vocabulary is the 32 indices and
+    OUTSIDE; a 16-color model never sees the other 16.
     """
 
     kind: str
@@ -114,8 +118,12 @@ class ModelConfig:
     input_dropout: float = 0.1
     time_objective: str = "mse"
     user_features: int = USER_FEATURES
+    palette: tuple[str, ...] = ()
 
     def __post_init__(self):
+        self.palette = tuple(self.palette)
+        if len(self.palette) > PALETTE_SIZE or not all(isinstance(c, str) and len(c) == 7 and c[0] == "#" for c in self.palette):
+            raise ValueError(f"palette {self.palette!r}: expected at most {PALETTE_SIZE} colors as #RRGGBB")
         if isinstance(self.inputs, str):
             self.inputs = tuple(filter(None, (name.strip() for name in self.inputs.split(","))))
         unknown = [name for name in self.inputs if name not in INPUTS]
@@ -170,6 +178,25 @@ class ModelConfig:
     def centre_start(self) -> int:
         """First row (and column) of the centre square in the window: 24 for 64/16."""
         return (self.window - self.centre) // 2
+
+
+def trained_palette(config: ModelConfig) -> tuple[str, ...]:
+    """The colors ``config``'s model was trained on (see :attr:`ModelConfig.palette`)."""
+    if config.palette:
+        return config.palette
+    from . import PALETTE_HEX  # the 2022 palette, of the checkpoints that did not record one
+
+    return tuple(PALETTE_HEX)
+
+
+def check_palette(config: ModelConfig, palette, allow: bool, what: str) -> None:
+    """ValueError unless ``palette`` (a dataset's colors) is the one ``config``'s model was
+    trained on, or ``allow``."""
+    trained = trained_palette(config)
+    if tuple(palette) != trained and not allow:
+        raise ValueError(f"the {config.kind} model was trained on a palette of {len(trained)} colors ({', '.join(trained[:4])}, …) "
+                         f"and {what} has another of {len(palette)} ({', '.join(list(palette)[:4])}, …): its indices mean "
+                         "other colors; pass `allow_other_palette=True` to use it anyway")
 
 
 def sinusoidal_positions(rows: torch.Tensor, cols: torch.Tensor, d_model: int) -> torch.Tensor:

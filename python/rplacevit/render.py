@@ -9,12 +9,21 @@ from typing import Callable, Iterator
 
 import numpy as np
 
-from . import PALETTE_RGB, ArgumentError
+from . import PALETTE_HEX, PALETTE_RGB, ArgumentError
 from .files import atomic_path, check_suffix
 from .history import History
 
-# Palette index → RGB, with OUTSIDE (32) drawn dark grey.
-_RGB = np.array(list(PALETTE_RGB) + [(40, 40, 40)], dtype=np.uint8)
+#: How OUTSIDE (32) is drawn: dark grey.
+OUTSIDE_RGB = (40, 40, 40)
+
+
+def palette_lookup(palette: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """(33, 3) uint8: palette index → RGB for ``palette`` (None: the 2022 one), black for the
+    indices a smaller palette lacks, and :data:`OUTSIDE_RGB` for OUTSIDE."""
+    colors = list(PALETTE_RGB if palette is None else palette)
+    if len(colors) > len(PALETTE_RGB):
+        raise ArgumentError(f"a palette of {len(colors)} colors: at most {len(PALETTE_RGB)}")
+    return np.array(colors + [(0, 0, 0)] * (len(PALETTE_RGB) - len(colors)) + [OUTSIDE_RGB], dtype=np.uint8)
 
 #: The largest picture rendered: 2²⁸ pixels (768 MiB of RGB), the whole 2000×2000 canvas at
 #: scale 8.
@@ -24,8 +33,16 @@ MAX_IMAGE_PIXELS = 1 << 28
 MAX_FRAMES = 200_000
 
 
-def to_rgb(canvas: np.ndarray, region: tuple[int, int, int, int] | None = None, scale: int = 1) -> np.ndarray:
-    """(H, W) palette indices → (h·scale, w·scale, 3) uint8 RGB in the official colors; at most
+def padded_hex(palette: list[str] | None = None) -> list[str]:
+    """``palette`` (``#RRGGBB`` by index; None: 2022's) padded to the 32 indices with black."""
+    colors = list(PALETTE_HEX if palette is None else palette)
+    return colors + ["#000000"] * (len(PALETTE_HEX) - len(colors))
+
+
+def to_rgb(canvas: np.ndarray, region: tuple[int, int, int, int] | None = None, scale: int = 1,
+           palette: list[tuple[int, int, int]] | None = None) -> np.ndarray:
+    """(H, W) palette indices → (h·scale, w·scale, 3) uint8 RGB in the colors of ``palette``
+    (a dataset's :attr:`~rplacevit.History.palette_rgb`; None: 2022's); at most
     :data:`MAX_IMAGE_PIXELS` pixels."""
     if region is not None:
         x0, y0, x1, y1 = region
@@ -40,7 +57,7 @@ def to_rgb(canvas: np.ndarray, region: tuple[int, int, int, int] | None = None, 
         largest = max(1, int((MAX_IMAGE_PIXELS / (height * width)) ** 0.5))
         raise ArgumentError(f"scale {scale} makes a {width * scale:,}×{height * scale:,}-pixel picture, more than "
                             f"{MAX_IMAGE_PIXELS:,} pixels: at most scale {largest} for this {width}×{height} canvas")
-    rgb = _RGB[canvas]
+    rgb = palette_lookup(palette)[canvas]
     if scale > 1:
         rgb = rgb.repeat(scale, axis=0).repeat(scale, axis=1)
     return rgb
@@ -51,7 +68,7 @@ def render(history: History, t_ms: int, out: str | os.PathLike[str], region=None
     import imageio.v3 as iio
 
     check_suffix(out, ".png", "output")
-    rgb = to_rgb(history.canvas_at(t_ms), region, scale)
+    rgb = to_rgb(history.canvas_at(t_ms), region, scale, history.palette_rgb)
     with atomic_path(out) as temporary:
         iio.imwrite(temporary, rgb)
     return Path(out)
@@ -152,10 +169,10 @@ def timelapse(
     check_suffix(gif, ".gif", "gif")
     if fps < 1 or scale < 1:
         raise ArgumentError(f"fps = {fps}, scale = {scale}: both must be at least 1")
-    to_rgb(history.canvas_at(history.time_range[0]), region, scale)  # a bad region fails before the video starts
+    to_rgb(history.canvas_at(history.time_range[0]), region, scale, history.palette_rgb)  # a bad region fails before the video starts
     times = frame_times(history, every_ms)
     with frames_to(out, gif, fps) as add:
         for t in bar("timelapse", "frame", progress, iterable=times):
-            rgb = to_rgb(history.canvas_at(t), region, scale)
+            rgb = to_rgb(history.canvas_at(t), region, scale, history.palette_rgb)
             add(with_clock(rgb, t) if clock else rgb)
     return len(times)

@@ -10,12 +10,11 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from . import PALETTE_HEX, PALETTE_RGB
 from .baselines import COLOR_BASELINES, RECENT_SIZE
 from .files import atomic_path
 from .history import History
 from .models import PALETTE_SIZE
-from .render import to_rgb
+from .render import padded_hex, to_rgb
 
 if TYPE_CHECKING:
     from .evaluate import Scores
@@ -89,7 +88,7 @@ def write_report(out: Path, report: dict, ids: np.ndarray, scores: Scores, shown
     with atomic_path(out, replaceable=lambda found: not any(found.iterdir()) or (force and is_report(found))) as staging:
         staging.mkdir()
         np.save(staging / "events.npy", ids.astype(np.int64))
-        plot_confusion(staging / "confusion.png", scores.targets, scores.models[shown][:, 0])
+        plot_confusion(staging / "confusion.png", scores.targets, scores.models[shown][:, 0], history.palette)
         ranks = {"model": scores.models[shown], **scores.ranks}
         plot_examples(staging / "examples.png", history, ids[examples], scores.targets[examples],
                       {name: r[examples] for name, r in ranks.items()}, probabilities)
@@ -106,10 +105,11 @@ def _pyplot():
     return plt
 
 
-def plot_confusion(path: Path, targets: np.ndarray, predicted: np.ndarray) -> None:
+def plot_confusion(path: Path, targets: np.ndarray, predicted: np.ndarray, palette: list[str] | None = None) -> None:
     """The model's top-1 colors against the true ones, each row normalised, for the colors that
-    occur as either."""
+    occur as either; labels in the colors of ``palette`` (None: 2022's)."""
     plt = _pyplot()
+    hexes = padded_hex(palette)
     matrix = np.zeros((PALETTE_SIZE, PALETTE_SIZE), dtype=np.int64)
     np.add.at(matrix, (targets, predicted), 1)
     used = np.flatnonzero(matrix.sum(axis=0) + matrix.sum(axis=1))
@@ -121,8 +121,8 @@ def plot_confusion(path: Path, targets: np.ndarray, predicted: np.ndarray) -> No
     axes.set_yticks(range(len(used)), [str(c) for c in used], fontsize=7)
     for labels in (axes.get_xticklabels(), axes.get_yticklabels()):
         for label, color in zip(labels, used):
-            label.set_bbox(dict(facecolor=PALETTE_HEX[color], edgecolor="black", linewidth=0.5, pad=1.5))
-            label.set_color("white" if sum(PALETTE_RGB[color]) < 300 else "black")
+            label.set_bbox(dict(facecolor=hexes[color], edgecolor="black", linewidth=0.5, pad=1.5))
+            label.set_color("white" if sum(int(hexes[color][i:i + 2], 16) for i in (1, 3, 5)) < 300 else "black")
     axes.set_xlabel("model's color (top-1)")
     axes.set_ylabel("true color")
     axes.set_title(f"confusion of {len(targets):,} events (rows sum to 1)", fontsize=9)
@@ -139,18 +139,19 @@ def plot_examples(path: Path, history: History, ids, targets, ranks: dict, proba
     from matplotlib.patches import Rectangle
 
     columns = ["true", "model 1", "model 2", "model 3", *COLOR_BASELINES]
+    hexes = padded_hex(history.palette)
     windows = history.windows(ids, RECENT_SIZE)
     figure, all_axes = plt.subplots(len(ids), 2, figsize=(9, 1.5 * len(ids)), gridspec_kw={"width_ratios": [1, 5]}, squeeze=False)
     for row, axes in enumerate(all_axes):
         picture, strip = axes
-        picture.imshow(to_rgb(windows[row]), interpolation="nearest")
+        picture.imshow(to_rgb(windows[row], palette=history.palette_rgb), interpolation="nearest")
         middle = RECENT_SIZE // 2
         picture.add_patch(Rectangle((middle - 1.5, middle - 1.5), 3, 3, fill=False, edgecolor="magenta", linewidth=1.2))
         picture.set_axis_off()
         picture.set_title(f"event {ids[row]:,}", fontsize=7)
         guesses = [targets[row], *ranks["model"][row], *(ranks[name][row, 0] for name in COLOR_BASELINES)]
         for k, (name, color) in enumerate(zip(columns, guesses)):
-            face = "none" if color < 0 else PALETTE_HEX[color]
+            face = "none" if color < 0 else hexes[color]
             strip.add_patch(Rectangle((k + 0.1, 0.25), 0.8, 0.6, facecolor=face, edgecolor="black", hatch=None if color >= 0 else "//"))
             caption = name if color < 0 else f"{name}\n{color}"
             if name.startswith("model") and color >= 0:

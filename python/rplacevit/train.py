@@ -328,7 +328,7 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> t
 def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int, world_size: int) -> torch.nn.Module:
     out = Path(config.out)
     history = history_module.open(config.dataset)
-    model_config = ModelConfig.preset(config.preset, config.task, **config.model)
+    model_config = ModelConfig.preset(config.preset, config.task, **{**config.model, "palette": tuple(history.palette)})
     train_ids, val_ids, until = split(history, config)
     # The users input sees the users as the training events show them, in validation too.
     users = UserVectors.of(history, until) if "users" in model_config.inputs else None

@@ -15,7 +15,8 @@ from typing import Callable
 
 import numpy as np
 
-from . import PALETTE_HEX, ArgumentError
+from . import ArgumentError
+from .render import padded_hex, palette_lookup
 from ._core import OVERWRITTEN_WITHIN_MS
 from .files import atomic_path
 from .history import History
@@ -214,12 +215,12 @@ def picture(history: History, user: str | int, out: str | os.PathLike[str]) -> P
     x0, y0 = max(int(mine["x"].min()) - margin, 0), max(int(mine["y"].min()) - margin, 0)
     x1 = min(int(mine["x"].max()) + margin + 1, history.canvas_width)
     y1 = min(int(mine["y"].max()) + margin + 1, history.canvas_height)
-    rgb = to_rgb(canvas, (x0, y0, x1, y1)).astype(np.float32)
+    rgb = to_rgb(canvas, (x0, y0, x1, y1), palette=history.palette_rgb).astype(np.float32)
     faded = (0.35 * rgb + 0.65 * 255).astype(np.uint8)
     pixels = mine["y"].astype(np.int64) * history.canvas_width + mine["x"]
     _, last = np.unique(pixels[::-1], return_index=True)
     last = len(pixels) - 1 - last  # each pixel's last placement by the user
-    faded[mine["y"][last] - y0, mine["x"][last] - x0] = to_rgb(mine["color"][last][None, :])[0]
+    faded[mine["y"][last] - y0, mine["x"][last] - x0] = to_rgb(mine["color"][last][None, :], palette=history.palette_rgb)[0]
     scale = max(1, 256 // max(x1 - x0, y1 - y0))
     picture = faded.repeat(scale, axis=0).repeat(scale, axis=1)
     with atomic_path(out) as temporary:
@@ -285,7 +286,7 @@ def cluster(history: History, out: str | os.PathLike[str], clusters: int = 100, 
     with atomic_path(out, replaceable=lambda found: not any(found.iterdir()) or (found / "clusters.npy").exists()) as staging:
         staging.mkdir()
         np.save(staging / "clusters.npy", by_user)
-        write_cluster_table(staging / "clusters.csv", columns, by_user, clusters)
+        write_cluster_table(staging / "clusters.csv", columns, by_user, clusters, history.palette)
         say("pictures…")
         plot_projection(staging / "pca2d.png", projected[drawn, :2], labels[drawn], clusters, len(active))
         plot_projection(staging / "pca3d.png", projected[drawn], labels[drawn], clusters, len(active))
@@ -295,9 +296,11 @@ def cluster(history: History, out: str | os.PathLike[str], clusters: int = 100, 
     return written
 
 
-def cluster_summaries(columns: dict[str, np.ndarray], by_user: np.ndarray, clusters: int) -> list[dict]:
-    """Per cluster: size, mean count, top 3 colors, centre of activity (the placements' mean
-    pixel), and the median of its users' median gaps (ms)."""
+def cluster_summaries(columns: dict[str, np.ndarray], by_user: np.ndarray, clusters: int, palette: list[str] | None = None) -> list[dict]:
+    """Per cluster: size, mean count, top 3 colors (``#RRGGBB`` of ``palette``, a dataset's;
+    None: 2022's), centre of activity (the placements' mean pixel), and the median of its
+    users' median gaps (ms)."""
+    hexes = padded_hex(palette)
     count = np.asarray(columns["count"], dtype=np.float64)
     rows = []
     for k in range(clusters):
@@ -306,7 +309,7 @@ def cluster_summaries(columns: dict[str, np.ndarray], by_user: np.ndarray, clust
         weights = count[members]
         colors = np.asarray(columns["colors"])[members].sum(axis=0)
         colors = colors.astype(np.int64)
-        top = [PALETTE_HEX[c] for c in np.argsort(-colors, kind="stable")[:3] if colors[c] > 0]
+        top = [hexes[c] for c in np.argsort(-colors, kind="stable")[:3] if colors[c] > 0]
         total = weights.sum()
         centre = (float((np.asarray(columns["mean_x"])[members] * weights).sum() / total),
                   float((np.asarray(columns["mean_y"])[members] * weights).sum() / total)) if total > 0 else (float("nan"), float("nan"))
@@ -317,13 +320,13 @@ def cluster_summaries(columns: dict[str, np.ndarray], by_user: np.ndarray, clust
     return rows
 
 
-def write_cluster_table(path: Path, columns, by_user, clusters: int) -> None:
+def write_cluster_table(path: Path, columns, by_user, clusters: int, palette: list[str] | None = None) -> None:
     import csv
 
     with open(path, "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["cluster", "size", "mean_count", "top_colors", "centre_x", "centre_y", "median_gap_ms"])
-        for row in cluster_summaries(columns, by_user, clusters):
+        for row in cluster_summaries(columns, by_user, clusters, palette):
             writer.writerow([row["cluster"], row["size"], f"{row['mean_count']:.2f}", " ".join(row["top_colors"]),
                              f"{row['centre_x']:.1f}", f"{row['centre_y']:.1f}", f"{row['median_gap_ms']:.0f}"])
 
@@ -383,8 +386,7 @@ def plot_clusters(path: Path, history: History, columns, by_user: np.ndarray, cl
 
     # One picture of tiles (a single image, not one plot per cluster: a hundred clusters draw
     # in a second): each tile a heatmap over its color histogram.
-    from . import PALETTE_RGB
-
+    rgb = palette_lookup(history.palette_rgb)
     side, strip, pad = 100, 24, 6
     scale_y, scale_x = max(1, side // bins_y), max(1, side // bins_x)
     per_row = min(clusters, 10)
@@ -402,7 +404,7 @@ def plot_clusters(path: Path, history: History, columns, by_user: np.ndarray, cl
         base = top + bins_y * scale_y + strip
         for c in np.flatnonzero(shares):
             height = max(1, int(round(shares[c] / shares.max() * (strip - 2))))
-            mosaic[base - height: base, left + c * bar: left + (c + 1) * bar] = PALETTE_RGB[c]
+            mosaic[base - height: base, left + c * bar: left + (c + 1) * bar] = rgb[c]
     figure = plt.figure(figsize=(mosaic.shape[1] / 80, mosaic.shape[0] / 80 + 0.4), dpi=80)
     axes = figure.add_axes([0, 0, 1, mosaic.shape[0] / (mosaic.shape[0] + 32)])
     axes.imshow(mosaic, interpolation="nearest")

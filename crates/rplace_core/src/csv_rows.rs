@@ -12,6 +12,7 @@ use std::ops::Range;
 /// The format of an official file, told by its header: one per year of r/place.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {
+    Y2017,
     Y2022,
     Y2023,
 }
@@ -60,7 +61,11 @@ const EXPANSIONS_2023: [Expansion; 7] = [
     Expansion { from_ms: 1_690_220_029_000, x0: 0, y0: 0, x1: 3000, y1: 2000 },
 ];
 
-/// The headers of the official files, by year; 2017's are known but not read yet.
+/// 2017: one 1000×1000 canvas throughout.
+const EXPANSIONS_2017: [Expansion; 1] = [Expansion { from_ms: i64::MIN, x0: 0, y0: 0, x1: 1000, y1: 1000 }];
+
+/// The headers of the official files, by year: 2017 has Reddit's `tile_placements.csv` and the
+/// `place_tiles` mirror (text timestamps), read alike.
 pub const KNOWN_HEADERS: [(u16, &str); 4] = [
     (2017, "ts,user,x_coordinate,y_coordinate,color"),
     (2017, "ts,user_hash,x_coordinate,y_coordinate,color"),
@@ -70,10 +75,11 @@ pub const KNOWN_HEADERS: [(u16, &str); 4] = [
 
 impl Format {
     /// The years read, oldest first.
-    pub const ALL: [Format; 2] = [Format::Y2022, Format::Y2023];
+    pub const ALL: [Format; 3] = [Format::Y2017, Format::Y2022, Format::Y2023];
 
     pub fn year(self) -> u16 {
         match self {
+            Format::Y2017 => 2017,
             Format::Y2022 => 2022,
             Format::Y2023 => 2023,
         }
@@ -83,7 +89,7 @@ impl Format {
     pub fn of_year(year: u16) -> Result<Format, String> {
         Format::ALL.into_iter().find(|f| f.year() == year).ok_or_else(|| {
             let years: Vec<String> = Format::ALL.iter().map(|f| f.year().to_string()).collect();
-            format!("no r/place format for the year {year}: rplacevit reads {}", years.join(" and "))
+            format!("no r/place format for the year {year}: rplacevit reads {}", years.join(", "))
         })
     }
 
@@ -94,6 +100,7 @@ impl Format {
 
     pub fn canvas(self) -> Canvas {
         match self {
+            Format::Y2017 => Canvas { width: 1000, height: 1000, origin_x: 0, origin_y: 0 },
             Format::Y2022 => Canvas { width: 2000, height: 2000, origin_x: 0, origin_y: 0 },
             Format::Y2023 => Canvas { width: 3000, height: 2000, origin_x: -1500, origin_y: -1000 },
         }
@@ -102,18 +109,31 @@ impl Format {
     /// How the canvas grew: the part open from each moment on, in time order.
     pub fn expansions(self) -> &'static [Expansion] {
         match self {
+            Format::Y2017 => &EXPANSIONS_2017,
             Format::Y2022 => &EXPANSIONS_2022,
             Format::Y2023 => &EXPANSIONS_2023,
         }
+    }
+
+    /// The year's palette, `0xRRGGBB` by palette index: 16 colors in 2017 (the official
+    /// indices), 32 in 2022 and 2023 (2022's order; 2023's files name them by value).
+    pub fn palette(self) -> &'static [u32] {
+        match self {
+            Format::Y2017 => &crate::palette::PALETTE_2017_HEX,
+            Format::Y2022 | Format::Y2023 => &crate::palette::PALETTE_HEX,
+        }
+    }
+
+    /// The palette index of white, the color of a fresh canvas.
+    pub fn white(self) -> u8 {
+        self.palette().iter().position(|&hex| hex == 0xFFFFFF).expect("every palette has white") as u8
     }
 
     /// The format whose header is `line` (a file's first line, without its line end).
     pub fn detect(line: &[u8]) -> Result<Format, String> {
         let line = header_text(line);
         match KNOWN_HEADERS.iter().find(|(_, header)| header.as_bytes() == line) {
-            Some(&(year, _)) => Format::of_year(year).map_err(|_| {
-                format!("the header `{}` is the r/place {year} format, which rplacevit does not read yet", String::from_utf8_lossy(line))
-            }),
+            Some(&(year, _)) => Format::of_year(year),
             None => {
                 // The first line of a file that is not CSV at all can be megabytes long.
                 const SHOWN: usize = 200;
@@ -262,17 +282,26 @@ fn reject(chunk: &[u8], bytes: Range<usize>, line: u64, reason: String) -> Rejec
 
 /// One record: (timestamp ms, palette index, coordinate); the user hash is checked, not copied.
 fn parse_record(record: &csv::ByteRecord, format: Format) -> Result<(i64, u8, Coordinate), String> {
-    if record.len() != 4 {
-        return Err(format!("{} fields instead of 4", record.len()));
+    let fields = if format == Format::Y2017 { 5 } else { 4 };
+    if record.len() != fields {
+        return Err(format!("{} fields instead of {fields}", record.len()));
     }
-    let timestamp_ms = parse_timestamp(&record[0])?;
+    // 2017: epoch milliseconds (Reddit's file) or text (the mirror).
+    let timestamp_ms = if format == Format::Y2017 && !record[0].is_empty() && record[0].iter().all(u8::is_ascii_digit) {
+        parse_milliseconds(&record[0])?
+    } else {
+        parse_timestamp(&record[0])?
+    };
     if !(DATA_EARLIEST_MS..DATA_END_MS).contains(&timestamp_ms) {
         return Err(format!(
             "timestamp `{}` is outside the years 2000 to 2099, the times an r/place dataset can hold",
             String::from_utf8_lossy(&record[0])
         ));
     }
-    let user_field = if format == Format::Y2022 { "user_id" } else { "user" };
+    let user_field = match format {
+        Format::Y2022 => "user_id",
+        Format::Y2017 | Format::Y2023 => "user",
+    };
     if record[1].is_empty() {
         return Err(format!("empty {user_field}"));
     }
@@ -282,6 +311,7 @@ fn parse_record(record: &csv::ByteRecord, format: Format) -> Result<(i64, u8, Co
         return Err(format!("{user_field} is not valid UTF-8"));
     }
     let (color, coordinate) = match format {
+        Format::Y2017 => return parse_2017_place(record).map(|(color, coordinate)| (timestamp_ms, color, coordinate)),
         Format::Y2022 => (&record[2], &record[3]),
         Format::Y2023 => (&record[3], &record[2]),
     };
@@ -289,6 +319,35 @@ fn parse_record(record: &csv::ByteRecord, format: Format) -> Result<(i64, u8, Co
     let color = parse_hex_color(color)
         .ok_or_else(|| format!("`{}` is not a color of the {} palette", String::from_utf8_lossy(color), format.year()))?;
     Ok((timestamp_ms, color, parse_coordinate(coordinate, format.canvas())?))
+}
+
+/// 2017's `x_coordinate,y_coordinate,color` (fields 2 to 4): a pixel of the 1000×1000 canvas
+/// and a palette index 0..15. The mirror has rows with an empty field and rows with x or y =
+/// 1000: rejected.
+fn parse_2017_place(record: &csv::ByteRecord) -> Result<(u8, Coordinate), String> {
+    let canvas = Format::Y2017.canvas();
+    for (field, name) in [(2, "x_coordinate"), (3, "y_coordinate"), (4, "color")] {
+        if record[field].trim_ascii().is_empty() {
+            return Err(format!("empty {name}"));
+        }
+    }
+    let x = parse_position(&record[2], canvas.width, 0, canvas).map_err(|why| format!("x_coordinate: {why}"))?;
+    let y = parse_position(&record[3], canvas.height, 0, canvas).map_err(|why| format!("y_coordinate: {why}"))?;
+    let text = record[4].trim_ascii();
+    let colors = Format::Y2017.palette().len();
+    let color = (text.len() <= 2 && text.iter().all(u8::is_ascii_digit))
+        .then(|| text.iter().fold(0usize, |acc, &d| acc * 10 + (d - b'0') as usize))
+        .filter(|&index| index < colors)
+        .ok_or_else(|| format!("color `{}` is not an index of the 2017 palette (0 to {})", String::from_utf8_lossy(text), colors - 1))?;
+    Ok((color as u8, Coordinate::Pixel { x, y }))
+}
+
+/// Epoch milliseconds, inside the times a dataset can hold.
+fn parse_milliseconds(text: &[u8]) -> Result<i64, String> {
+    let value = std::str::from_utf8(text).ok().and_then(|t| t.parse::<i64>().ok());
+    value
+        .filter(|ms| (DATA_EARLIEST_MS..DATA_END_MS).contains(ms))
+        .ok_or_else(|| format!("timestamp `{}` is not milliseconds between the years 2000 and 2099", String::from_utf8_lossy(text)))
 }
 
 /// A coordinate field in official coordinates (`x,y`, `x1,y1,x2,y2`, or 2023's
@@ -373,12 +432,14 @@ mod tests {
         assert_eq!(Format::detect(b"\xEF\xBB\xBFtimestamp,user,coordinate,pixel_color"), Ok(Format::Y2023));
         let unknown = Format::detect(b"timestamp,user,pixel_color,coordinate").unwrap_err();
         assert!(KNOWN_HEADERS.iter().all(|(_, header)| unknown.contains(header)), "{unknown}");
-        assert!(Format::detect(b"ts,user,x_coordinate,y_coordinate,color").unwrap_err().contains("2017 format"));
+        assert_eq!(Format::detect(b"ts,user,x_coordinate,y_coordinate,color"), Ok(Format::Y2017));
+        assert_eq!(Format::detect(b"ts,user_hash,x_coordinate,y_coordinate,color\r"), Ok(Format::Y2017));
         for format in Format::ALL {
             assert_eq!(Format::detect(format.header().as_bytes()), Ok(format));
             assert_eq!(Format::of_year(format.year()), Ok(format));
         }
-        assert!(Format::of_year(2019).unwrap_err().contains("2022 and 2023"));
+        assert!(Format::of_year(2019).unwrap_err().contains("2017, 2022, 2023"));
+        assert_eq!((Format::Y2017.white(), Format::Y2022.white(), Format::Y2023.white()), (0, 31, 31));
     }
 
     #[test]
@@ -488,6 +549,34 @@ mod tests {
         assert!(rejects[0].1.contains("1500 is outside the 3000x2000 canvas (-1500 to 1499)"), "{rejects:?}");
         assert_eq!(rejects[1].0, 6);
         assert!(rejects[1].1.contains("not a color of the 2023 palette"), "{rejects:?}");
+    }
+
+    #[test]
+    fn rows_of_2017_in_milliseconds_or_text_with_their_quirks() {
+        let text = b"1491167838000,c2Md9m4QckH8M+lhNh9btgoiFDk=,326,258,0\n\
+                     2017-04-03 17:21:15.5 UTC,h2,999,0,15\n\
+                     2017-04-03 17:21:16 UTC,h3,,5,3\n\
+                     2017-04-03 17:21:17.123 UTC,h4,1000,5,3\n\
+                     2017-04-03 17:21:18 UTC,h5,5,1000,3\n\
+                     2017-04-03 17:21:19 UTC,h6,5,5,\n\
+                     2017-04-03 17:21:20 UTC,h7,5,5,16\n\
+                     1491167838000,h8,5,5\n";
+        let parsed = parse_chunk(text, 2, Format::Y2017);
+        let rows: Vec<_> = parsed.rows.iter().map(|r| (r.line, r.timestamp_ms, r.color, r.coordinate)).collect();
+        assert_eq!(
+            rows,
+            [
+                (2, 1_491_167_838_000, 0, Coordinate::Pixel { x: 326, y: 258 }),
+                (3, 1_491_240_075_500, 15, Coordinate::Pixel { x: 999, y: 0 })
+            ]
+        );
+        let rejects: Vec<_> = parsed.rejects.iter().map(|r| (r.line, r.reason.as_str())).collect();
+        assert_eq!(rejects[0], (4, "empty x_coordinate"));
+        assert!(rejects[1].1.contains("x_coordinate: 1000 is outside the 1000x1000 canvas"), "{rejects:?}");
+        assert!(rejects[2].1.contains("y_coordinate: 1000 is outside"), "{rejects:?}");
+        assert_eq!(rejects[3], (7, "empty color"));
+        assert_eq!(rejects[4], (8, "color `16` is not an index of the 2017 palette (0 to 15)"));
+        assert_eq!(rejects[5], (9, "4 fields instead of 5"));
     }
 
     /// Against the rule itself, every cell of the canvas tested, for radii 0 to 6 at the

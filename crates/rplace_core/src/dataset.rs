@@ -22,7 +22,7 @@
 
 use crate::error::{Context, Error, Result};
 use crate::event::Event;
-use crate::palette::{hex_string, PALETTE_RGB};
+use crate::palette::hex_of;
 use crate::sqlite_writer::write_pixels_database;
 use crate::stop::check;
 use rayon::prelude::*;
@@ -217,8 +217,9 @@ pub fn write_meta(dataset: &Path, meta: &Meta, stop: &AtomicBool) -> Result<()> 
             at(user.execute(params![id as i64, String::from_utf8_lossy(hash)]))?;
         }
         let mut color = connection.prepare("INSERT INTO palette VALUES (?1, ?2, ?3, ?4, ?5)").at(&path)?;
-        for (id, rgb) in PALETTE_RGB.iter().enumerate() {
-            at(color.execute(params![id as i64, hex_string(id as u8), rgb[0], rgb[1], rgb[2]]))?;
+        let palette = crate::csv_rows::Format::of_year(meta.info.year).map_err(Error::Internal)?.palette();
+        for (id, &value) in palette.iter().enumerate() {
+            at(color.execute(params![id as i64, hex_of(value), value >> 16, value >> 8 & 0xFF, value & 0xFF]))?;
         }
         let mut partition = connection.prepare("INSERT INTO partitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)").at(&path)?;
         for p in meta.partitions {

@@ -15,7 +15,7 @@ use crate::index::{
     TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE, USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE, Y_FILE,
 };
 use crate::npy::Array;
-use crate::palette::{N_COLORS, OUTSIDE, WHITE};
+use crate::palette::{N_COLORS, OUTSIDE};
 use crate::pool::in_pool;
 use rayon::prelude::*;
 use std::ops::Range;
@@ -91,8 +91,12 @@ pub struct History {
     folder: Folder,
     generation: String,
     info: DatasetInfo,
+    /// The year's format: its palette, canvas and growth.
+    format: Format,
     /// How the year's canvas grew (see [`History::canvas_bounds_at`]).
     expansions: &'static [Expansion],
+    /// The palette index of a fresh canvas's color (the year's white).
+    white: u8,
     width: usize,
     height: usize,
     tiles_x: usize,
@@ -204,7 +208,9 @@ impl History {
             tile_offsets,
             checkpoint_offsets,
             info,
+            format,
             expansions: format.expansions(),
+            white: format.white(),
             width,
             height,
             tiles_x,
@@ -221,6 +227,11 @@ impl History {
     }
 
     /// The summary of the dataset, as its manifest holds it.
+    /// The format of the year the dataset holds.
+    pub fn format(&self) -> Format {
+        self.format
+    }
+
     pub fn info(&self) -> &DatasetInfo {
         &self.info
     }
@@ -683,7 +694,7 @@ impl History {
             // No checkpoint yet: an empty state, a white tile.
             match state.get(row * TILE..(row + 1) * TILE) {
                 Some(from) => pixels.copy_from_slice(from),
-                None => pixels.fill(WHITE),
+                None => pixels.fill(self.white),
             }
         }
         let (ids, cells) = (&self.tile_event_ids.as_slice()[block.clone()], &self.tile_event_cells.as_slice()[block]);

@@ -39,7 +39,6 @@
 use crate::error::{filled, Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
-use crate::palette::WHITE;
 use crate::stop::check;
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -107,7 +106,16 @@ const STOP_CHECK_EVENTS: usize = 1 << 20;
 /// `width`×`height` canvas (pixels), by `users` users (ids `0 .. users`). Refuses events outside
 /// the canvas, user ids beyond `users` and more events than a `u32` id can name (its largest
 /// value is [`NONE`]); returns [`Error::Interrupted`] soon after `stop` is raised.
-pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize, users: usize, stop: &AtomicBool) -> Result<()> {
+/// `white`: the palette index of a fresh canvas's color.
+pub fn write_index(
+    dataset: &Path,
+    events: &[Event],
+    width: usize,
+    height: usize,
+    users: usize,
+    white: u8,
+    stop: &AtomicBool,
+) -> Result<()> {
     if width == 0 || height == 0 {
         return Err(Error::Argument(format!("a {width}x{height} canvas has no pixels")));
     }
@@ -180,7 +188,7 @@ pub fn write_index(dataset: &Path, events: &[Event], width: usize, height: usize
     drop(ids);
     write_column(&dataset.join(CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
     write_column(&dataset.join(CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
-    write_checkpoints(&dataset.join(TILE_CHECKPOINTS_FILE), &tile_offsets, &cells, checkpoint_ids.len(), stop)?;
+    write_checkpoints(&dataset.join(TILE_CHECKPOINTS_FILE), &tile_offsets, &cells, checkpoint_ids.len(), white, stop)?;
     drop(cells);
     write_user_chains(dataset, events, users, stop)
 }
@@ -220,7 +228,7 @@ fn write_column<T, const B: usize>(path: &Path, descr: &str, items: &[T], stop: 
 
 /// Replays every tile from white and writes its state after each [`CHECKPOINT_EVERY`] events,
 /// tile after tile: the rows come out in file order, so nothing is held in memory.
-fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoints: usize, stop: &AtomicBool) -> Result<()> {
+fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoints: usize, white: u8, stop: &AtomicBool) -> Result<()> {
     let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
     npy::write_header(&mut out, "|u1", &[checkpoints, TILE * TILE]).at(path)?;
     let mut replayed = 0;
@@ -231,7 +239,7 @@ fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoin
             check(stop)?;
             replayed = 0;
         }
-        let mut state = [WHITE; TILE * TILE];
+        let mut state = [white; TILE * TILE];
         for block in tile_cells.chunks_exact(CHECKPOINT_EVERY) {
             for &cell in block {
                 state[cell_pixel(cell)] = cell_color(cell);
@@ -292,6 +300,7 @@ pub fn age_at(now: i64, last: i64) -> u32 {
 mod tests {
     use super::*;
     use crate::error::Error;
+    use crate::palette::WHITE;
 
     /// The shape and raw data of the array `dataset/file`, checking its numpy type.
     fn read_array(dataset: &Path, file: &str, descr: &str) -> (Vec<usize>, Vec<u8>) {
@@ -317,7 +326,7 @@ mod tests {
             })
             .collect();
         let dir = tempfile::tempdir().unwrap();
-        write_index(dir.path(), &events, width, height, 9, &AtomicBool::new(false)).unwrap();
+        write_index(dir.path(), &events, width, height, 9, WHITE, &AtomicBool::new(false)).unwrap();
 
         let (shape, timestamps) = read_array(dir.path(), TIMESTAMP_FILE, "<i8");
         assert_eq!(shape, [400]);
@@ -377,13 +386,13 @@ mod tests {
     fn refuses_what_it_cannot_index_and_stops_when_asked() {
         let dir = tempfile::tempdir().unwrap();
         let events = [Event::new(0, 0, 3, 3, 1, false), Event::new(1, 0, 20, 3, 1, false)];
-        let error = write_index(dir.path(), &events, 20, 10, 1, &AtomicBool::new(false)).unwrap_err();
+        let error = write_index(dir.path(), &events, 20, 10, 1, WHITE, &AtomicBool::new(false)).unwrap_err();
         assert!(matches!(&error, Error::Argument(m) if m.contains("event 1 at (20, 3)")), "{error}");
-        assert!(matches!(write_index(dir.path(), &events, 0, 10, 1, &AtomicBool::new(false)), Err(Error::Argument(_))));
+        assert!(matches!(write_index(dir.path(), &events, 0, 10, 1, WHITE, &AtomicBool::new(false)), Err(Error::Argument(_))));
         assert!(
-            matches!(write_index(dir.path(), &events, 21, 10, 0, &AtomicBool::new(false)), Err(Error::Argument(m)) if m.contains("user id 0"))
+            matches!(write_index(dir.path(), &events, 21, 10, 0, WHITE, &AtomicBool::new(false)), Err(Error::Argument(m)) if m.contains("user id 0"))
         );
-        assert!(matches!(write_index(dir.path(), &events, 21, 10, 1, &AtomicBool::new(true)), Err(Error::Interrupted)));
+        assert!(matches!(write_index(dir.path(), &events, 21, 10, 1, WHITE, &AtomicBool::new(true)), Err(Error::Interrupted)));
     }
 
     #[test]

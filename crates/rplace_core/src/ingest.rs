@@ -13,7 +13,6 @@ use crate::dataset::{self, DatasetInfo, Meta, PartitionInfo, SourceInfo};
 use crate::error::{filled, reserve, Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
-use crate::palette::WHITE;
 use crate::progress;
 use crate::publish::Output;
 use crate::stop::{check, run_stoppable};
@@ -757,8 +756,9 @@ fn write(staging: &Path, ordered: &Ordered, options: &IngestOptions, stop: &Atom
             rayon::join(
                 || -> Result<()> {
                     let (width, height) = (info.canvas_width as usize, info.canvas_height as usize);
-                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), events, width, height, partition_size, stop)?;
-                    crate::index::write_index(staging, events, width, height, users.len(), stop)
+                    let white = Format::of_year(info.year).map_err(Error::Internal)?.white();
+                    write_snapshots(&staging.join(dataset::SNAPSHOTS_FILE), events, width, height, white, partition_size, stop)?;
+                    crate::index::write_index(staging, events, width, height, users.len(), white, stop)
                 },
                 || dataset::write_meta(staging, &meta, stop),
             )
@@ -888,11 +888,19 @@ fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>)
 }
 
 /// Writes the canvas before each partition and after the last event (see [`crate::dataset`]).
-fn write_snapshots(path: &Path, events: &[Event], width: usize, height: usize, partition_size: usize, stop: &AtomicBool) -> Result<()> {
+fn write_snapshots(
+    path: &Path,
+    events: &[Event],
+    width: usize,
+    height: usize,
+    white: u8,
+    partition_size: usize,
+    stop: &AtomicBool,
+) -> Result<()> {
     let partitions = events.len().div_ceil(partition_size);
     let mut out = BufWriter::new(File::create(path).at(path)?);
     npy::write_u8_header(&mut out, &[partitions + 1, height, width]).at(path)?;
-    let mut canvas = vec![WHITE; width * height];
+    let mut canvas = vec![white; width * height];
     for part in events.chunks(partition_size) {
         check(stop)?;
         out.write_all(&canvas).at(path)?;

@@ -27,6 +27,17 @@ pub const PALETTE_STAGE: [u8; N_COLORS] = [
     1, 0, 2, 0, 2, 0, 0, 0,
 ];
 
+/// The official r/place 2017 palette: 16 colors, indexed as in the 2017 files (0 is white).
+pub const PALETTE_2017_HEX: [u32; 16] = [
+    0xFFFFFF, 0xE4E4E4, 0x888888, 0x222222, 0xFFA7D1, 0xE50000, 0xE59500, 0xA06A42, //
+    0xE5D900, 0x94E044, 0x02BE01, 0x00E5F0, 0x0083C7, 0x0000EA, 0xE04AFF, 0x820080,
+];
+
+/// `#RRGGBB` (upper case) of a color value `0xRRGGBB`.
+pub fn hex_of(value: u32) -> String {
+    format!("#{value:06X}")
+}
+
 /// RGB triple of a palette index.
 pub const fn rgb(index: u8) -> [u8; 3] {
     let hex = PALETTE_HEX[index as usize];
@@ -88,7 +99,7 @@ const BY_VALUE: [(u32, u8); N_COLORS] = {
 
 /// `#RRGGBB` (upper case, as in the official files) of a palette index.
 pub fn hex_string(index: u8) -> String {
-    format!("#{:06X}", PALETTE_HEX[index as usize])
+    hex_of(PALETTE_HEX[index as usize])
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use crate::index::{
     self, cell_color, cell_pixel, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, COLOR_FILE, INDEX_DIR, TILE, TILE_CHANGE_AGES_FILE,
     TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
 };
-use crate::palette::{N_COLORS, WHITE};
+use crate::palette::N_COLORS;
 use crate::stop::check;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -105,7 +105,7 @@ impl History {
     /// each snapshot that does, and its first wrong pixel. Assumes [`History::check_columns`].
     pub fn snapshot_problems(&self, stop: &AtomicBool) -> Result<Vec<String>> {
         let area = self.width * self.height;
-        let mut canvas = vec![WHITE; area];
+        let mut canvas = vec![self.white; area];
         let mut problems = Vec::new();
         let rows = self.len().div_ceil(self.partition_size) + 1;
         for row in 0..rows {
@@ -158,7 +158,7 @@ impl History {
         let (ids, cells) = (&self.tile_event_ids.as_slice()[span.clone()], &self.tile_event_cells.as_slice()[span]);
         let (tx, ty) = (tile % self.tiles_x, tile / self.tiles_x);
         let checkpoints = &self.checkpoint_offsets.as_slice()[tile..tile + 2];
-        let mut state = [WHITE; TILE * TILE];
+        let mut state = [self.white; TILE * TILE];
         let mut placed_at = [i64::MIN; TILE * TILE];
         let mut previous = None;
         for (k, (&e, &cell)) in ids.iter().zip(cells).enumerate() {

@@ -6,6 +6,7 @@ use crate::dataset::{Meta, SNAPSHOTS_FILE};
 use crate::event::Event;
 use crate::index::write_index;
 use crate::npy;
+use crate::palette::WHITE;
 use crate::random::Rng;
 use std::fs::File;
 use std::io::Write;
@@ -65,7 +66,7 @@ fn write_dataset(dir: &Path, events: &[Event], width: usize, height: usize, part
     }
     out.write_all(&canvas).unwrap();
     out.flush().unwrap();
-    write_index(dir, events, width, height, 50, &stop).unwrap();
+    write_index(dir, events, width, height, 50, WHITE, &stop).unwrap();
     dataset::finish(dir, &info, &stop).unwrap();
 }
 

@@ -5,7 +5,7 @@
 use super::History;
 use crate::error::{reserve, Context, Error, Result};
 use crate::index::{cell_color, cell_pixel, NEVER, NONE, TILE};
-use crate::palette::{OUTSIDE, WHITE};
+use crate::palette::OUTSIDE;
 use crate::pool::Disjoint;
 
 /// Bit of [`History::pixel_flags`]: the event changed its pixel's color.
@@ -160,7 +160,7 @@ impl History {
                 let times = &self.tile_event_times.as_slice()[span];
                 // An event's flags are written once, when the next event at its pixel (or the
                 // tile's end) settles whether it was overwritten soon: one store per event.
-                let mut color = [WHITE; TILE * TILE];
+                let mut color = [self.white; TILE * TILE];
                 let mut last = [NONE; TILE * TILE];
                 let mut last_time = [0u32; TILE * TILE];
                 let mut pending = [0u8; TILE * TILE];

@@ -51,6 +51,16 @@ impl PyHistory {
     }
 
     #[getter]
+    fn palette(&self) -> Vec<String> {
+        self.inner.format().palette().iter().map(|&value| crate::palette::hex_of(value)).collect()
+    }
+
+    #[getter]
+    fn white(&self) -> u8 {
+        self.inner.format().white()
+    }
+
+    #[getter]
     fn canvas_origin(&self) -> (i32, i32) {
         (self.inner.info().origin_x, self.inner.info().origin_y)
     }
