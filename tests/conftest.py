@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -11,6 +12,27 @@ import pytest
 import rplacevit
 
 DATA = Path(__file__).parent / "data"
+
+
+def utc_ms(text: str) -> int:
+    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp() * 1000 + 0.5)
+
+
+#: The documented growth of each canvas: (from, x0, y0, x1, y1) in stored coordinates.
+GROWTH = {
+    2022: [(None, 0, 0, 1000, 1000), ("2022-04-02 16:24:56.000", 0, 0, 2000, 1000), ("2022-04-03 19:03:53.000", 0, 0, 2000, 2000)],
+    2023: [(None, 1000, 500, 2000, 1500), ("2023-07-21 16:00:34.000", 1000, 500, 2500, 1500), ("2023-07-22 08:16:19.000", 500, 500, 2500, 1500),
+           ("2023-07-22 23:03:10.000", 500, 0, 2500, 1500), ("2023-07-23 18:00:26.000", 500, 0, 2500, 2000),
+           ("2023-07-24 02:00:19.000", 0, 0, 2500, 2000), ("2023-07-24 17:33:49.000", 0, 0, 3000, 2000)],
+}
+
+
+def plain_bounds(year: int, t: int) -> tuple[int, int, int, int]:
+    bounds = GROWTH[year][0][1:]
+    for start, *box in GROWTH[year][1:]:
+        if t >= utc_ms(start):
+            bounds = tuple(box)
+    return bounds
 
 
 def read_events(dataset: Path) -> np.ndarray:

@@ -15,6 +15,7 @@ import time
 import pytest
 
 import rplacevit
+from conftest import DATA
 from rplacevit import download as dl
 from rplacevit.cli import main
 
@@ -273,6 +274,16 @@ def test_get_downloads_ingests_verifies_and_resumes_at_every_stage(server, parts
     assert "kept" in capsys.readouterr().out
     assert rplacevit.info(tmp_path / "place")["generation"] == generation  # not rebuilt
     assert len([r for r in server.requests if r[0] == "GET"]) == gets  # not fetched again
+
+
+def test_get_2017_keeps_the_good_rows_of_the_mirror(server, tmp_path):
+    """The 2017 mirror is one file with bad rows (empty fields, x or y = 1000): get skips them
+    into rejects.csv instead of stopping."""
+    server.files[dl.SINGLE_FILES[2017]] = (DATA / "place_tiles_2017.csv").read_bytes()
+    assert main(["get", "--year", "2017", "-o", str(tmp_path / "place"), "--base-url", server.url, "--quiet"]) == 0
+    info = rplacevit.info(tmp_path / "place")
+    assert (info["year"], info["events"], info["rejected_rows"]) == (2017, 2, 5)
+    assert (tmp_path / "place" / "rejects.csv").exists()
 
 
 def test_an_interrupted_download_keeps_its_part_and_the_next_run_finishes(server, parts, tmp_path, monkeypatch):

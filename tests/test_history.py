@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import rplacevit
-from conftest import DATA, read_events
+from conftest import DATA, plain_bounds, read_events
 
 OUTSIDE = rplacevit.OUTSIDE
 
@@ -40,13 +40,18 @@ class Oracle:
             out[i] = canvas.copy()
         return out
 
+    def open(self, i, x, y) -> bool:
+        """Whether pixel (x, y) is on the canvas open at event i's time (2022's documented growth)."""
+        x0, y0, x1, y1 = plain_bounds(2022, int(self.events[i, 1]))
+        return 0 <= x < self.width and 0 <= y < self.height and x0 <= x < x1 and y0 <= y < y1
+
     def window(self, canvas, i, size):
         x, y = self.events[i, 4], self.events[i, 5]
         window = np.full((size, size), OUTSIDE, np.uint8)
         for r in range(size):
             for c in range(size):
                 cy, cx = y - size // 2 + r, x - size // 2 + c
-                if 0 <= cy < self.height and 0 <= cx < self.width:
+                if self.open(i, cx, cy):
                     window[r, c] = canvas[cy, cx]
         return window
 
@@ -67,7 +72,8 @@ class Oracle:
         grid = np.ones((size, size), np.float32)
         for r in range(size):
             for c in range(size):
-                ids = self.at_pixel.get((x - size // 2 + c, y - size // 2 + r), [])
+                px, py = x - size // 2 + c, y - size // 2 + r
+                ids = self.at_pixel.get((px, py), []) if self.open(i, px, py) else []
                 k = bisect.bisect_right(ids, i)
                 if k < len(ids):
                     grid[r, c] = min(1.0, (self.events[ids[k], 1] - t) / horizon)
@@ -318,7 +324,7 @@ def test_age_buckets_and_last_placers_equal_the_replay(case):
             for c in range(size):
                 px, py = x - size // 2 + c, y - size // 2 + r
                 earlier = [j for j in oracle.at_pixel.get((px, py), []) if j < i]
-                if not (0 <= px < 2000 and 0 <= py < 2000):
+                if not oracle.open(i, px, py):
                     expected_age, expected_placer = rplacevit.history.AGE_OUTSIDE, -1
                 elif not earlier:
                     expected_age, expected_placer = rplacevit.history.AGE_NEVER, -1

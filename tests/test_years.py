@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 
 import rplacevit
-from conftest import DATA
+from conftest import DATA, GROWTH, plain_bounds, utc_ms
 from rplacevit.times import format_time
 
 FIXTURE_2023 = DATA / "place2023_fixture.csv"
@@ -153,27 +153,6 @@ def test_info_command_shows_the_year_and_origin(dataset_2023):
     assert result.returncode == 0, result.stderr
     assert "year               2023" in result.stdout
     assert "3000×2000 (official coordinates from -1500, -1000)" in result.stdout
-
-
-def utc_ms(text: str) -> int:
-    return int(datetime.strptime(text, "%Y-%m-%d %H:%M:%S.%f").replace(tzinfo=timezone.utc).timestamp() * 1000 + 0.5)
-
-
-#: The documented growth of each canvas: (from, x0, y0, x1, y1) in stored coordinates.
-GROWTH = {
-    2022: [(None, 0, 0, 1000, 1000), ("2022-04-02 16:24:56.000", 0, 0, 2000, 1000), ("2022-04-03 19:03:53.000", 0, 0, 2000, 2000)],
-    2023: [(None, 1000, 500, 2000, 1500), ("2023-07-21 16:00:34.000", 1000, 500, 2500, 1500), ("2023-07-22 08:16:19.000", 500, 500, 2500, 1500),
-           ("2023-07-22 23:03:10.000", 500, 0, 2500, 1500), ("2023-07-23 18:00:26.000", 500, 0, 2500, 2000),
-           ("2023-07-24 02:00:19.000", 0, 0, 2500, 2000), ("2023-07-24 17:33:49.000", 0, 0, 3000, 2000)],
-}
-
-
-def plain_bounds(year: int, t: int) -> tuple[int, int, int, int]:
-    bounds = GROWTH[year][0][1:]
-    for start, *box in GROWTH[year][1:]:
-        if t >= utc_ms(start):
-            bounds = tuple(box)
-    return bounds
 
 
 def test_canvas_bounds_follow_each_years_growth(dataset_2023, tmp_path):

@@ -448,9 +448,9 @@ def options_ingest(p: argparse.ArgumentParser) -> None:
 
 def add_download_options(p: argparse.ArgumentParser) -> None:
     """What to fetch and how: the options ``download`` and ``get`` share."""
-    from .download import BASE_URLS, PART_COUNTS, YEARS
+    from .download import BASE_URLS, DEFAULT_YEAR, PART_COUNTS, YEARS
 
-    p.add_argument("--year", type=int, choices=YEARS, default=2022, help="which r/place (default: %(default)s)")
+    p.add_argument("--year", type=int, choices=YEARS, default=DEFAULT_YEAR, help="which r/place (default: %(default)s)")
     p.add_argument("--parts", default="all", metavar="all|0-9,12",
                    help=f"which numbered parts ({', '.join(f'{y}: 0..{n - 1}' for y, n in PART_COUNTS.items())}; default: %(default)s)")
     p.add_argument("--combined", action="store_true", help="the one combined file instead of the parts (2022 only)")

@@ -49,6 +49,8 @@ BASE_URLS = {
 #: How many numbered parts each year has (2017 is one file).
 PART_COUNTS = {2022: 79, 2023: 53}
 YEARS = tuple(BASE_URLS)
+#: The year ``download`` and ``get`` fetch unless told.
+DEFAULT_YEAR = 2022
 #: The 2017 mirror's single file, and 2022's combined file.
 SINGLE_FILES = {2017: "place_tiles.csv"}
 COMBINED_FILES = {2022: "2022_place_canvas_history.csv.gzip"}
@@ -408,7 +410,7 @@ class Downloader:
             os.replace(temporary, self.folder / MANIFEST)
 
 
-def download(out: str | os.PathLike[str], year: int = 2022, parts: str = "all", combined: bool = False, jobs: int = 4,
+def download(out: str | os.PathLike[str], year: int = DEFAULT_YEAR, parts: str = "all", combined: bool = False, jobs: int = 4,
              base_url: str | None = None, url_list: str | os.PathLike[str] | None = None, retries: int = 5,
              verify: bool = False, progress: bool = True, timeout_s: float = TIMEOUT_S) -> dict:
     """Downloads the official files of ``year`` into folder ``out`` (see the module docstring);
@@ -530,6 +532,11 @@ def dataset_sources(dataset: Path) -> list[tuple[str, int]] | None:
         return sorted(connection.execute("SELECT name, size FROM sources").fetchall())
 
 
+#: How ``get`` ingests each year's files: the 2017 mirror has rows with an empty field and rows
+#: off its 1000×1000 canvas, so its good rows are kept and the bad ones listed in rejects.csv.
+GET_ON_ERROR = {2017: "skip"}
+
+
 def get(dataset: str | os.PathLike[str], files: str | os.PathLike[str] | None = None, progress: bool = True, force: bool = False,
         **options) -> dict:
     """Download, ingest and verify in one: :func:`download` into ``files`` (default: the folder
@@ -537,7 +544,8 @@ def get(dataset: str | os.PathLike[str], files: str | os.PathLike[str] | None = 
     :func:`rplacevit.ingest` of that folder into ``dataset`` — unless ``dataset`` already is
     the dataset of exactly those files, so every stage resumes where it stopped — then
     :func:`rplacevit.verify`. Returns ``download`` and ``ingest`` (None when kept) summaries and
-    ``problems`` (none for an intact dataset)."""
+    ``problems`` (none for an intact dataset). 2017's bad rows are skipped (:data:`GET_ON_ERROR`),
+    every other year's stop the ingest."""
     from .store import ingest, verify
 
     dataset = Path(dataset)
@@ -546,5 +554,6 @@ def get(dataset: str | os.PathLike[str], files: str | os.PathLike[str] | None = 
     wanted = sorted((name, (files / name).stat().st_size) for name in fetched["files"])
     ingested = None
     if dataset_sources(dataset) != wanted:
-        ingested = ingest([files / name for name, _ in wanted], dataset, force=force, progress=progress)
+        on_error = GET_ON_ERROR.get(options.get("year", DEFAULT_YEAR), "fail")
+        ingested = ingest([files / name for name, _ in wanted], dataset, force=force, progress=progress, on_error=on_error)
     return {"download": fetched, "ingest": ingested, "problems": verify(dataset, progress=progress)}
