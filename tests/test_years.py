@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 import rplacevit
+import rplacevit.users
 from conftest import DATA, GROWTH, plain_bounds, utc_ms
 from rplacevit.times import format_time
 
@@ -338,3 +339,31 @@ def test_a_2017_model_trains_evaluates_paints_and_refuses_another_palette(sample
     assert colors <= {tuple(int(h_[i:i + 2], 16) for i in (1, 3, 5)) for h_ in PALETTE_2017}
     with pytest.raises(ValueError, match="palette"):
         infer(tmp_path / "run" / "model.pt", None, InferConfig(steps=1, dataset=str(sample_dataset), at=until, progress=False))
+
+
+def test_timelapse_users_and_export_work_on_2017_and_2023(dataset_2017, dataset_2023, tmp_path):
+    """The commands downstream of ingest, on each year's fixture: the timelapse in its colors, the
+    users' features and table, the export in official coordinates."""
+    import imageio.v3 as iio
+
+    for year, dataset, palette in ((2017, dataset_2017, PALETTE_2017), (2023, dataset_2023, rplacevit.PALETTE_HEX)):
+        out = tmp_path / str(year)
+        done = subprocess.run([sys.executable, "-m", "rplacevit", "timelapse", str(dataset), "-o", str(out / "t.mp4"),
+                               "--gif", str(out / "t.gif"), "--every", "2s", "--quiet"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        last = iio.imread(out / "t.gif", index=None)[-1][..., :3].reshape(-1, 3)
+        allowed = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in palette}
+        assert {tuple(int(v) for v in c) for c in np.unique(last, axis=0)} <= allowed
+        h = rplacevit.open(dataset)
+        features = rplacevit.users.features(h)
+        assert int(features["count"].sum()) == len(h) and len(features["count"]) == h.users
+        done = subprocess.run([sys.executable, "-m", "rplacevit", "users", str(dataset)], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+        try:
+            from rplacevit.export import export
+            import pyarrow.parquet as pq
+        except ImportError:
+            continue
+        export(h, out / "e.parquet", progress=False)
+        table = pq.read_table(out / "e.parquet")
+        assert table.num_rows == len(h) and set(table.column("color_hex").to_pylist()) <= set(palette)
