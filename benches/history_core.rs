@@ -12,7 +12,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("rplace-history-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let csv = dir.join("synth.csv.gz");
-    synthesize(&SynthOptions { rows, seed: 1 }, &csv, &|| false, &|_| {}).expect("synth");
+    synthesize(&SynthOptions { rows, seed: 1, year: 2022 }, &csv, &|| false, &|_| {}).expect("synth");
     let dataset = dir.join("dataset");
     ingest(&[csv], &dataset, &IngestOptions::default(), &|| false).expect("ingest");
 

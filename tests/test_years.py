@@ -367,3 +367,71 @@ def test_timelapse_users_and_export_work_on_2017_and_2023(dataset_2017, dataset_
         export(h, out / "e.parquet", progress=False)
         table = pq.read_table(out / "e.parquet")
         assert table.num_rows == len(h) and set(table.column("color_hex").to_pylist()) <= set(palette)
+
+
+@pytest.fixture(scope="module")
+def synthetic_2023(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("synth2023")
+    summary = rplacevit.synth(folder / "s.csv.gz", 60_000, seed=5, progress=False, year=2023)
+    rplacevit.ingest(folder / "s.csv.gz", folder / "d", progress=False)
+    return folder / "d", summary
+
+
+def test_a_2023_synthetic_history_grows_like_the_event(synthetic_2023):
+    dataset, summary = synthetic_2023
+    h = rplacevit.open(dataset)
+    info = rplacevit.info(dataset)
+    assert (h.year, h.canvas_width, h.canvas_height, info["rows"]) == (2023, 3000, 2000, 60_000)
+    assert summary["moderation_rows"] > 0 and info["events"] == summary["events"]
+    e = h.events()
+    t, x, y, color = (np.asarray(e[k]).astype(np.int64) for k in ("timestamp", "x", "y", "color"))
+    # Every event lies on the canvas open at its time, and each stage of the growth is used.
+    stages = [utc_ms(start) for start, *_ in GROWTH[2023][1:]]
+    for k, (start, end) in enumerate(zip([t[0]] + stages, stages + [t[-1] + 1])):
+        x0, y0, x1, y1 = plain_bounds(2023, start)
+        inside = (t >= start) & (t < end)
+        assert inside.any(), k
+        assert ((x[inside] >= x0) & (x[inside] < x1) & (y[inside] >= y0) & (y[inside] < y1)).all(), k
+    # 8 colors until 2023-07-21 21:30:25, all 32 by the end.
+    assert len(np.unique(color[t < utc_ms("2023-07-21 21:30:25.000")])) <= 8
+    assert len(np.unique(color)) == 32
+    # Replay: canvas_at at many times against a plain replay of the events.
+    canvas = np.full((2000, 3000), rplacevit.WHITE, np.uint8)
+    done = 0
+    for moment in np.linspace(t[0], t[-1], 12).astype(np.int64):
+        while done < len(t) and t[done] <= moment:
+            canvas[y[done], x[done]] = color[done]
+            done += 1
+        np.testing.assert_array_equal(h.canvas_at(int(moment)), canvas, err_msg=str(moment))
+    # Windows: OUTSIDE exactly off the canvas open at the event's time.
+    ids = np.random.default_rng(2).integers(0, len(h), 300)
+    size = 32
+    windows = h.windows(ids, size)
+    for w, i in zip(windows, ids):
+        x0, y0, x1, y1 = plain_bounds(2023, int(t[i]))
+        cols = np.arange(size) + x[i] - size // 2
+        rows = np.arange(size) + y[i] - size // 2
+        open_ = ((rows >= y0) & (rows < y1))[:, None] & ((cols >= x0) & (cols < x1))[None, :]
+        np.testing.assert_array_equal(w == rplacevit.OUTSIDE, ~open_, err_msg=str(i))
+
+
+def test_2023_synthetic_files_hold_circles_and_centred_coordinates(synthetic_2023, tmp_path):
+    dataset, _ = synthetic_2023
+    import gzip
+
+    lines = gzip.decompress((dataset.parent / "s.csv.gz").read_bytes()).decode().splitlines()
+    assert lines[0] == "timestamp,user,coordinate,pixel_color"
+    assert any('"{X: ' in line or line.count(",") == 6 for line in lines)  # its moderation row: a circle or a rectangle
+    assert any(",\"-" in line for line in lines)  # negative (centred) coordinates
+
+
+def test_a_2017_synthetic_history(tmp_path):
+    summary = rplacevit.synth(tmp_path / "s.csv", 20_000, seed=2, progress=False, year=2017)
+    assert (tmp_path / "s.csv").read_text().splitlines()[0] == "ts,user,x_coordinate,y_coordinate,color"
+    assert summary["moderation_rows"] == 0 and summary["events"] == 20_000
+    rplacevit.ingest(tmp_path / "s.csv", tmp_path / "d", progress=False)
+    h = rplacevit.open(tmp_path / "d")
+    e = h.events()
+    assert (h.year, h.canvas_width, int(np.asarray(e["color"]).max()) < 16, len(h)) == (2017, 1000, True, 20_000)
+    first, last = h.time_range
+    assert utc_ms("2017-03-31 17:00:00.000") <= first and last <= utc_ms("2017-04-03 17:00:00.000")

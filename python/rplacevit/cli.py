@@ -146,11 +146,11 @@ def cmd_info(args: argparse.Namespace) -> None:
 
 
 def cmd_synth(args: argparse.Namespace) -> None:
-    summary = store.synth(args.out, args.rows, seed=args.seed, progress=progress_wanted(args))
+    summary = store.synth(args.out, args.rows, seed=args.seed, progress=progress_wanted(args), year=args.year)
     if not args.quiet:
         print(
             f"wrote {summary['rows']:,} rows ({summary['events']:,} events, {summary['users']:,} users, "
-            f"{summary['moderation_rows']:,} moderation rectangles) to {args.out}, "
+            f"{summary['moderation_rows']:,} moderation rows) to {args.out}, "
             f"{format_time(summary['first_timestamp_ms'])} → {format_time(summary['last_timestamp_ms'])}"
         )
 
@@ -424,6 +424,8 @@ def options_synth(p: argparse.ArgumentParser) -> None:
     add_output(p, "output file (.csv, or .csv.gz for gzip)", required=True)
     p.add_argument("--rows", type=positive, required=True, help="number of data rows to write")
     p.add_argument("--seed", type=natural, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--year", type=int, choices=store.YEARS, default=store.DEFAULT_YEAR,
+                   help="the r/place whose format, canvas and palette the history has (default: %(default)s)")
     add_quiet(p)
 
 
@@ -585,7 +587,7 @@ def options_info(p: argparse.ArgumentParser) -> None:
 #: name → (help, options, run), in the order ``--help`` lists them.
 COMMANDS = {
     "demo": ("run the whole pipeline on the sample shipped in the package", options_demo, cmd_demo),
-    "synth": ("write a realistic synthetic history in the official 2022 CSV format", options_synth, cmd_synth),
+    "synth": ("write a realistic synthetic history in an official r/place CSV format (2022 unless --year)", options_synth, cmd_synth),
     "download": ("download the official r/place files: resumable, verified, parallel", options_download, cmd_download),
     "get": ("download, ingest and verify in one command; each stage resumes where it stopped", options_get, cmd_get),
     "ingest": ("ingest official r/place CSV files into a dataset folder", options_ingest, cmd_ingest),

@@ -39,6 +39,7 @@ from pathlib import Path
 from typing import Callable
 
 from ._core import ArgumentError
+from .store import DEFAULT_YEAR
 
 #: Where each year's files are, by default.
 BASE_URLS = {
@@ -49,8 +50,7 @@ BASE_URLS = {
 #: How many numbered parts each year has (2017 is one file).
 PART_COUNTS = {2022: 79, 2023: 53}
 YEARS = tuple(BASE_URLS)
-#: The year ``download`` and ``get`` fetch unless told.
-DEFAULT_YEAR = 2022
+
 #: The 2017 mirror's single file, and 2022's combined file.
 SINGLE_FILES = {2017: "place_tiles.csv"}
 COMBINED_FILES = {2022: "2022_place_canvas_history.csv.gzip"}

@@ -12,6 +12,9 @@ from . import _core
 from ._core import ArgumentError
 from ._core import KNOWN_HEADERS, MAX_RECTANGLE_PIXELS, MIN_PARTITION_SIZE, ON_ERROR, PARTITION_SIZE, YEARS
 
+#: The year ``synth``, ``download`` and ``get`` take unless told: the 2022 event, the project's own.
+DEFAULT_YEAR = 2022
+
 PathLike = Union[str, "os.PathLike[str]"]
 
 __all__ = ["KNOWN_HEADERS", "MAX_RECTANGLE_PIXELS", "MIN_PARTITION_SIZE", "ON_ERROR", "PARTITION_SIZE", "YEARS", "info", "ingest", "synth",
@@ -132,9 +135,12 @@ def verify(dataset: PathLike, progress: bool = True) -> list[str]:
     return _core.verify(os.fspath(dataset), progress)
 
 
-def synth(out: PathLike, rows: int, seed: int = 0, progress: bool = True) -> dict:
-    """Writes ``rows`` data rows of a realistic synthetic history in the official 2022 format to
-    ``out`` (gzip when it ends in ``.gz``/``.gzip``); deterministic for a ``seed``. Moderation
-    rectangles make a history's events a little more than its rows."""
-    return _core.synth(os.fspath(out), rows, seed, progress)
+def synth(out: PathLike, rows: int, seed: int = 0, progress: bool = True, year: int = DEFAULT_YEAR) -> dict:
+    """Writes ``rows`` data rows of a realistic synthetic history of r/place ``year``
+    (:data:`YEARS`) in that year's official format to ``out`` (gzip when it ends in
+    ``.gz``/``.gzip``); deterministic for a ``seed``. The canvas and the palette grow when the
+    year's did (2023: centred coordinates, from a 1000×1000 square in six steps, 8 colors to 32);
+    moderation rectangles (and in 2023 circles) make a history's events a little more than its
+    rows; 2017 has none."""
+    return _core.synth(os.fspath(out), rows, seed, progress, year)
 

@@ -49,19 +49,21 @@ use crate::random::Rng;
 use flate2::{write::GzEncoder, Compression};
 use rayon::prelude::*;
 
+use crate::csv_rows::{circle_rows, Format};
 use crate::error::{Context, Error, Result};
-use crate::palette::{self, PALETTE_STAGE, WHITE};
+use crate::palette::{self, PALETTE_STAGE};
 use crate::publish::Output;
 use crate::timestamp::format_timestamp;
-use crate::CANVAS_SIZE;
 
 /// What to synthesize.
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
     /// Data rows to write (the header not counted); at least 1.
     pub rows: u64,
-    /// The same seed and row count give the same bytes.
+    /// The same seed, row count and year give the same bytes.
     pub seed: u64,
+    /// The r/place year whose format, canvas, palette and growth the history has.
+    pub year: u16,
 }
 
 /// What a synthesized file holds.
@@ -80,28 +82,16 @@ pub struct SynthSummary {
 }
 
 /// The 2022 event: 2022-04-01 12:44:10 to 2022-04-04 22:47:30 UTC, in ms since the epoch.
-const START_MS: i64 = 1_648_817_050_000;
-const END_MS: i64 = 1_649_112_450_000;
-const SPAN_MS: i64 = END_MS - START_MS;
+const START_2022_MS: i64 = 1_648_817_050_000;
+const END_2022_MS: i64 = 1_649_112_450_000;
 /// One pixel per user every five minutes.
 const COOLDOWN_MS: i64 = 300_000;
-/// The canvas and the palette grow when the event's did ([`Format::expansions`]), about one and
-/// two thirds of the time.
-const STAGE_START_MS: [i64; 3] = [START_MS, EXPANSIONS[1].from_ms, EXPANSIONS[2].from_ms];
-const EXPANSIONS: &[crate::csv_rows::Expansion] = crate::csv_rows::EXPANSIONS_2022.as_slice();
-/// Canvas width and height in each stage.
-const STAGE_EXTENT: [(u16, u16); 3] =
-    [(EXPANSIONS[0].x1, EXPANSIONS[0].y1), (EXPANSIONS[1].x1, EXPANSIONS[1].y1), (CANVAS_SIZE, CANVAS_SIZE)];
-/// How many colors each stage allows: the first `n` of [`COLORS_BY_STAGE`].
-const STAGE_COLORS: [usize; 3] = [16, 24, 32];
 /// Rows shuffled together and compressed as one gzip member (about 1 MB of text).
 const BLOCK_ROWS: usize = 8192;
 /// Blocks shuffled together, and the unit of parallel compression.
 const WINDOW_BLOCKS: usize = 16;
 /// Fast compression: synthetic files are for tests and benchmarks, not for archives.
 const GZIP_LEVEL: u32 = 1;
-const HEADER: &[u8] = b"timestamp,user_id,pixel_color,coordinate\n";
-const BLACK: u8 = 27;
 const NOISE_SHARE: f64 = 0.04;
 /// Campaigns take at most this share of the crowd's events, however many run at once.
 const MAX_CAMPAIGN_SHARE: f64 = 0.5;
@@ -119,7 +109,7 @@ const BLOCK_STREAM: u64 = 3;
 const WINDOW_STREAM: u64 = 4;
 const USER_STREAM: u64 = 5;
 
-/// Palette indices ordered by the stage that introduced them.
+/// 2022's palette indices ordered by the stage that introduced them.
 const COLORS_BY_STAGE: [u8; palette::N_COLORS] = {
     let (mut out, mut n, mut stage) = ([0u8; palette::N_COLORS], 0, 0);
     while stage < 3 {
@@ -135,6 +125,108 @@ const COLORS_BY_STAGE: [u8; palette::N_COLORS] = {
     }
     out
 };
+
+/// A year of r/place as the synthetic history plays it: its time span, and from each moment on
+/// the canvas open and the colors allowed.
+struct Year {
+    format: Format,
+    start_ms: i64,
+    end_ms: i64,
+    /// In time order, the first from `start_ms`.
+    stages: Vec<Stage>,
+    /// Palette indices in the order the palette grew: a stage allows the first `colors`.
+    colors_by_stage: Vec<u8>,
+    black: u8,
+    white: u8,
+}
+
+struct Stage {
+    from_ms: i64,
+    /// The canvas open.
+    open: Rect,
+    /// What this stage's expansion opened (None: only the palette grew).
+    fresh: Option<Rect>,
+    colors: usize,
+}
+
+impl Year {
+    /// The event of `year`: 2017 (1000×1000 and 16 colors for 72 hours), 2022 (the canvas and the
+    /// palette grew twice, together) and 2023 (the canvas grew six times, the palette three, from
+    /// 8 colors).
+    fn of(year: u16) -> Result<Year> {
+        let format = Format::of_year(year).map_err(Error::Argument)?;
+        let (start_ms, end_ms, palette_growth, colors_by_stage): (i64, i64, &[(i64, usize)], Vec<u8>) = match format {
+            Format::Y2017 => (1_490_979_600_000, 1_491_238_800_000, &[(i64::MIN, 16)], (0..16).collect()),
+            Format::Y2022 => {
+                let grew = format.expansions();
+                (START_2022_MS, END_2022_MS, &[(i64::MIN, 16), (grew[1].from_ms, 24), (grew[2].from_ms, 32)], COLORS_BY_STAGE.to_vec())
+            }
+            // 2023-07-20 13:00:26 to 07-25 21:44:00 UTC; 16 colors from 07-21 21:30:25, 24 from
+            // 07-23 18:00:18, 32 from 07-24 17:33:38 (in 2022's order of growth: the order 2023's
+            // colors came in is not modelled).
+            Format::Y2023 => (
+                1_689_858_026_000,
+                1_690_321_440_000,
+                &[(i64::MIN, 8), (1_689_975_025_000, 16), (1_690_135_218_000, 24), (1_690_220_018_000, 32)],
+                COLORS_BY_STAGE.to_vec(),
+            ),
+        };
+        let mut changes: Vec<i64> = format.expansions().iter().chain(std::iter::empty()).map(|e| e.from_ms).collect();
+        changes.extend(palette_growth.iter().map(|&(from, _)| from));
+        changes.retain(|&t| t > start_ms);
+        changes.sort_unstable();
+        changes.dedup();
+        let box_at = |t: i64| {
+            let e = format.expansions().iter().rev().find(|e| e.from_ms <= t).expect("the first expansion starts at i64::MIN");
+            Rect { x: e.x0, y: e.y0, w: e.x1 - e.x0, h: e.y1 - e.y0 }
+        };
+        let colors_at = |t: i64| palette_growth.iter().rev().find(|&&(from, _)| from <= t).expect("the first starts at i64::MIN").1;
+        let mut stages: Vec<Stage> = Vec::new();
+        for from_ms in std::iter::once(start_ms).chain(changes) {
+            let open = box_at(from_ms);
+            let fresh = stages.last().and_then(|before: &Stage| open.beyond(before.open));
+            stages.push(Stage { from_ms, open, fresh, colors: colors_at(from_ms) });
+        }
+        // The attackers' "black void": the darkest color of the first stage, so allowed throughout.
+        let palette = format.palette();
+        let brightness = |index: &&u8| {
+            let hex = palette[**index as usize];
+            (hex >> 16) + (hex >> 8 & 0xFF) + (hex & 0xFF)
+        };
+        let black = *colors_by_stage[..stages[0].colors].iter().min_by_key(brightness).expect("a stage has colors");
+        Ok(Year { format, start_ms, end_ms, stages, colors_by_stage, black, white: format.white() })
+    }
+
+    fn span_ms(&self) -> i64 {
+        self.end_ms - self.start_ms
+    }
+
+    fn stage_at(&self, t: i64) -> usize {
+        self.stages.iter().rposition(|stage| t >= stage.from_ms).unwrap_or(0)
+    }
+
+    /// The canvas open in a stage or, with `fresh`, only the part its expansion opened (the
+    /// whole open canvas for a stage that opened none).
+    fn canvas(&self, stage: usize, fresh: bool) -> Rect {
+        let stage = &self.stages[stage];
+        stage.fresh.filter(|_| fresh).unwrap_or(stage.open)
+    }
+
+    fn random_color(&self, rng: &mut Rng, stage: usize) -> u8 {
+        self.colors_by_stage[rng.below(self.stages[stage].colors as u64) as usize]
+    }
+
+    /// `N` different colors of a stage.
+    fn distinct_colors<const N: usize>(&self, rng: &mut Rng, stage: usize) -> [u8; N] {
+        let mut pool = self.colors_by_stage.clone();
+        let mut out = [0; N];
+        for i in 0..N {
+            pool.swap(i, i + rng.below((self.stages[stage].colors - i) as u64) as usize);
+            out[i] = pool[i];
+        }
+        out
+    }
+}
 
 /// The most rows a history may have: the index numbers events with 32 bits (and moderation
 /// rectangles add events beside the rows).
@@ -156,12 +248,15 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
     if out.is_dir() {
         return Err(Error::Argument(format!("{}: is a folder, not a file to write", out.display())));
     }
+    let year = Year::of(options.year)?;
     let output = Output::begin(out, "synth")?;
     let staging = output.staging().to_path_buf();
     let mut writer = BufWriter::new(File::create(&staging).at(&staging)?);
-    writer.write_all(&encode(HEADER.to_vec(), gzip).at(&staging)?).at(&staging)?;
+    let header = format!("{}\n", year.format.header()).into_bytes();
+    writer.write_all(&encode(header, gzip).at(&staging)?).at(&staging)?;
 
-    let mut simulation = Simulation::new(options);
+    let format = year.format;
+    let mut simulation = Simulation::new(options, year);
     let mut first_block = 0;
     loop {
         let window = simulation.next_window(should_stop)?;
@@ -169,7 +264,7 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
             break;
         }
         let blocks = window.len() as u64;
-        for member in encode_window(window, first_block, options.seed, gzip).at(&staging)? {
+        for member in encode_window(window, first_block, options.seed, format, gzip).at(&staging)? {
             writer.write_all(&member).at(&staging)?;
         }
         first_block += blocks;
@@ -190,7 +285,7 @@ pub fn synthesize(options: &SynthOptions, out: &Path, should_stop: &dyn Fn() -> 
 
 /// Shuffles the blocks of a window, the rows of each block, and formats and compresses the blocks
 /// in parallel; returns them in output order.
-fn encode_window(window: Vec<Vec<Row>>, first_block: u64, seed: u64, gzip: bool) -> io::Result<Vec<Vec<u8>>> {
+fn encode_window(window: Vec<Vec<Row>>, first_block: u64, seed: u64, format: Format, gzip: bool) -> io::Result<Vec<Vec<u8>>> {
     let mut blocks: Vec<(u64, Vec<Row>)> = (first_block..).zip(window).collect();
     shuffle(&mut blocks, &mut Rng::new(seed, WINDOW_STREAM, first_block));
     blocks
@@ -199,7 +294,7 @@ fn encode_window(window: Vec<Vec<Row>>, first_block: u64, seed: u64, gzip: bool)
             shuffle(&mut rows, &mut Rng::new(seed, BLOCK_STREAM, block));
             let mut text = Vec::with_capacity(rows.len() * 140);
             for row in &rows {
-                row.write_csv(seed, &mut text)?;
+                row.write_csv(seed, format, &mut text)?;
             }
             encode(text, gzip)
         })
@@ -215,7 +310,7 @@ fn encode(text: Vec<u8>, gzip: bool) -> io::Result<Vec<u8>> {
     encoder.finish()
 }
 
-/// One CSV row: a pixel placement or a moderation rectangle.
+/// One CSV row: a pixel placement, a moderation rectangle or (2023) a moderation circle.
 #[derive(Clone, Copy)]
 struct Row {
     time_ms: i64,
@@ -229,19 +324,53 @@ enum Place {
     Pixel(u16, u16),
     /// A moderation rectangle, written as its inclusive corners `x1,y1,x2,y2`.
     Rectangle(Rect),
+    /// A moderation circle (2023): centre and radius, `{X: x, Y: y, R: r}`.
+    Circle(u16, u16, u16),
 }
 
 impl Row {
-    fn write_csv(&self, seed: u64, out: &mut Vec<u8>) -> io::Result<()> {
-        out.extend_from_slice(format_timestamp(self.time_ms).as_bytes());
-        out.push(b',');
-        out.extend_from_slice(&user_hash(seed, self.user));
-        write!(out, ",{},\"", palette::hex_string(self.color))?;
-        match self.place {
-            Place::Pixel(x, y) => write!(out, "{x},{y}")?,
-            Place::Rectangle(r) => write!(out, "{},{},{},{}", r.x, r.y, r.x + r.w - 1, r.y + r.h - 1)?,
+    /// The row in `format`'s columns, coordinates official.
+    fn write_csv(&self, seed: u64, format: Format, out: &mut Vec<u8>) -> io::Result<()> {
+        let canvas = format.canvas();
+        let (ox, oy) = (canvas.origin_x, canvas.origin_y);
+        let hash = user_hash(seed, self.user);
+        match format {
+            Format::Y2017 => {
+                let Place::Pixel(x, y) = self.place else { unreachable!("2017 has no moderation rows") };
+                // Reddit's 2017 file: epoch milliseconds, 28-character hashes, palette indices.
+                write!(out, "{},", self.time_ms)?;
+                out.extend_from_slice(&hash[..27]);
+                writeln!(out, "=,{x},{y},{}", self.color)?;
+            }
+            Format::Y2022 | Format::Y2023 => {
+                out.extend_from_slice(format_timestamp(self.time_ms).as_bytes());
+                out.push(b',');
+                out.extend_from_slice(&hash);
+                let color = palette::hex_string(self.color);
+                if format == Format::Y2022 {
+                    write!(out, ",{color},\"")?;
+                } else {
+                    out.extend_from_slice(b",\"");
+                }
+                match self.place {
+                    Place::Pixel(px, py) => write!(out, "{},{}", px as i32 + ox, py as i32 + oy)?,
+                    Place::Rectangle(r) => write!(
+                        out,
+                        "{},{},{},{}",
+                        r.x as i32 + ox,
+                        r.y as i32 + oy,
+                        (r.x + r.w - 1) as i32 + ox,
+                        (r.y + r.h - 1) as i32 + oy
+                    )?,
+                    Place::Circle(cx, cy, r) => write!(out, "{{X: {}, Y: {}, R: {r}}}", cx as i32 + ox, cy as i32 + oy)?,
+                }
+                out.push(b'"');
+                if format == Format::Y2023 {
+                    write!(out, ",{color}")?;
+                }
+                out.push(b'\n');
+            }
         }
-        out.extend_from_slice(b"\"\n");
         Ok(())
     }
 }
@@ -284,25 +413,6 @@ fn pick_weighted(cumulative: &[f64], rng: &mut Rng) -> usize {
     cumulative.partition_point(|&c| c <= x).min(cumulative.len() - 1)
 }
 
-fn stage_at(t: i64) -> usize {
-    STAGE_START_MS.iter().rposition(|&start| t >= start).unwrap_or(0)
-}
-
-fn random_color(rng: &mut Rng, stage: usize) -> u8 {
-    COLORS_BY_STAGE[rng.below(STAGE_COLORS[stage] as u64) as usize]
-}
-
-/// `N` different colors of a stage.
-fn distinct_colors<const N: usize>(rng: &mut Rng, stage: usize) -> [u8; N] {
-    let mut pool = COLORS_BY_STAGE;
-    let mut out = [0; N];
-    for i in 0..N {
-        pool.swap(i, i + rng.below((STAGE_COLORS[stage] - i) as u64) as usize);
-        out[i] = pool[i];
-    }
-    out
-}
-
 #[derive(Clone, Copy)]
 struct Rect {
     x: u16,
@@ -312,13 +422,20 @@ struct Rect {
 }
 
 impl Rect {
-    /// The canvas of a stage or, with `fresh`, only the part that stage's expansion opened.
-    fn canvas(stage: usize, fresh: bool) -> Rect {
-        let (w, h) = STAGE_EXTENT[stage];
-        match (fresh && stage > 0).then(|| STAGE_EXTENT[stage - 1]) {
-            Some((old_w, _)) if w > old_w => Rect { x: old_w, y: 0, w: w - old_w, h },
-            Some((_, old_h)) => Rect { x: 0, y: old_h, w, h: h - old_h },
-            None => Rect { x: 0, y: 0, w, h },
+    /// The part of this rectangle outside `before`, which it contains and passes on one side;
+    /// None when they are the same.
+    fn beyond(self, before: Rect) -> Option<Rect> {
+        let (x1, y1, bx1, by1) = (self.x + self.w, self.y + self.h, before.x + before.w, before.y + before.h);
+        if x1 > bx1 {
+            Some(Rect { x: bx1, y: self.y, w: x1 - bx1, h: self.h })
+        } else if self.x < before.x {
+            Some(Rect { x: self.x, y: self.y, w: before.x - self.x, h: self.h })
+        } else if y1 > by1 {
+            Some(Rect { x: self.x, y: by1, w: self.w, h: y1 - by1 })
+        } else if self.y < before.y {
+            Some(Rect { x: self.x, y: self.y, w: self.w, h: before.y - self.y })
+        } else {
+            None
         }
     }
 
@@ -372,13 +489,13 @@ enum Template {
 }
 
 impl Template {
-    fn random(rng: &mut Rng, stage: usize) -> Template {
+    fn random(rng: &mut Rng, year: &Year, stage: usize) -> Template {
         match rng.below(4) {
-            0 => Template::Stripes { colors: distinct_colors(rng, stage), vertical: rng.chance(0.5) },
-            1 => Template::Disc { colors: distinct_colors(rng, stage) },
-            2 => Template::Checker { colors: distinct_colors(rng, stage), cell: 1 + rng.below(6) as u16 },
+            0 => Template::Stripes { colors: year.distinct_colors(rng, stage), vertical: rng.chance(0.5) },
+            1 => Template::Disc { colors: year.distinct_colors(rng, stage) },
+            2 => Template::Checker { colors: year.distinct_colors(rng, stage), cell: 1 + rng.below(6) as u16 },
             _ => Template::Text {
-                colors: distinct_colors(rng, stage),
+                colors: year.distinct_colors(rng, stage),
                 letters: [0; 4].map(|_| rng.below(FONT.len() as u64) as u8),
                 scale: 1 + rng.below(3) as u16,
             },
@@ -449,19 +566,22 @@ struct Plan {
 }
 
 impl Plan {
-    fn new(rows: u64, rng: &mut Rng) -> Plan {
+    fn new(rows: u64, rng: &mut Rng, year: &Year) -> Plan {
+        let (start_ms, end_ms, stages) = (year.start_ms, year.end_ms, year.stages.len());
         let count = (rows / 25_000).clamp(16, 4000) as usize;
         let mut artworks: Vec<(i64, Artwork, f64)> = (0..count)
             .map(|_| {
                 // Half the artworks start in stage 0; the rest rush into each expansion.
-                let stage = [0, 0, 1, 2][rng.below(4) as usize];
-                let stage_end = STAGE_START_MS.get(stage + 1).copied().unwrap_or(END_MS);
-                let birth = STAGE_START_MS[stage] + ((stage_end - STAGE_START_MS[stage]) as f64 * rng.unit().powi(2)) as i64;
+                let later = 1 + rng.below(2 * (stages as u64 - 1).max(1)) as usize;
+                let stage = if later >= stages { 0 } else { later };
+                let stage_start = year.stages[stage].from_ms;
+                let stage_end = year.stages.get(stage + 1).map_or(end_ms, |next| next.from_ms);
+                let birth = stage_start + ((stage_end - stage_start) as f64 * rng.unit().powi(2)) as i64;
                 let (side, aspect) = (8.0 + 150.0 * rng.unit().powi(3), (0.5 + rng.unit()).sqrt());
                 let (w, h) = ((side * aspect) as u16, (side / aspect) as u16);
-                let rect = Rect::canvas(stage, rng.chance(0.75)).random_inside(rng, w, h);
+                let rect = year.canvas(stage, rng.chance(0.75)).random_inside(rng, w, h);
                 let popularity = (rect.w as f64 * rect.h as f64) * (0.2 + 4.0 * rng.unit().powi(4));
-                (birth, Artwork { rect, template: Template::random(rng, stage) }, popularity)
+                (birth, Artwork { rect, template: Template::random(rng, year, stage) }, popularity)
             })
             .collect();
         artworks.sort_by_key(|a| a.0);
@@ -472,25 +592,25 @@ impl Plan {
         let mut campaigns = Vec::new();
         for _ in 0..count * 2 / 3 {
             let target = rng.below(count as u64) as usize;
-            let start = births[target] + ((END_MS - births[target]) as f64 * rng.unit()) as i64;
+            let start = births[target] + ((end_ms - births[target]) as f64 * rng.unit()) as i64;
             let length = 600_000 + (3.0 * 3_600_000.0 * rng.unit().powi(2)) as i64;
             let Rect { w, h, .. } = artworks[target].rect;
             let (w, h) = ((w as f64 * (0.3 + 0.7 * rng.unit())) as u16, (h as f64 * (0.3 + 0.7 * rng.unit())) as u16);
             let area = artworks[target].rect.random_inside(rng, w, h);
-            let attacker = if rng.chance(0.5) { Template::Solid(BLACK) } else { Template::random(rng, stage_at(start)) };
+            let attacker = if rng.chance(0.5) { Template::Solid(year.black) } else { Template::random(rng, year, year.stage_at(start)) };
             let restoration_end = start + length + 1_200_000 + (4_200_000.0 * rng.unit()) as i64;
             let weight = 0.01 + 0.03 * rng.unit();
             campaigns.push(Campaign { area, design: Artwork { rect: area, template: attacker }, start, end: start + length, weight });
             campaigns.push(Campaign { area, design: artworks[target], start: start + length / 3, end: restoration_end, weight: 0.03 });
         }
         for _ in 0..2 + count / 200 {
-            let start = START_MS + (0.7 * SPAN_MS as f64 * rng.unit()) as i64;
-            let stage = stage_at(start);
+            let start = start_ms + (0.7 * year.span_ms() as f64 * rng.unit()) as i64;
+            let stage = year.stage_at(start);
             let (w, h) = (6 + rng.below(19) as u16, 6 + rng.below(19) as u16);
-            let area = Rect::canvas(stage, false).random_inside(rng, w, h);
+            let area = year.canvas(stage, false).random_inside(rng, w, h);
             for _ in 0..2 {
-                let design = Artwork { rect: area, template: Template::random(rng, stage) };
-                campaigns.push(Campaign { area, design, start, end: END_MS, weight: 0.01 });
+                let design = Artwork { rect: area, template: Template::random(rng, year, stage) };
+                campaigns.push(Campaign { area, design, start, end: end_ms, weight: 0.01 });
             }
         }
         campaigns.sort_by_key(|c| c.start);
@@ -498,7 +618,7 @@ impl Plan {
         let bots = (0..rows / 50_000)
             .map(|b| {
                 let artwork = rng.below(count as u64) as usize;
-                let start = births[artwork] + ((END_MS - births[artwork]) as f64 * 0.5 * rng.unit()) as i64;
+                let start = births[artwork] + ((end_ms - births[artwork]) as f64 * 0.5 * rng.unit()) as i64;
                 let end = start + 6 * 3_600_000 + (30.0 * 3_600_000.0 * rng.unit()) as i64;
                 Bot { user: BOT_USERS + b, artwork, start, end, placed: false }
             })
@@ -515,23 +635,26 @@ struct Clock {
     bin: usize,
     rows: u64,
     last_ms: i64,
+    start_ms: i64,
+    end_ms: i64,
 }
 
 impl Clock {
     const BINS: usize = 4096;
 
-    fn new(rows: u64) -> Clock {
-        let bin_ms = SPAN_MS as f64 / Self::BINS as f64;
+    fn new(rows: u64, year: &Year) -> Clock {
+        let (start_ms, span_ms) = (year.start_ms, year.span_ms());
+        let bin_ms = span_ms as f64 / Self::BINS as f64;
         let rate = |bin: usize| {
-            let t = START_MS + ((bin as f64 + 0.5) * bin_ms) as i64;
+            let t = start_ms + ((bin as f64 + 0.5) * bin_ms) as i64;
             let hour = t.rem_euclid(86_400_000) as f64 / 3_600_000.0;
             let daily = 1.0 + 0.5 * ((hour - 19.0) / 24.0 * std::f64::consts::TAU).cos();
-            daily * (1.0 + (t - START_MS) as f64 / SPAN_MS as f64)
+            daily * (1.0 + (t - start_ms) as f64 / span_ms as f64)
         };
         let mut cdf = cumulative(std::iter::once(0.0).chain((0..Self::BINS).map(rate)));
         let total = cdf[Self::BINS];
         cdf.iter_mut().for_each(|c| *c /= total);
-        Clock { cdf, bin: 0, rows, last_ms: START_MS }
+        Clock { cdf, bin: 0, rows, last_ms: start_ms, start_ms, end_ms: year.end_ms }
     }
 
     /// The time of row `index`; rows must come in order.
@@ -541,8 +664,9 @@ impl Clock {
             self.bin += 1;
         }
         let (lo, hi) = (self.cdf[self.bin], self.cdf[self.bin + 1]);
-        let offset = (self.bin as f64 + ((u - lo) / (hi - lo)).clamp(0.0, 1.0)) * SPAN_MS as f64 / Self::BINS as f64;
-        let t = (START_MS + offset as i64).min(END_MS);
+        let span_ms = (self.end_ms - self.start_ms) as f64;
+        let offset = (self.bin as f64 + ((u - lo) / (hi - lo)).clamp(0.0, 1.0)) * span_ms / Self::BINS as f64;
+        let t = (self.start_ms + offset as i64).min(self.end_ms);
         // A tie with the row before: several players clicking in the same millisecond.
         if index == 0 || !rng.chance(0.03) {
             self.last_ms = t.max(self.last_ms);
@@ -580,12 +704,15 @@ impl Activity {
 
 /// The event generator: the plan plus everything that changes as time goes on.
 struct Simulation {
+    year: Year,
+    /// The canvas's width.
+    width: usize,
     plan: Plan,
     rng: Rng,
     clock: Clock,
     /// Current color of every pixel, so players and bots can see where a template is damaged.
     canvas: Vec<u8>,
-    /// Per crowd user: milliseconds after `START_MS` plus 1 of the last placement, 0 for never.
+    /// Per crowd user: milliseconds after the year's start plus 1 of the last placement, 0 for never.
     last_placed: Vec<u32>,
     activity: Activity,
     /// Artworks born so far: a prefix of `plan.artworks`.
@@ -603,17 +730,22 @@ struct Simulation {
 }
 
 impl Simulation {
-    fn new(options: &SynthOptions) -> Simulation {
-        let plan = Plan::new(options.rows, &mut Rng::new(options.seed, PLAN_STREAM, 0));
+    fn new(options: &SynthOptions, year: Year) -> Simulation {
+        let plan = Plan::new(options.rows, &mut Rng::new(options.seed, PLAN_STREAM, 0), &year);
         // One user per 12 rows, of whom a fifth are never drawn: one active user per 15 rows.
         let crowd = (options.rows / 12 + 1) as usize;
-        let moderations = if options.rows >= 1000 { (options.rows / 2_000_000).max(1) } else { 0 };
+        // 2017's files have no moderation rows.
+        let moderated = year.format != Format::Y2017;
+        let moderations = if options.rows >= 1000 && moderated { (options.rows / 2_000_000).max(1) } else { 0 };
+        let canvas = year.format.canvas();
+        let (width, height) = (canvas.width as usize, canvas.height as usize);
         let bot_queue = plan.bots.iter().enumerate().map(|(b, bot)| Reverse((bot.start, b))).collect();
         Simulation {
+            clock: Clock::new(options.rows, &year),
+            canvas: vec![year.white; width * height],
+            width,
             plan,
             rng: Rng::new(options.seed, EVENT_STREAM, 0),
-            clock: Clock::new(options.rows),
-            canvas: vec![WHITE; CANVAS_SIZE as usize * CANVAS_SIZE as usize],
             last_placed: vec![0; crowd],
             activity: Activity::new(crowd),
             born: 0,
@@ -628,9 +760,10 @@ impl Simulation {
                 events: 0,
                 users: 0,
                 moderation_rows: 0,
-                first_timestamp_ms: START_MS,
-                last_timestamp_ms: START_MS,
+                first_timestamp_ms: year.start_ms,
+                last_timestamp_ms: year.start_ms,
             },
+            year,
         }
     }
 
@@ -651,7 +784,7 @@ impl Simulation {
         let index = self.summary.rows;
         let t = self.clock.time(index, &mut self.rng);
         self.advance(t);
-        let stage = stage_at(t);
+        let stage = self.year.stage_at(t);
         let row = if self.moderation_rows.last() == Some(&index) {
             self.moderation_rows.pop();
             self.moderation(t, stage)
@@ -714,7 +847,7 @@ impl Simulation {
 
     /// A crowd user off cooldown at `t`, most often one of the most active.
     fn crowd_user(&mut self, t: i64) -> u64 {
-        let now = (t - START_MS) as u32 + 1;
+        let now = (t - self.year.start_ms) as u32 + 1;
         let free = |last: u32| last == 0 || now - last >= COOLDOWN_MS as u32;
         let users = self.last_placed.len();
         let mut pick = (0..16).map(|_| self.activity.pick(&mut self.rng)).find(|&k| free(self.last_placed[k]));
@@ -735,8 +868,8 @@ impl Simulation {
     fn crowd_event(&mut self, t: i64, user: u64, stage: usize) -> Row {
         let roll = self.rng.unit();
         if roll < NOISE_SHARE || self.born == 0 {
-            let (x, y) = Rect::canvas(stage, false).pixel(&mut self.rng);
-            let color = random_color(&mut self.rng, stage);
+            let (x, y) = self.year.canvas(stage, false).pixel(&mut self.rng);
+            let color = self.year.random_color(&mut self.rng, stage);
             return self.place(Row { time_ms: t, user, color, place: Place::Pixel(x, y) });
         }
         let campaign_share = self.active_weights.last().map_or(0.0, |&w| w.min(MAX_CAMPAIGN_SHARE));
@@ -755,7 +888,7 @@ impl Simulation {
     fn paint(&mut self, t: i64, user: u64, area: Rect, design: &Artwork, tries: u32) -> Row {
         let mut pixel = area.pixel(&mut self.rng);
         for _ in 1..tries {
-            if self.canvas[pixel.1 as usize * CANVAS_SIZE as usize + pixel.0 as usize] != design.color_at(pixel.0, pixel.1) {
+            if self.canvas[pixel.1 as usize * self.width + pixel.0 as usize] != design.color_at(pixel.0, pixel.1) {
                 break;
             }
             pixel = area.pixel(&mut self.rng);
@@ -764,34 +897,45 @@ impl Simulation {
         self.place(Row { time_ms: t, user, color, place: Place::Pixel(pixel.0, pixel.1) })
     }
 
-    /// A moderator's rectangle of 3 to 40 pixels a side, mostly white, often over an artwork.
+    /// A moderator's rectangle of 3 to 40 pixels a side (or in 2023, half the time, a circle of
+    /// radius 1 to 20), mostly white, often over an artwork, inside the open canvas.
     fn moderation(&mut self, t: i64, stage: usize) -> Row {
-        let canvas = Rect::canvas(stage, false);
+        let canvas = self.year.canvas(stage, false);
         let over = match self.born {
             0 => canvas,
             born => self.plan.artworks[self.rng.below(born as u64) as usize].rect,
         };
         let (x, y) = if self.rng.chance(0.7) { over.pixel(&mut self.rng) } else { canvas.pixel(&mut self.rng) };
-        let (w, h) = (3 + self.rng.below(38) as u16, 3 + self.rng.below(38) as u16);
-        let rect = Rect { x: x.min(canvas.w - w), y: y.min(canvas.h - h), w, h };
-        let color = if self.rng.chance(0.7) { WHITE } else { random_color(&mut self.rng, stage) };
+        let (w, h) = ((3 + self.rng.below(38) as u16).min(canvas.w), (3 + self.rng.below(38) as u16).min(canvas.h));
+        let color = if self.rng.chance(0.7) { self.year.white } else { self.year.random_color(&mut self.rng, stage) };
+        let place = if self.year.format == Format::Y2023 && self.rng.chance(0.5) {
+            // Its cells stay on the open canvas: the radius stops at the nearest edge.
+            let room = (x - canvas.x).min(y - canvas.y).min(canvas.x + canvas.w - 1 - x).min(canvas.y + canvas.h - 1 - y);
+            Place::Circle(x, y, (1 + self.rng.below(20) as u16).min(room))
+        } else {
+            Place::Rectangle(Rect { x: x.min(canvas.x + canvas.w - w), y: y.min(canvas.y + canvas.h - h), w, h })
+        };
         let user = MODERATOR_USERS + self.summary.moderation_rows;
         self.summary.moderation_rows += 1;
         self.summary.users += 1;
-        self.place(Row { time_ms: t, user, color, place: Place::Rectangle(rect) })
+        self.place(Row { time_ms: t, user, color, place })
     }
 
     /// Applies a row to the canvas and counts its events.
     fn place(&mut self, row: Row) -> Row {
-        let rect = match row.place {
-            Place::Pixel(x, y) => Rect { x, y, w: 1, h: 1 },
-            Place::Rectangle(rect) => rect,
+        let runs: Vec<(u16, u16, u16)> = match row.place {
+            Place::Pixel(x, y) => vec![(y, x, x)],
+            Place::Rectangle(r) => (r.y..r.y + r.h).map(|y| (y, r.x, r.x + r.w - 1)).collect(),
+            Place::Circle(x, y, r) => {
+                let canvas = self.year.format.canvas();
+                circle_rows(x, y, r, canvas.width, canvas.height).collect()
+            }
         };
-        for y in rect.y..rect.y + rect.h {
-            let line = y as usize * CANVAS_SIZE as usize + rect.x as usize;
-            self.canvas[line..line + rect.w as usize].fill(row.color);
+        for (y, x1, x2) in runs {
+            let line = y as usize * self.width;
+            self.canvas[line + x1 as usize..=line + x2 as usize].fill(row.color);
+            self.summary.events += (x2 - x1 + 1) as u64;
         }
-        self.summary.events += rect.w as u64 * rect.h as u64;
         row
     }
 }
@@ -825,7 +969,7 @@ mod tests {
     fn synthesize_bytes(rows: u64, seed: u64, name: &str) -> (Vec<u8>, SynthSummary) {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(name);
-        let summary = synthesize(&SynthOptions { rows, seed }, &path, &|| false, &|_| {}).unwrap();
+        let summary = synthesize(&SynthOptions { rows, seed, year: 2022 }, &path, &|| false, &|_| {}).unwrap();
         (std::fs::read(&path).unwrap(), summary)
     }
 
@@ -871,7 +1015,7 @@ mod tests {
     #[test]
     fn summary_matches_the_file() {
         let Sample { bytes, summary, records } = sample();
-        assert!(bytes.starts_with(&encode(HEADER.to_vec(), true).unwrap()));
+        assert!(bytes.starts_with(&encode(b"timestamp,user_id,pixel_color,coordinate\n".to_vec(), true).unwrap()));
         assert_eq!(records.len() as u64, SAMPLE_ROWS);
         assert_eq!(summary.rows, SAMPLE_ROWS);
         let area = |c: &[u16]| if c.len() == 4 { (c[2] - c[0] + 1) as u64 * (c[3] - c[1] + 1) as u64 } else { 1 };
@@ -881,7 +1025,7 @@ mod tests {
         assert_eq!(summary.first_timestamp_ms, records.iter().map(|r| r.time_ms).min().unwrap());
         assert_eq!(summary.last_timestamp_ms, records.iter().map(|r| r.time_ms).max().unwrap());
         // The whole 2022 time span, about 3.5 days.
-        assert!(summary.first_timestamp_ms - START_MS < 60_000 && END_MS - summary.last_timestamp_ms < 60_000);
+        assert!(summary.first_timestamp_ms - START_2022_MS < 60_000 && END_2022_MS - summary.last_timestamp_ms < 60_000);
     }
 
     #[test]
@@ -914,12 +1058,42 @@ mod tests {
     }
 
     #[test]
+    fn each_year_has_its_stages() {
+        let stages = |year: u16| Year::of(year).unwrap().stages.iter().map(|s| (s.open.w, s.open.h, s.colors)).collect::<Vec<_>>();
+        assert_eq!(stages(2017), [(1000, 1000, 16)]);
+        assert_eq!(stages(2022), [(1000, 1000, 16), (2000, 1000, 24), (2000, 2000, 32)]);
+        let y2023 = Year::of(2023).unwrap();
+        assert_eq!(y2023.stages.len(), 10); // 6 expansions and 3 palette steps, none at once
+        assert_eq!((y2023.stages[0].open.x, y2023.stages[0].open.y, y2023.stages[0].colors), (1000, 500, 8));
+        let last = y2023.stages.last().unwrap();
+        assert_eq!((last.open.w, last.open.h, last.colors), (3000, 2000, 32));
+        for pair in y2023.stages.windows(2) {
+            // A fresh part is the new canvas minus the old, exactly.
+            if let Some(fresh) = pair[1].fresh {
+                assert_eq!(
+                    fresh.w as u32 * fresh.h as u32 + pair[0].open.w as u32 * pair[0].open.h as u32,
+                    pair[1].open.w as u32 * pair[1].open.h as u32
+                );
+            } else {
+                assert_eq!((pair[0].open.w, pair[0].open.h), (pair[1].open.w, pair[1].open.h));
+            }
+        }
+        assert!(Year::of(2019).is_err());
+        for year in [2017, 2022, 2023] {
+            let y = Year::of(year).unwrap();
+            assert!(y.colors_by_stage[..y.stages[0].colors].contains(&y.black));
+        }
+    }
+
+    #[test]
     fn canvas_and_palette_grow_with_time() {
+        let year = Year::of(2022).unwrap();
+        assert_eq!(year.stages.len(), 3);
         let mut widest = [(0, 0); 3];
         let mut colors = [0; 3];
         for record in &sample().records {
-            let stage = stage_at(record.time_ms);
-            let (w, h) = STAGE_EXTENT[stage];
+            let stage = year.stage_at(record.time_ms);
+            let Rect { w, h, .. } = year.stages[stage].open;
             let c = &record.coordinate;
             assert!(c.iter().step_by(2).all(|&x| x < w) && c.iter().skip(1).step_by(2).all(|&y| y < h), "{c:?} at stage {stage}");
             assert!(PALETTE_STAGE[record.color as usize] as usize <= stage);
@@ -991,7 +1165,7 @@ mod tests {
         let mut counts: Vec<u64> = per_pixel.into_values().collect();
         counts.sort_unstable_by(|a, b| b.cmp(a));
         // The busiest 1 % of the canvas gets most events; uniform placement would give it about 20 %.
-        let top: u64 = counts.iter().take(CANVAS_SIZE as usize * CANVAS_SIZE as usize / 100).sum();
+        let top: u64 = counts.iter().take(crate::CANVAS_SIZE as usize * crate::CANVAS_SIZE as usize / 100).sum();
         assert!(top as f64 > 0.6 * records.len() as f64, "{top}");
     }
 
@@ -1013,7 +1187,7 @@ mod tests {
             calls.set(calls.get() + 1);
             calls.get() > 20
         };
-        let result = synthesize(&SynthOptions { rows: 1_000_000, seed: 3 }, &dir.path().join("out.csv.gz"), &stop, &|_| {});
+        let result = synthesize(&SynthOptions { rows: 1_000_000, seed: 3, year: 2022 }, &dir.path().join("out.csv.gz"), &stop, &|_| {});
         assert!(matches!(result, Err(Error::Interrupted)));
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);
     }
@@ -1022,7 +1196,7 @@ mod tests {
     fn zero_or_too_many_rows_is_an_argument_error() {
         let dir = tempfile::tempdir().unwrap();
         for rows in [0, MAX_ROWS + 1, 1 << 50] {
-            let result = synthesize(&SynthOptions { rows, seed: 3 }, &dir.path().join("out.csv"), &|| false, &|_| {});
+            let result = synthesize(&SynthOptions { rows, seed: 3, year: 2022 }, &dir.path().join("out.csv"), &|| false, &|_| {});
             assert!(matches!(result, Err(Error::Argument(m)) if m.contains("rows must be between 1 and")), "{rows}");
         }
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0);

@@ -83,10 +83,10 @@ fn ingest<'py>(
 }
 
 #[pyfunction]
-fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: bool) -> PyResult<Bound<'py, PyDict>> {
+fn synth<'py>(py: Python<'py>, out: PathBuf, rows: u64, seed: u64, progress: bool, year: u16) -> PyResult<Bound<'py, PyDict>> {
     let bar = crate::progress::bar(progress, rows, "{prefix} [{elapsed_precise}] {wide_bar} {human_pos}/{human_len} rows {rate} ETA {eta}");
     bar.set_prefix("synth");
-    let options = SynthOptions { rows, seed };
+    let options = SynthOptions { rows, seed, year };
     let signals = Signals::default();
     let summary = py
         .detach(|| synthesize(&options, &out, &|| signals.should_stop(), &|written| bar.set_position(written)))
