@@ -42,7 +42,7 @@ class Oracle:
 
     def open(self, i, x, y) -> bool:
         """Whether pixel (x, y) is on the canvas open at event i's time (2022's documented growth)."""
-        x0, y0, x1, y1 = plain_bounds(2022, int(self.events[i, 1]))
+        x0, y0, x1, y1 = plain_bounds(2022, self.events[i, 1])
         return 0 <= x < self.width and 0 <= y < self.height and x0 <= x < x1 and y0 <= y < y1
 
     def window(self, canvas, i, size):
