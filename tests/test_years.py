@@ -346,10 +346,11 @@ def test_timelapse_users_and_export_work_on_2017_and_2023(dataset_2017, dataset_
     users' features and table, the export in official coordinates."""
     import imageio.v3 as iio
 
-    for year, dataset, palette in ((2017, dataset_2017, PALETTE_2017), (2023, dataset_2023, rplacevit.PALETTE_HEX)):
+    for year, dataset, palette, region in ((2017, dataset_2017, PALETTE_2017, "250,200,400,300"),
+                                           (2023, dataset_2023, rplacevit.PALETTE_HEX, "1250,700,1350,800")):
         out = tmp_path / str(year)
         done = subprocess.run([sys.executable, "-m", "rplacevit", "timelapse", str(dataset), "-o", str(out / "t.mp4"),
-                               "--gif", str(out / "t.gif"), "--every", "2s", "--quiet"], capture_output=True, text=True)
+                               "--gif", str(out / "t.gif"), "--every", "2s", "--region", region, "--quiet"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
         last = iio.imread(out / "t.gif", index=None)[-1][..., :3].reshape(-1, 3)
         allowed = {tuple(int(c[i:i + 2], 16) for i in (1, 3, 5)) for c in palette}
