@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import rplacevit
+from windows import dataset_for  # the benchmarks' shared synthetic dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -37,14 +38,8 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "bench-data")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    source = args.data_dir / f"synth_{args.rows}_{args.seed}.csv.gz"
-    dataset = args.data_dir / f"synth_{args.rows}_{args.seed}"
-    if not source.exists():
-        rplacevit.synth(source, args.rows, seed=args.seed)
-    try:
-        rplacevit.open(dataset)
-    except rplacevit.DatasetError:  # none yet, or one of an earlier format
-        rplacevit.ingest(source, dataset, force=True)
+    dataset = dataset_for(args.rows, args.seed, args.data_dir)
+    source = dataset.with_name(dataset.name + ".csv.gz")
     history = rplacevit.open(dataset)
     columns_bytes = sum(f.stat().st_size for f in (dataset / "events").iterdir())
     print(f"data:     {len(history):,} events ({dataset.name}, {source.stat().st_size / 2**20:,.0f} MiB of csv.gz, "

@@ -18,6 +18,7 @@ import sys
 from pathlib import Path
 
 import rplacevit
+from windows import dataset_for  # the benchmarks' shared synthetic dataset
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -69,14 +70,7 @@ def main() -> None:
     parser.add_argument("--data-dir", type=Path, default=ROOT / "bench-data")
     args = parser.parse_args()
     args.data_dir.mkdir(parents=True, exist_ok=True)
-    source = args.data_dir / f"synth_{args.rows}_{args.seed}.csv.gz"
-    dataset = args.data_dir / f"synth_{args.rows}_{args.seed}"
-    if not source.exists():
-        rplacevit.synth(source, args.rows, seed=args.seed)
-    try:
-        rplacevit.open(dataset)
-    except rplacevit.DatasetError:  # none yet, or one of an earlier format
-        rplacevit.ingest(source, dataset, force=True)
+    dataset = dataset_for(args.rows, args.seed, args.data_dir)
     history = rplacevit.open(dataset)
     print(f"data:     {len(history):,} events, {history.users:,} users ({dataset.name}); {os.cpu_count()} cores, "
           f"{platform.machine()}, Python {platform.python_version()}")
