@@ -202,6 +202,26 @@ def test_canvas_at_equals_the_replay_at_random_times(case):
         np.testing.assert_array_equal(history.canvas_at(int(t)), oracle.canvases_before([i])[i])
 
 
+def test_canvas_regions_equal_the_replay(case):
+    """``canvas_at(t, region)`` (rebuilt from the tiles under the region) against the replay:
+    random rectangles, the whole canvas, single pixels and the corners; rectangles off the
+    canvas are ArgumentErrors."""
+    history, events, oracle, _ = case
+    rng = np.random.default_rng(7)
+    for t in list(rng.integers(events[0, 1], events[-1, 1], 4)) + [events[0, 1] - 1, events[-1, 1]]:
+        i = int(np.searchsorted(events[:, 1], t, side="right"))
+        canvas = oracle.canvases_before([i])[i]
+        corners = rng.integers(0, 2000, size=(6, 2))
+        sizes = rng.integers(1, 400, size=(6, 2))
+        regions = [(0, 0, 2000, 2000), (1999, 1999, 2000, 2000), (0, 0, 1, 1), (15, 16, 17, 33)]
+        regions += [(x, y, min(2000, x + w), min(2000, y + h)) for (x, y), (w, h) in zip(corners, sizes)]
+        for x0, y0, x1, y1 in regions:
+            np.testing.assert_array_equal(history.canvas_at(int(t), (x0, y0, x1, y1)), canvas[y0:y1, x0:x1], f"{t} {x0},{y0},{x1},{y1}")
+    for bad in [(0, 0, 2001, 10), (-1, 0, 5, 5), (5, 5, 4, 6)]:
+        with pytest.raises(rplacevit.ArgumentError, match="does not lie on the"):
+            history.canvas_at(0, bad)
+
+
 def test_bad_arguments_are_clear_errors(sample_dataset, tmp_path):
     history = rplacevit.open(sample_dataset)
     with pytest.raises(TypeError, match="int64"):

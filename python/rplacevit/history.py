@@ -138,9 +138,17 @@ class History:
             self._columns = self._core.columns()
         return {name: column[start:stop] for name, column in self._columns.items()}
 
-    def canvas_at(self, t_ms: int) -> np.ndarray:
-        """(H, W) uint8: the canvas after every event with timestamp ≤ ``t_ms``."""
-        return self._core.canvas_at(int(t_ms))
+    def canvas_at(self, t_ms: int, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """(H, W) uint8: the canvas after every event with timestamp ≤ ``t_ms``. With ``region``
+        ``(x0, y0, x1, y1)`` (x1 and y1 exclusive, on the canvas): only that rectangle, (y1 − y0,
+        x1 − x0), rebuilt from the 16×16 tiles under it, so its cost follows the rectangle's size
+        (the viewer's reads); raises :class:`rplacevit.ArgumentError` for a rectangle off the canvas."""
+        if region is None:
+            return self._core.canvas_at(int(t_ms))
+        x0, y0, x1, y1 = (int(v) for v in region)
+        if min(x0, y0, x1, y1) < 0:
+            raise _core.ArgumentError(f"the region {x0},{y0},{x1},{y1} does not lie on the {self.canvas_width}x{self.canvas_height} canvas")
+        return self._core.region_at(int(t_ms), x0, y0, x1, y1)
 
     def canvas_before(self, event_id: int) -> np.ndarray:
         """(H, W) uint8: the canvas after events 0 .. event_id−1 (``len(self)``: the final canvas)."""

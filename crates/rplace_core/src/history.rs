@@ -326,6 +326,49 @@ impl History {
         Ok(canvas)
     }
 
+    /// The rectangle `xs`×`ys` (pixels) of the canvas after every event with timestamp ≤ `t_ms`:
+    /// `(ys.len(), xs.len())` palette indices, row-major. Rebuilt from the tiles under it (each a
+    /// checkpoint and at most 63 events), so its cost follows the rectangle, not the canvas or
+    /// the partition: the viewer's reads. The rectangle must lie on the canvas.
+    pub fn region_at(&self, t_ms: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<u8>> {
+        if xs.start > xs.end || ys.start > ys.end || xs.end > self.width || ys.end > self.height {
+            return Err(Error::Argument(format!(
+                "the region x {}..{}, y {}..{} does not lie on the {}x{} canvas",
+                xs.start, xs.end, ys.start, ys.end, self.width, self.height
+            )));
+        }
+        let count = self.timestamps().partition_point(|&t| t <= t_ms);
+        let width = xs.len();
+        let mut region = crate::error::filled(width * ys.len(), 0u8, "the canvas region")?;
+        if region.is_empty() {
+            return Ok(region);
+        }
+        // One band of output rows per row of tiles, each rebuilt whole into its own scratch.
+        let x0 = xs.start / TILE * TILE;
+        let stride = xs.end.next_multiple_of(TILE) - x0;
+        let first_rows = (ys.start / TILE * TILE + TILE).min(ys.end) - ys.start;
+        let (head, tail) = region.split_at_mut(first_rows * width);
+        let mut bands: Vec<&mut [u8]> = vec![head];
+        bands.extend(tail.chunks_mut(TILE * width));
+        self.guarded(|| {
+            bands.into_par_iter().enumerate().for_each_init(Vec::new, |scratch, (band, out)| {
+                let band_y0 = (ys.start / TILE + band) * TILE;
+                let rows = ys.start.max(band_y0)..ys.end.min(band_y0 + TILE);
+                scratch.resize(TILE * stride, 0);
+                for part in self.tiles_in(xs.clone(), rows.clone()) {
+                    let done = self.checkpoints_before(part.tile, count);
+                    self.tile_into(part.tile, done, count, &mut scratch[part.x0 - x0..], stride);
+                }
+                for (y, row) in rows.zip(out.chunks_exact_mut(width)) {
+                    let from = (y - band_y0) * stride + xs.start - x0;
+                    row.copy_from_slice(&scratch[from..from + width]);
+                }
+            })
+        })?;
+        self.check_largest(largest(&region) as i64, N_COLORS as u8 - 1)?;
+        Ok(region)
+    }
+
     /// For each event, the `size`×`size` window of the canvas strictly before it, centred on
     /// its pixel: `window[r, c] = canvas[y - size/2 + r, x - size/2 + c]`, [`OUTSIDE`] where
     /// that falls outside the canvas open at its time ([`History::canvas_bounds_at`]; `size / 2`

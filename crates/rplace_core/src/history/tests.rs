@@ -306,7 +306,27 @@ fn check_canvases(history: &History, oracle: &Oracle, rng: &mut Rng, partition_s
     times.extend((0..20).map(|_| oracle.events[rng.index(n)].timestamp_ms + rng.index(3) as i64 - 1));
     for t in times {
         let count = oracle.events.iter().filter(|e| e.timestamp_ms <= t).count();
-        assert!(history.canvas_at(t).unwrap() == oracle.canvas_before(count), "canvas at {t}");
+        let canvas = oracle.canvas_before(count);
+        assert!(history.canvas_at(t).unwrap() == canvas, "canvas at {t}");
+        check_regions(history, &canvas, oracle.width, oracle.height, t, rng);
+    }
+}
+
+/// `region_at` against a crop of the oracle's canvas: the whole canvas, empty, one-pixel and
+/// random rectangles (most of them not on tile boundaries); rectangles off the canvas refused.
+fn check_regions(history: &History, canvas: &[u8], width: usize, height: usize, t: i64, rng: &mut Rng) {
+    let mut rectangles = vec![(0, 0, width, height), (0, 0, 0, 0), (width, height, width, height), (width - 1, height - 1, width, height)];
+    rectangles.extend((0..6).map(|_| {
+        let (x0, y0) = (rng.index(width + 1), rng.index(height + 1));
+        (x0, y0, x0 + rng.index(width - x0 + 1), y0 + rng.index(height - y0 + 1))
+    }));
+    for (x0, y0, x1, y1) in rectangles {
+        let expected: Vec<u8> = (y0..y1).flat_map(|y| canvas[y * width + x0..y * width + x1].iter().copied()).collect();
+        let region = same_on_any_pool(|| history.region_at(t, x0..x1, y0..y1).unwrap());
+        assert!(region == expected, "region x {x0}..{x1} y {y0}..{y1} at {t}");
+    }
+    for (xs, ys) in [(0..width + 1, 0..height), (0..width, 1..height + 1), (std::ops::Range { start: 2, end: 1 }, 0..1)] {
+        assert!(matches!(history.region_at(t, xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
     }
 }
 

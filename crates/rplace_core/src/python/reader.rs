@@ -101,6 +101,19 @@ impl PyHistory {
         to_array(py, canvas, &[self.inner.height(), self.inner.width()])
     }
 
+    fn region_at<'py>(
+        &self,
+        py: Python<'py>,
+        t_ms: i64,
+        x0: usize,
+        y0: usize,
+        x1: usize,
+        y1: usize,
+    ) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let region = py.detach(|| self.inner.region_at(t_ms, x0..x1, y0..y1)).map_err(to_py)?;
+        to_array(py, region, &[y1.saturating_sub(y0), x1.saturating_sub(x0)])
+    }
+
     fn canvas_before<'py>(&self, py: Python<'py>, event_id: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
         let canvas = py.detach(|| self.inner.canvas_before(event_id)).map_err(to_py)?;
         to_array(py, canvas, &[self.inner.height(), self.inner.width()])
