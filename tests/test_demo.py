@@ -5,8 +5,10 @@ did not write."""
 from __future__ import annotations
 
 import json
+import shlex
 import subprocess
 import sys
+from pathlib import Path
 
 import imageio.v2 as iio2
 import imageio.v3 as iio
@@ -15,6 +17,7 @@ import pytest
 import torch
 
 import rplacevit
+from rplacevit.cli import build_parser
 from rplacevit.demo import MARKER, PAINT_STEPS, demo, prepare
 from rplacevit.models import load_model
 
@@ -97,3 +100,13 @@ def test_demo_evaluates_its_models_on_later_events(demo_run):
     assert report["time"]["censored"] > 0  # the sample ends less than an hour after some of them
     assert "| model |" in stdout and "| neighbourhood |" in stdout and "| recency |" in stdout
     assert f"{report['color']['model']['top1']:.3f}" in stdout
+
+
+def test_demo_ends_with_the_view_command_for_its_dataset_and_models(demo_run):
+    out, stdout = demo_run
+    line = stdout.rstrip().splitlines()[-1].strip()
+    words = shlex.split(line)
+    assert words[:2] == ["rplacevit", "view"]
+    args = build_parser("view")[0].parse_args(words[1:])
+    assert (Path(args.dataset), Path(args.color_model), Path(args.time_model)) == (
+        out / "dataset", out / "color-model" / "model.pt", out / "time-model" / "model.pt")

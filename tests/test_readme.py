@@ -44,7 +44,8 @@ def test_the_readme_marks_what_it_cannot_run():
     assert len(found) >= 15
     reasons = [skipped(language, code) for _, language, code in found]
     assert sum(reason is None for reason in reasons) >= 12
-    allowed = ("needs: the official", "needs: about", "needs: the Python package", "needs: DuckDB's sqlite extension", "installs")
+    allowed = ("needs: the official", "needs: about", "needs: the Python package", "needs: DuckDB's sqlite extension", "needs: a browser",
+               "installs")
     assert all(reason is None or reason.startswith(allowed) for reason in reasons), reasons
 
 
@@ -62,7 +63,7 @@ def test_every_readme_block_runs_on_the_sample(tmp_path):
     # What the examples promise to write is there.
     for name in ["sample/manifest.json", "canvas.png", "whole.png", "place.mp4", "place.gif", "runs/color/model.pt",
                  "runs/time/model.pt", "paint.mp4", "paint.png", "white.png", "report/report.json", "user.png",
-                 "clusters/clusters.csv", "synthetic.csv.gz", "events.parquet"]:
+                 "clusters/clusters.csv", "synthetic.csv.gz", "events.parquet", "evening.png"]:
         assert (tmp_path / name).exists(), name
 
 

@@ -305,6 +305,13 @@ def labelled_models(given: list[str] | None) -> dict[str, str] | None:
     return {**named, **found}
 
 
+def cmd_view(args: argparse.Namespace) -> None:
+    from .view import view
+
+    view(args.dataset, port=args.port, host=args.host, color_model=args.color_model, time_model=args.time_model,
+         open_browser=args.open, device=args.device, threads=args.threads, allow_other_palette=args.allow_other_palette)
+
+
 def cmd_evaluate(args: argparse.Namespace) -> None:
     from .evaluate import evaluate
     from .report import format_table
@@ -579,6 +586,18 @@ def options_export(p: argparse.ArgumentParser) -> None:
     add_quiet(p)
 
 
+def options_view(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
+    p.add_argument("--port", type=natural, default=8000, help="TCP port; 0 picks a free one (default: %(default)s)")
+    p.add_argument("--host", default="127.0.0.1",
+                   help="address to listen on; anything but loopback lets other machines read the dataset (default: %(default)s)")
+    p.add_argument("--color-model", metavar="CKPT", help="a color model checkpoint: its top 3 colors for a clicked pixel")
+    p.add_argument("--time-model", metavar="CKPT", help="a time model checkpoint: its predicted \"changes soon\" layer")
+    p.add_argument("--open", action="store_true", help="open the page in a browser")
+    add_device(p)
+    p.add_argument("--allow-other-palette", action="store_true", help="use models trained on a dataset of another palette")
+
+
 def options_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
     p.add_argument("--json", action="store_true", help="print JSON")
@@ -604,6 +623,7 @@ COMMANDS = {
     "user": ("one user's placements, and whether each survived 5 minutes", options_user, cmd_user),
     "export": ("write the events as parquet (timestamp, user, color, official x and y) for DuckDB, polars, pandas",
                options_export, cmd_export),
+    "view": ("browse the canvas through time in a web browser, with the models' predictions", options_view, cmd_view),
     "info": ("summarise a dataset folder", options_info, cmd_info),
 }
 

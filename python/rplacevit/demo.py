@@ -108,4 +108,13 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     say("wrote:")
     for name, path in written.items():
         say(f"  {name:<15} {path}")
+    say("browse the sample through time, with what the models expect next (Ctrl-C stops the server):")
+    say(f"  {view_command(dataset, models['color'], models['time'])}")
     return written
+
+
+def view_command(dataset: Path, color_model: Path, time_model: Path) -> str:
+    """The ``rplacevit view`` command line for a dataset and its models, quoted for a shell."""
+    import shlex
+
+    return shlex.join(["rplacevit", "view", str(dataset), "--color-model", str(color_model), "--time-model", str(time_model)])

@@ -1,0 +1,473 @@
+"""``rplacevit view``: a local web viewer of a dataset — the canvas at any moment, zoomed and
+panned in the browser, a time slider, each pixel's story, one user's placements, and what the
+models expect next (see :func:`view`).
+
+The server is Starlette on uvicorn: the one ASGI stack with a test client of its own, signal
+handling (Ctrl-C, SIGTERM: a graceful stop) and a thread pool for the synchronous endpoints,
+where the reader and the PNG encoder release the GIL, so concurrent clients use both cores
+(BENCHMARKS.md, "Viewer"). Every endpoint is a GET that reads; the page (``viewer/``: HTML, JS
+and CSS, no build step, nothing fetched from the network) is served by Starlette's
+``StaticFiles``, which serves nothing outside that folder.
+
+The HTTP API (README, "View"): ``/api/info``, ``/api/canvas.png``, ``/api/pixel``,
+``/api/heat.png``, ``/api/user``, ``/api/predict`` and ``/api/predict.png``. A bad parameter is
+a 400 whose JSON names it: ``{"error": "...", "parameter": "t"}``.
+"""
+
+from __future__ import annotations
+
+import functools
+import io
+import ipaddress
+import os
+import socket
+import sys
+import threading
+from pathlib import Path
+from typing import Callable, Union
+
+import numpy as np
+
+from . import OUTSIDE, ArgumentError
+from .devices import DEFAULT_THREADS
+from .history import History
+from .options import parse_region
+from .times import format_time, parse_time
+
+_Path = Union[str, os.PathLike]
+
+#: Where the page lives in the package.
+STATIC = Path(__file__).parent / "viewer"
+#: The most pixels one PNG of the canvas or of the heat may have (scale included): the largest
+#: canvas, 2023's 3000×2000.
+MAX_REGION_PIXELS = 3000 * 2000
+#: The most pixels one predicted "changes soon" map may cover: the time model runs on every
+#: centre square of it (1,024 windows at 512×512 with the 64/16 presets).
+MAX_PREDICT_PIXELS = 512 * 512
+#: The largest ``scale`` of /api/canvas.png.
+MAX_SCALE = 16
+#: Events per page of a pixel's history.
+PIXEL_PAGE = 100
+#: The most placements /api/user lists (it counts them all).
+MAX_USER_PLACEMENTS = 10_000
+#: Answers computed at once; more requests wait their turn. Two cores are busy with two, and
+#: each answer holds at most a canvas and its PNG (about 12 MB for 2023's), so the server's
+#: memory stays bounded whatever the number of clients (BENCHMARKS.md, "Viewer").
+CONCURRENT_ANSWERS = 4
+#: Windows per forward pass of a model.
+PREDICT_BATCH = 256
+#: Predicted maps kept, per (time, region).
+PREDICT_CACHE = 64
+#: Host names a loopback server answers to: a page on another site cannot reach it through a
+#: name of its own that resolves to 127.0.0.1 (DNS rebinding).
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
+
+
+class BadParameter(ArgumentError):
+    """A query parameter the API cannot use: a 400 naming ``parameter``."""
+
+    def __init__(self, parameter: str, message: str):
+        super().__init__(message)
+        self.parameter = parameter
+
+
+def png(image: np.ndarray, palette: list[tuple[int, int, int]] | None = None) -> bytes:
+    """PNG bytes of a (H, W) uint8 image: palette indices with ``palette``, else grey levels.
+    Pillow at compression level 1: the fastest of its levels for the same 8-bit image, and
+    under 0.5 MB for a busy 2000×2000 canvas (BENCHMARKS.md, "Viewer")."""
+    from PIL import Image
+
+    picture = Image.fromarray(np.ascontiguousarray(image))
+    if palette is not None:
+        picture.putpalette(bytes(np.asarray(palette, dtype=np.uint8).ravel()))
+    out = io.BytesIO()
+    picture.save(out, "PNG", compress_level=1)
+    return out.getvalue()
+
+
+class Viewer:
+    """What the API answers, without HTTP: each method takes the query's values as text (as a
+    browser sends them) and returns JSON-ready dicts or PNG bytes; :class:`BadParameter` for
+    what it cannot use. Thread-safe: the server calls it from many threads at once.
+
+    color_model, time_model: checkpoints (or model objects) for the overlays; they must have
+    been trained on the dataset's palette, unless ``allow_other_palette``. page_size: events per
+    page of a pixel's history.
+    """
+
+    def __init__(self, dataset: _Path | History, color_model=None, time_model=None, device: str = "auto", threads: int = DEFAULT_THREADS,
+                 allow_other_palette: bool = False, page_size: int = PIXEL_PAGE):
+        self.history = dataset if isinstance(dataset, History) else History(dataset)
+        self.page_size = page_size
+        self.palette = self.history.palette_rgb
+        self.columns = self.history.events()
+        self.bounds = self.history.event_bounds()
+        self.models = {}
+        #: The horizon each model's training recorded (None: an object, or no record).
+        self.horizons: dict[str, int | None] = {}
+        if color_model is not None or time_model is not None:
+            from .devices import resolve_device, use_threads
+            from .models import check_palette, model_on
+
+            self.device = resolve_device(device)
+            use_threads(threads)
+            for kind, source in (("color", color_model), ("time", time_model)):
+                if source is not None:
+                    model, training, _ = model_on(source, kind, self.device)
+                    self.horizons[kind] = (training or {}).get("horizon_ms")
+                    check_palette(model.config, self.history.palette, allow_other_palette, f"the dataset {self.history.path}")
+                    self.models[kind] = model
+        # One forward pass at a time: the models' threads are the server's to share.
+        self.model_lock = threading.Lock()
+        self.predict_map = functools.lru_cache(maxsize=PREDICT_CACHE)(self._predict_map)
+        self.answering = threading.BoundedSemaphore(CONCURRENT_ANSWERS)
+
+    # Parameters ---------------------------------------------------------------------------
+
+    def time(self, name: str, text: str | None, default: int | None = None) -> int:
+        if text is None or text == "":
+            if default is None:
+                raise BadParameter(name, f"{name}: missing (ISO 8601 or integer milliseconds)")
+            return default
+        try:
+            return parse_time(text)
+        except ArgumentError as error:
+            raise BadParameter(name, f"{name}: {error}") from None
+
+    @staticmethod
+    def integer(name: str, text: str | None, low: int, high: int, default: int | None = None) -> int:
+        if text is None or text == "":
+            if default is None:
+                raise BadParameter(name, f"{name}: missing (an integer from {low} to {high})")
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            raise BadParameter(name, f"{name}: {text!r} is not an integer") from None
+        if not low <= value <= high:
+            raise BadParameter(name, f"{name}: {value} is not between {low} and {high}")
+        return value
+
+    def region(self, text: str | None, limit: int, name: str = "region") -> tuple[int, int, int, int]:
+        """``x0,y0,x1,y1`` clipped to the canvas (None: the whole canvas), at most ``limit`` pixels."""
+        width, height = self.history.canvas_width, self.history.canvas_height
+        if text is None or text == "":
+            region = (0, 0, width, height)
+        else:
+            try:
+                x0, y0, x1, y1 = parse_region(text)
+            except ArgumentError as error:
+                raise BadParameter(name, f"{name}: {error}") from None
+            region = (max(x0, 0), max(y0, 0), min(x1, width), min(y1, height))
+            if region[0] >= region[2] or region[1] >= region[3]:
+                raise BadParameter(name, f"{name}: {text!r} lies off the {width}x{height} canvas")
+        x0, y0, x1, y1 = region
+        if (x1 - x0) * (y1 - y0) > limit:
+            raise BadParameter(name, f"{name}: {x1 - x0}x{y1 - y0} pixels, more than the {limit:,} one request may ask for")
+        return region
+
+    def pixel_of(self, x: str | None, y: str | None) -> tuple[int, int]:
+        return (self.integer("x", x, 0, self.history.canvas_width - 1), self.integer("y", y, 0, self.history.canvas_height - 1))
+
+    # Endpoints ----------------------------------------------------------------------------
+
+    def info(self) -> dict:
+        h = self.history
+        first, last = h.time_range if len(h) else (0, 0)
+        models = {kind: {"window": m.config.window, "centre": m.config.centre, "inputs": list(m.config.inputs)}
+                  for kind, m in self.models.items()}
+        return {"dataset": str(h.path), "year": h.year, "width": h.canvas_width, "height": h.canvas_height,
+                "canvas_origin": list(h.canvas_origin), "events": len(h), "users": h.users, "first_ms": first, "last_ms": last,
+                "first": format_time(first), "last": format_time(last), "palette": h.palette, "white": h.white,
+                "bounds": list(self.bounds),
+                "models": models, "limits": {"region_pixels": MAX_REGION_PIXELS, "predict_pixels": MAX_PREDICT_PIXELS,
+                                             "scale": MAX_SCALE, "pixel_page": self.page_size, "user_placements": MAX_USER_PLACEMENTS}}
+
+    def canvas_png(self, t: str | None, region: str | None, scale: str | None) -> bytes:
+        """The canvas at ``t`` (default: the end) in ``region``, each pixel ``scale``×``scale``."""
+        t_ms = self.time("t", t, self.history.time_range[1] if len(self.history) else 0)
+        k = self.integer("scale", scale, 1, MAX_SCALE, 1)
+        x0, y0, x1, y1 = self.region(region, MAX_REGION_PIXELS // (k * k))
+        image = self.history.canvas_at(t_ms, (x0, y0, x1, y1))
+        if k > 1:
+            image = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
+        return png(image, self.palette)
+
+    def heat(self, t0: str | None, t1: str | None, region: str | None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
+        """(h, w) int64: events per pixel of ``region`` with t0 ≤ timestamp < t1."""
+        start, stop = self.time("t0", t0), self.time("t1", t1)
+        if stop < start:
+            raise BadParameter("t1", "t1: before t0")
+        x0, y0, x1, y1 = box = self.region(region, MAX_REGION_PIXELS)
+        ids = self.history.select(x0, y0, x1, y1, start, stop)
+        cells = (self.columns["y"][ids].astype(np.int64) - y0) * (x1 - x0) + (self.columns["x"][ids] - x0)
+        return np.bincount(cells, minlength=(x1 - x0) * (y1 - y0)).reshape(y1 - y0, x1 - x0), box
+
+    def heat_png(self, t0: str | None, t1: str | None, region: str | None) -> tuple[bytes, int]:
+        """Grey levels: the events per pixel, capped at 255; and the largest count."""
+        counts = self.heat(t0, t1, region)[0]
+        return png(np.minimum(counts, 255).astype(np.uint8)), int(counts.max(initial=0))
+
+    def pixel(self, x: str | None, y: str | None, page: str | None, t: str | None) -> dict:
+        """Every event at one pixel, oldest first, :attr:`page_size` a page: when each came,
+        its color and user, and how long its color lasted (until the next event there; None for
+        the last). Without ``page``, the page of the event in effect at ``t`` (or the first)."""
+        px, py = self.pixel_of(x, y)
+        ids = self.history.select(px, py, px + 1, py + 1)
+        times = self.columns["timestamp"][ids]
+        current = None
+        if t not in (None, ""):
+            current = int(np.searchsorted(times, self.time("t", t), side="right")) - 1
+            current = None if current < 0 else current
+        size = self.page_size
+        pages = max(1, -(-len(ids) // size))
+        number = self.integer("page", page, 0, pages - 1, (current or 0) // size)
+        shown = slice(number * size, (number + 1) * size)
+        # How long each color lasted: until the next event at the pixel (-1: none came).
+        lasted = np.where(np.arange(len(times)) + 1 < len(times), np.append(times[1:], 0) - times, -1)[shown]
+        events = [{"id": int(e), "t": int(ts), "time": format_time(ts), "color": int(c), "hex": self.history.palette[c],
+                   "user": int(u), "lasted_ms": None if d < 0 else int(d)}
+                  for e, ts, c, u, d in zip(ids[shown], times[shown], self.columns["color"][ids[shown]],
+                                            self.columns["user_id"][ids[shown]], lasted)]
+        return {"x": px, "y": py, "total": len(ids), "page": number, "pages": pages, "page_size": size,
+                "current": current, "events": events}
+
+    def user(self, user: str | None) -> dict:
+        """One user's placements (:func:`rplacevit.users.placements`), at most
+        :data:`MAX_USER_PLACEMENTS` of them listed: ``[x, y, t, color]`` rows."""
+        from .users import placements, resolve_user
+
+        if user is None or user == "":
+            raise BadParameter("id", "id: missing (a user id or an original user hash)")
+        try:
+            found = resolve_user(self.history, user)
+        except ArgumentError as error:
+            raise BadParameter("id", f"id: {error}") from None
+        rows = placements(self.history, found)
+        n = len(rows["id"])
+        listed = slice(0, MAX_USER_PLACEMENTS)
+        table = np.stack([rows["x"][listed].astype(np.int64), rows["y"][listed].astype(np.int64), rows["timestamp"][listed],
+                          rows["color"][listed].astype(np.int64)], axis=1) if n else np.empty((0, 4), np.int64)
+        return {"id": found, "hash": self.history.user_hash(found), "count": n, "survived": int(rows["survived"].sum()),
+                "first": format_time(rows["timestamp"][0]) if n else None, "last": format_time(rows["timestamp"][-1]) if n else None,
+                "truncated": n > MAX_USER_PLACEMENTS, "placements": table.tolist()}
+
+    # Models -------------------------------------------------------------------------------
+
+    def model(self, kind: str):
+        model = self.models.get(kind)
+        if model is None:
+            raise BadParameter("model", f"no {kind} model: start the viewer with --{kind}-model CKPT")
+        return model
+
+    def canvas_state(self, t_ms: int, box: tuple[int, int, int, int]):
+        """The canvas at ``t_ms`` in the rectangle ``box`` (which may reach past the canvas) as
+        the painting code's :class:`rplacevit.infer.Canvas`: colors, OUTSIDE off the canvas open
+        at that time, and last placement times when a model sees ages."""
+        import torch
+
+        from .infer import OFF_CANVAS, Canvas
+
+        x0, y0, x1, y1 = box
+        (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
+        on = (max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1))
+        colors = np.full((y1 - y0, x1 - x0), OUTSIDE, dtype=np.uint8)
+        times = None
+        if any("age" in m.config.inputs for m in self.models.values()):
+            times = np.full(colors.shape, OFF_CANVAS, dtype=np.int64)
+        if on[0] < on[2] and on[1] < on[3]:
+            inside = np.s_[on[1] - y0:on[3] - y0, on[0] - x0:on[2] - x0]
+            colors[inside] = self.history.canvas_at(t_ms, on)
+            if times is not None:
+                # placement_times_at writes the int64 minimum, NEVER_PLACED, where never.
+                times[inside] = self.history.placement_times_at(t_ms)[on[1]:on[3], on[0]:on[2]]
+        to = functools.partial(torch.as_tensor, device=self.device)
+        return Canvas(to(colors), None if times is None else to(times))
+
+    def _predict_map(self, t_ms: int, box: tuple[int, int, int, int]) -> np.ndarray:
+        """(h, w) float32 in [0, 1]: the time model's predicted time to the next change (a
+        fraction of its horizon) at each pixel of ``box`` at ``t_ms``, from the windows whose
+        centre squares tile the box."""
+        import torch
+
+        model = self.model("time")
+        window, centre, offset = model.config.window, model.config.centre, model.config.centre_start
+        x0, y0, x1, y1 = box
+        rows, cols = -(-(y1 - y0) // centre), -(-(x1 - x0) // centre)
+        # The state around the squares: every window starts `offset` cells before its square.
+        state = self.canvas_state(t_ms, (x0 - offset, y0 - offset, x0 + cols * centre + window, y0 + rows * centre + window))
+        square_rows, square_cols = np.divmod(np.arange(rows * cols), cols)
+        out = np.empty((rows * cols, centre, centre), dtype=np.float32)
+        with self.model_lock, torch.inference_mode():
+            for first in range(0, rows * cols, PREDICT_BATCH):
+                part = slice(first, first + PREDICT_BATCH)
+                r = torch.as_tensor(square_rows[part] * centre, device=self.device)
+                c = torch.as_tensor(square_cols[part] * centre, device=self.device)
+                clocks = torch.full((len(r),), t_ms, dtype=torch.int64, device=self.device)
+                out[part] = model.time_fraction(model(state.inputs(model, r, c, clocks))).float().cpu().numpy()
+        grid = out.reshape(rows, cols, centre, centre).transpose(0, 2, 1, 3).reshape(rows * centre, cols * centre)
+        return grid[: y1 - y0, : x1 - x0]
+
+    def predict_png(self, t: str | None, region: str | None) -> bytes:
+        """Grey levels of "changes soon": 255 · (1 − predicted time to the next change as a
+        fraction of the horizon), 0 where the canvas is not open at ``t``."""
+        self.model("time")
+        t_ms = self.time("t", t)
+        box = self.region(region, MAX_PREDICT_PIXELS)
+        soon = 1.0 - self.predict_map(t_ms, box)
+        (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
+        ys, xs = np.arange(box[1], box[3])[:, None], np.arange(box[0], box[2])[None, :]
+        soon = np.where((ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1), soon, 0.0)
+        return png(np.rint(np.clip(soon, 0, 1) * 255).astype(np.uint8))
+
+    def predict(self, x: str | None, y: str | None, t: str | None) -> dict:
+        """At one pixel and moment: the color model's three likeliest colors for the pixel's
+        next placement (with probabilities), the time model's predicted time to its next change,
+        and what really came next."""
+        import torch
+
+        if not self.models:
+            self.model("color")
+        px, py = self.pixel_of(x, y)
+        t_ms = self.time("t", t)
+        answer: dict = {"x": px, "y": py, "t": t_ms}
+        if "color" in self.models:
+            model = self.models["color"]
+            half = model.config.window // 2
+            state = self.canvas_state(t_ms, (px - half, py - half, px - half + model.config.window, py - half + model.config.window))
+            zero = torch.zeros(1, dtype=torch.int64, device=self.device)
+            with self.model_lock, torch.inference_mode():
+                logits = model(state.inputs(model, zero, zero, torch.full((1,), t_ms, device=self.device))).float()[0]
+            probabilities = torch.softmax(logits[: len(self.palette)], dim=0).cpu().numpy()
+            top = np.argsort(-probabilities, kind="stable")[:3]
+            answer["colors"] = [{"color": int(c), "hex": self.history.palette[c], "p": float(probabilities[c])} for c in top]
+        if "time" in self.models:
+            model = self.models["time"]
+            centre = model.config.centre
+            corner = (px - px % centre, py - py % centre)
+            score = float(self.predict_map(t_ms, (corner[0], corner[1], corner[0] + centre, corner[1] + centre))[py % centre, px % centre])
+            horizon, objective = self.horizons.get("time"), model.config.time_objective
+            # mse: the predicted time to the next change, as a fraction of the horizon; bce: 1 − the
+            # probability of a change within it (TimeModel.time_fraction).
+            answer["time"] = {"objective": objective, "score": score, "horizon_ms": horizon,
+                              "ms": score * horizon if objective == "mse" and horizon is not None else None,
+                              "p_change": 1 - score if objective == "bce" else None}
+        ids = self.history.select(px, py, px + 1, py + 1, t_ms + 1, None)
+        if len(ids):
+            e = int(ids[0])
+            c = int(self.columns["color"][e])
+            answer["next"] = {"id": e, "t": int(self.columns["timestamp"][e]), "time": format_time(self.columns["timestamp"][e]),
+                              "color": c, "hex": self.history.palette[c], "user": int(self.columns["user_id"][e])}
+        else:
+            answer["next"] = None
+        return answer
+
+
+def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None):
+    """The Starlette application of ``viewer``: the API under ``/api/``, the page at ``/``.
+    ``allowed_hosts``: the Host names it answers to (None: any)."""
+    from starlette.applications import Starlette
+    from starlette.middleware import Middleware
+    from starlette.middleware.trustedhost import TrustedHostMiddleware
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Mount, Route
+    from starlette.staticfiles import StaticFiles
+
+    def endpoint(answer: Callable, *names: str, media: str = "application/json", cache: bool = False):
+        def handle(request):
+            query = request.query_params
+            unknown = sorted(set(query) - set(names))
+            if unknown:
+                return JSONResponse({"error": f"{unknown[0]}: unknown parameter (this endpoint takes {', '.join(names) or 'none'})",
+                                     "parameter": unknown[0]}, status_code=400)
+            try:
+                with viewer.answering:
+                    result = answer(*(query.get(name) for name in names))
+            except BadParameter as error:
+                return JSONResponse({"error": str(error), "parameter": error.parameter}, status_code=400)
+            headers = {"Cache-Control": "max-age=3600" if cache else "no-store"}
+            if isinstance(result, tuple):  # (body, largest count) of a heat map
+                result, largest = result
+                headers["X-Heat-Max"] = str(largest)
+            if media == "application/json":
+                return JSONResponse(result, headers=headers)
+            return Response(result, media_type=media, headers=headers)
+
+        return handle
+
+    png_type = "image/png"
+    routes = [
+        Route("/api/info", endpoint(viewer.info)),
+        Route("/api/canvas.png", endpoint(viewer.canvas_png, "t", "region", "scale", media=png_type, cache=True)),
+        Route("/api/heat.png", endpoint(viewer.heat_png, "t0", "t1", "region", media=png_type, cache=True)),
+        Route("/api/pixel", endpoint(viewer.pixel, "x", "y", "page", "t")),
+        Route("/api/user", endpoint(viewer.user, "id")),
+        Route("/api/predict", endpoint(viewer.predict, "x", "y", "t")),
+        Route("/api/predict.png", endpoint(viewer.predict_png, "t", "region", media=png_type, cache=True)),
+        Mount("/", StaticFiles(directory=STATIC, html=True)),
+    ]
+    middleware = [] if allowed_hosts is None else [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+
+    async def not_found(request, exc):
+        return JSONResponse({"error": f"{request.url.path}: no such page"}, status_code=404)
+
+    return Starlette(routes=routes, middleware=middleware, exception_handlers={404: not_found})
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A socket listening on ``host``:``port`` (0: a free port); ArgumentError naming the
+    address when it cannot (in use, not an address of this machine)."""
+    try:
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # Accepted connections inherit it: without it a small answer waits 40 ms for the client's
+        # delayed ACK of the headers before its body goes (Nagle's algorithm).
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.bind((host.strip("[]"), port))
+        sock.listen(128)
+    except (OSError, OverflowError) as error:
+        raise ArgumentError(f"cannot listen on {host}:{port} ({error}); choose another `port` or `host`") from None
+    return sock
+
+
+def view(dataset: _Path, port: int = 8000, host: str = "127.0.0.1", color_model: _Path | None = None, time_model: _Path | None = None,
+         open_browser: bool = False, device: str = "auto", threads: int = DEFAULT_THREADS, allow_other_palette: bool = False,
+         ready: Callable[[str], None] | None = None) -> None:
+    """Serves the viewer of ``dataset`` on ``host``:``port`` until Ctrl-C or SIGTERM. Prints the
+    URL (and calls ``ready(url)``); opens it in a browser with ``open_browser``. Binds the
+    loopback address by default; any other ``host`` is reachable by other machines, which a
+    warning on stderr says."""
+    import uvicorn
+
+    viewer = Viewer(dataset, color_model, time_model, device, threads, allow_other_palette)
+    loopback = is_loopback(host)
+    sock = listen(host, port)
+    bound = sock.getsockname()[1]
+    shown = f"[{host.strip('[]')}]" if ":" in host else host
+    url = f"http://{'127.0.0.1' if host in ('0.0.0.0', '::') else shown}:{bound}/"
+    if not loopback:
+        print(f"rplacevit view: warning: listening on {host}, reachable by other machines on the network "
+              "(the data and the models are read-only, but anyone can read them)", file=sys.stderr)
+    print(f"viewing {viewer.history.path} at {url} (Ctrl-C stops)", flush=True)
+    if ready is not None:
+        ready(url)
+    if open_browser:
+        import webbrowser
+
+        webbrowser.open(url)
+    app = create_app(viewer, LOOPBACK_NAMES if loopback else None)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    try:
+        server.run(sockets=[sock])
+    finally:
+        sock.close()

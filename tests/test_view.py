@@ -1,0 +1,495 @@
+"""rplacevit view: every API answer against a plain computation from the events (canvas PNGs,
+pixel histories, heat, users, the models' overlays), 400s that name the parameter, nothing
+served outside the page's folder, a real server under concurrent clients, the command line
+(port 0, SIGTERM, the warning off loopback), and a real browser (headless Chromium) that moves
+the slider, clicks a pixel and draws exactly the reader's canvas."""
+
+from __future__ import annotations
+
+import http.client
+import io
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import warnings
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import rplacevit
+with warnings.catch_warnings():  # starlette would rather its test client ran on httpx2, a fork of httpx
+    warnings.simplefilter("ignore")
+    from starlette.testclient import TestClient
+from conftest import replay
+from rplacevit.history import AGE_NEVER, AGE_OUTSIDE
+from rplacevit.models import ModelConfig, age_bucket, build_model, load_model, to_checkpoint
+from rplacevit.view import LOOPBACK_NAMES, MAX_USER_PLACEMENTS, STATIC, Viewer, create_app, listen
+
+SAMPLE_REGION = (250, 375, 378, 503)
+#: Events per page of a pixel's history here: the busiest pixels of the sample have a few dozen.
+PAGE = 10
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory) -> dict[str, Path]:
+    """Tiny untrained models (seeded): the overlays' geometry and ranges, not their skill."""
+    folder = tmp_path_factory.mktemp("view-models")
+    torch.manual_seed(0)
+    configs = {"color": ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4, inputs=("color", "age")),
+               "time": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4, inputs=("color", "age"))}
+    paths = {}
+    for kind, config in configs.items():
+        paths[kind] = folder / f"{kind}.pt"
+        torch.save(to_checkpoint(build_model(config)), paths[kind])
+    return paths
+
+
+@pytest.fixture(scope="module")
+def viewer(sample_dataset, models) -> Viewer:
+    return Viewer(sample_dataset, models["color"], models["time"], device="cpu", page_size=PAGE)
+
+
+@pytest.fixture(scope="module")
+def client(viewer) -> TestClient:
+    return TestClient(create_app(viewer))
+
+
+@pytest.fixture(scope="module")
+def moments(sample_dataset) -> list[int]:
+    first, last = rplacevit.open(sample_dataset).time_range
+    return [first - 1, first, first + 3_600_000 + 17, (first + last) // 2, last]
+
+
+def decode(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    return np.array(Image.open(io.BytesIO(response.content)).convert("RGB"))
+
+
+def grey(response) -> np.ndarray:
+    assert response.status_code == 200, response.text
+    image = Image.open(io.BytesIO(response.content))
+    assert image.mode == "L"
+    return np.array(image)
+
+
+def test_info_describes_the_dataset_and_the_models(client, sample_dataset):
+    info = client.get("/api/info").json()
+    history = rplacevit.open(sample_dataset)
+    assert (info["width"], info["height"], info["events"], info["users"]) == (2000, 2000, len(history), history.users)
+    assert (info["first_ms"], info["last_ms"]) == history.time_range and info["palette"] == history.palette
+    assert info["bounds"] == list(SAMPLE_REGION)
+    assert info["models"]["color"]["window"] == 16 and info["models"]["time"]["centre"] == 8
+
+
+def test_canvas_png_is_exactly_the_canvas_at_the_moment(client, sample_dataset, sample_events, moments):
+    history = rplacevit.open(sample_dataset)
+    palette = np.array(history.palette_rgb, np.uint8)
+    for t in moments:
+        expected = palette[history.canvas_at(t)]
+        np.testing.assert_array_equal(decode(client.get(f"/api/canvas.png?t={t}")), expected)
+        for x0, y0, x1, y1 in [SAMPLE_REGION, (0, 0, 17, 5), (1990, 1999, 2000, 2000), (301, 402, 333, 459)]:
+            np.testing.assert_array_equal(decode(client.get(f"/api/canvas.png?t={t}&region={x0},{y0},{x1},{y1}")),
+                                          expected[y0:y1, x0:x1])
+    # The replay of the events, plainly, and ISO times; a region reaching off the canvas is clipped.
+    t = moments[2]
+    count = int(np.searchsorted(sample_events[:, 1], t, side="right"))
+    plain = palette[replay(sample_events, count)]
+    np.testing.assert_array_equal(decode(client.get(f"/api/canvas.png?t={rplacevit.times.format_time(t)}&region=-50,-50,1000,900")),
+                                  plain[:900, :1000])
+    scaled = decode(client.get(f"/api/canvas.png?t={t}&region=300,400,310,404&scale=3"))
+    np.testing.assert_array_equal(scaled, np.repeat(np.repeat(plain[400:404, 300:310], 3, 0), 3, 1))
+    np.testing.assert_array_equal(decode(client.get("/api/canvas.png")), palette[history.canvas_at(history.time_range[1])])
+
+
+def test_pixel_history_is_every_event_at_the_pixel_paged(client, sample_events):
+    keys = sample_events[:, 5] * 2000 + sample_events[:, 4]
+    busiest = int(np.bincount(keys).argmax())
+    pixels = [(busiest % 2000, busiest // 2000), (320, 430), (0, 0)]
+    for x, y in pixels:
+        mine = sample_events[(sample_events[:, 4] == x) & (sample_events[:, 5] == y)]
+        first = client.get(f"/api/pixel?x={x}&y={y}").json()
+        assert first["total"] == len(mine) and first["pages"] == max(1, -(-len(mine) // PAGE))
+        listed = [event for page in range(first["pages"]) for event in client.get(f"/api/pixel?x={x}&y={y}&page={page}").json()["events"]]
+        assert [(e["id"], e["t"], e["user"], e["color"]) for e in listed] == [tuple(row[:4]) for row in mine.tolist()]
+        assert [e["lasted_ms"] for e in listed] == [*np.diff(mine[:, 1]).tolist(), None][: len(mine)]
+    x, y = pixels[0]
+    mine = sample_events[(sample_events[:, 4] == x) & (sample_events[:, 5] == y)]
+    assert len(mine) > PAGE, "the busiest pixel of the sample needs more than one page"
+    # Without a page, the page of the event in effect at t, and which one it is.
+    for k in (0, PAGE + 3, len(mine) - 1):
+        at = client.get(f"/api/pixel?x={x}&y={y}&t={mine[k, 1]}").json()
+        assert at["current"] == int(np.searchsorted(mine[:, 1], mine[k, 1], side="right")) - 1
+        assert at["page"] == at["current"] // PAGE
+    assert client.get(f"/api/pixel?x={x}&y={y}&t={mine[0, 1] - 1}").json()["current"] is None
+
+
+def test_heat_counts_the_events_per_pixel_in_the_interval(client, sample_events, moments):
+    first = moments[1]
+    for t0, t1, (x0, y0, x1, y1) in [(first, first + 3_600_000, SAMPLE_REGION), (first + 5 * 3_600_000, first + 5 * 3_600_000 + 60_000,
+                                                                                 (300, 400, 360, 460)), (0, 2**42, (0, 0, 2000, 2000))]:
+        response = client.get(f"/api/heat.png?t0={t0}&t1={t1}&region={x0},{y0},{x1},{y1}")
+        inside = ((sample_events[:, 1] >= t0) & (sample_events[:, 1] < t1) & (sample_events[:, 4] >= x0) & (sample_events[:, 4] < x1)
+                  & (sample_events[:, 5] >= y0) & (sample_events[:, 5] < y1))
+        counts = np.zeros((y1 - y0, x1 - x0), np.int64)
+        np.add.at(counts, (sample_events[inside, 5] - y0, sample_events[inside, 4] - x0), 1)
+        np.testing.assert_array_equal(grey(response), np.minimum(counts, 255))
+        assert int(response.headers["X-Heat-Max"]) == counts.max()
+
+
+def test_user_lists_the_users_placements(client, sample_dataset, sample_events):
+    history = rplacevit.open(sample_dataset)
+    for user in (0, 6, history.users - 1):  # 6 has 26,087 placements: listed in part
+        mine = sample_events[sample_events[:, 2] == user]
+        answer = client.get(f"/api/user?id={user}").json()
+        assert answer["count"] == len(mine) and answer["truncated"] == (len(mine) > MAX_USER_PLACEMENTS)
+        assert answer["placements"] == mine[:MAX_USER_PLACEMENTS, [4, 5, 1, 3]].tolist()
+        assert client.get("/api/user", params={"id": answer["hash"]}).json()["id"] == user
+
+
+@pytest.mark.parametrize("url, parameter", [
+    ("/api/canvas.png?t=yesterday", "t"), ("/api/canvas.png?region=1,2,3", "region"), ("/api/canvas.png?region=5000,0,5010,10", "region"),
+    ("/api/canvas.png?scale=0", "scale"), ("/api/canvas.png?scale=4", "region"), ("/api/canvas.png?tt=1", "tt"),
+    ("/api/pixel?x=2000&y=0", "x"), ("/api/pixel?x=1&y=-1", "y"), ("/api/pixel?x=1", "y"), ("/api/pixel?x=1&y=1&page=1", "page"),
+    ("/api/pixel?x=a&y=1", "x"), ("/api/heat.png?t0=0", "t1"), ("/api/heat.png?t0=10&t1=5", "t1"), ("/api/user?id=", "id"),
+    ("/api/user?id=99999999", "id"), ("/api/user?id=nohash", "id"), ("/api/predict?x=1&y=1", "t"),
+    ("/api/predict.png?t=0", "region"), ("/api/predict.png?t=0&region=0,0,600,600", "region"),
+])
+def test_bad_parameters_are_400s_naming_the_parameter(client, url, parameter):
+    response = client.get(url)
+    assert response.status_code == 400, url
+    body = response.json()
+    assert body["parameter"] == parameter and body["error"].startswith(parameter), body
+
+
+def canvas_state_oracle(history, t: int, box, sees_age: bool):
+    """Colors (and age buckets) of the rectangle ``box`` at ``t``, plainly: OUTSIDE off the canvas
+    open at t; ages of the last placement at each pixel from the events."""
+    x0, y0, x1, y1 = box
+    colors = np.full((y1 - y0, x1 - x0), rplacevit.OUTSIDE, np.uint8)
+    ages = np.full(colors.shape, AGE_OUTSIDE, np.int64)
+    ox0, oy0, ox1, oy1 = history.canvas_bounds_at(t)
+    canvas = history.canvas_at(t)
+    columns = history.events()
+    last = np.full(canvas.shape, np.iinfo(np.int64).min)
+    done = columns["timestamp"] <= t
+    np.maximum.at(last, (columns["y"][done], columns["x"][done]), columns["timestamp"][done])
+    for y in range(max(y0, oy0), min(y1, oy1)):
+        for x in range(max(x0, ox0), min(x1, ox1)):
+            colors[y - y0, x - x0] = canvas[y, x]
+            never = last[y, x] == np.iinfo(np.int64).min
+            ages[y - y0, x - x0] = AGE_NEVER if never else age_bucket(torch.tensor(t - last[y, x])).item()
+    inputs = {"color": torch.from_numpy(colors)[None]}
+    if sees_age:
+        inputs["age"] = torch.from_numpy(ages)[None]
+    return inputs
+
+
+def test_color_predictions_are_the_model_on_the_window_at_the_moment(client, viewer, models, sample_dataset, sample_events):
+    history = rplacevit.open(sample_dataset)
+    model = load_model(models["color"])
+    t = sample_events[len(sample_events) // 2, 1]
+    for x, y in [(320, 430), (250, 375), (999, 2)]:  # 999: half the window lies past the canvas open in the sample's hours
+        answer = client.get(f"/api/predict?x={x}&y={y}&t={t}").json()
+        with torch.no_grad():
+            probabilities = torch.softmax(model(canvas_state_oracle(history, t, (x - 8, y - 8, x + 8, y + 8), True))[0], 0)
+        top = torch.argsort(probabilities, descending=True, stable=True)[:3]
+        assert [c["color"] for c in answer["colors"]] == top.tolist()
+        np.testing.assert_allclose([c["p"] for c in answer["colors"]], probabilities[top].numpy(), rtol=1e-5)
+        later = sample_events[(sample_events[:, 4] == x) & (sample_events[:, 5] == y) & (sample_events[:, 1] > t)]
+        assert answer["next"] == (None if len(later) == 0 else {**answer["next"], "id": int(later[0, 0]), "color": int(later[0, 3]),
+                                                                 "t": int(later[0, 1]), "user": int(later[0, 2])})
+        assert 0 <= answer["time"]["score"] <= 1 and answer["time"]["objective"] == "mse"
+
+
+def test_changes_soon_map_is_the_time_model_on_the_squares_of_the_region(client, models, sample_dataset, sample_events):
+    history = rplacevit.open(sample_dataset)
+    model = load_model(models["time"])
+    t = sample_events[len(sample_events) // 3, 1]
+    for x0, y0, x1, y1 in [(300, 400, 340, 433), (990, 10, 1010, 30)]:  # the second straddles the canvas open at t
+        soon = grey(client.get(f"/api/predict.png?t={t}&region={x0},{y0},{x1},{y1}"))
+        assert soon.shape == (y1 - y0, x1 - x0)
+        # Square (i, j) is the centre of the window whose top-left is 4 cells up and left of it.
+        expected = np.zeros(soon.shape, np.uint8)
+        for i in range(0, y1 - y0, 8):
+            for j in range(0, x1 - x0, 8):
+                with torch.no_grad():
+                    fraction = model(canvas_state_oracle(history, t, (x0 + j - 4, y0 + i - 4, x0 + j + 12, y0 + i + 12), True))[0]
+                part = np.rint((1 - fraction.numpy()) * 255).astype(np.uint8)
+                expected[i:i + 8, j:j + 8] = part[: y1 - y0 - i, : x1 - x0 - j]
+        expected[:, max(0, 1000 - x0):] = 0  # not open in the sample's hours
+        assert np.abs(soon.astype(int) - expected).max() <= 1  # float32 batches of different sizes
+        assert (soon[:, max(0, 1000 - x0):] == 0).all()
+
+
+def test_overlays_need_their_models(sample_dataset):
+    bare = TestClient(create_app(Viewer(sample_dataset)))
+    assert bare.get("/api/info").json()["models"] == {}
+    for url in ("/api/predict?x=1&y=1&t=0", "/api/predict.png?t=0&region=0,0,16,16"):
+        response = bare.get(url)
+        assert response.status_code == 400 and response.json()["parameter"] == "model"
+
+
+def test_a_model_of_another_palette_is_refused(sample_dataset, tmp_path):
+    config = ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4, palette=tuple(rplacevit.PALETTE_HEX[:16]))
+    torch.save(to_checkpoint(build_model(config)), tmp_path / "m.pt")
+    with pytest.raises(ValueError, match="palette"):
+        Viewer(sample_dataset, tmp_path / "m.pt")
+
+
+# A real server ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server(viewer):
+    """The app on uvicorn in a thread, on a free loopback port, answering loopback names only."""
+    import uvicorn
+
+    sock = listen("127.0.0.1", 0)
+    app = create_app(viewer, LOOPBACK_NAMES)
+    running = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    while not running.started:
+        time.sleep(0.01)
+    yield sock.getsockname()[1]
+    running.should_exit = True
+    thread.join(10)
+    sock.close()
+
+
+def raw_get(port: int, path: str, method: str = "GET", host: str = "127.0.0.1") -> tuple[int, bytes]:
+    """One request with ``path`` sent exactly as written (no client normalises it)."""
+    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
+    connection.putheader("Host", f"{host}:{port}")
+    connection.endheaders()
+    response = connection.getresponse()
+    body = response.read()
+    connection.close()
+    return response.status, body
+
+
+def test_nothing_outside_the_page_folder_is_served(server):
+    package = (STATIC.parent / "view.py").read_bytes()
+    secret = (ROOT / "pyproject.toml").read_bytes()
+    attempts = ["/../view.py", "/..%2fview.py", "/%2e%2e/view.py", "/%2e%2e%2fview.py", "/viewer.js/../../view.py", "//etc/passwd",
+                "/....//view.py", "/%252e%252e/view.py", "/..\\view.py", "/../../../pyproject.toml", "/api/../../view.py",
+                "/.%2e/.%2e/.%2e/pyproject.toml", "/%00../view.py", "/index.html%00.py"]
+    for path in attempts:
+        status, body = raw_get(server, path)
+        assert status in (400, 404), (path, status)
+        assert package[:200] not in body and secret[:200] not in body and b"root:" not in body, path
+    status, body = raw_get(server, "/")
+    assert status == 200 and b"viewer.js" in body
+    assert raw_get(server, "/viewer.js")[1] == (STATIC / "viewer.js").read_bytes()
+
+
+def test_the_server_only_reads_and_only_answers_its_own_names(server):
+    for method in ("POST", "PUT", "DELETE", "PATCH"):
+        for path in ("/api/info", "/api/canvas.png", "/index.html"):
+            assert raw_get(server, path, method)[0] == 405, (method, path)
+    assert raw_get(server, "/api/info", host="attacker.example")[0] == 400
+    assert raw_get(server, "/api/info", host="localhost")[0] == 200
+
+
+def test_concurrent_clients_get_exact_answers(server, sample_dataset, moments):
+    import httpx
+
+    history = rplacevit.open(sample_dataset)
+    palette = np.array(history.palette_rgb, np.uint8)
+    rng = np.random.default_rng(0)
+    times = rng.integers(moments[1], moments[-1], size=48)
+
+    def fetch(t: int) -> bool:
+        with httpx.Client(base_url=f"http://127.0.0.1:{server}") as http_client:
+            response = http_client.get(f"/api/canvas.png?t={t}&region=250,375,378,503")
+        return np.array_equal(decode(response), palette[history.canvas_at(int(t))[375:503, 250:378]])
+
+    with ThreadPoolExecutor(16) as pool:
+        assert all(pool.map(fetch, times))
+
+
+# The command line -----------------------------------------------------------------------------
+
+
+def start_view(*args: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "view", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    line = process.stdout.readline()
+    assert "http://" in line, (line, process.stderr.read() if process.poll() is not None else "")
+    return process, line.split(" at ")[1].split()[0]
+
+
+def test_the_command_serves_on_a_free_port_and_stops_on_sigterm(sample_dataset):
+    import httpx
+
+    process, url = start_view(str(sample_dataset), "--port", "0")
+    try:
+        assert url.startswith("http://127.0.0.1:") and not url.endswith(":0/")
+        assert httpx.get(url + "api/info").json()["events"] == len(rplacevit.open(sample_dataset))
+        assert process.stderr.readable()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    assert process.returncode == 143 and "terminated" in err and "Traceback" not in err
+
+
+def test_the_command_warns_off_loopback_and_names_a_busy_port(sample_dataset):
+    process, url = start_view(str(sample_dataset), "--port", "0", "--host", "0.0.0.0")
+    try:
+        port = int(url.rsplit(":", 1)[1].strip("/"))
+        busy = subprocess.run([sys.executable, "-m", "rplacevit", "view", str(sample_dataset), "--port", str(port), "--host", "0.0.0.0"],
+                              capture_output=True, text=True, timeout=60)
+        assert busy.returncode == 2 and f"cannot listen on 0.0.0.0:{port}" in busy.stderr and "Traceback" not in busy.stderr
+    finally:
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=20)
+    assert "warning: listening on 0.0.0.0" in err and process.returncode == 130
+
+
+# A real browser -------------------------------------------------------------------------------
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMEDRIVER = shutil.which("chromedriver")
+ARTEFACTS = Path(os.environ.get("RPLACEVIT_TEST_ARTEFACTS", ROOT / "test-artefacts"))
+
+
+@pytest.fixture(scope="module")
+def browser():
+    if CHROMIUM is None or CHROMEDRIVER is None:
+        pytest.skip("no Chromium: install Debian's chromium and chromium-driver (apt-get install chromium chromium-driver)")
+    webdriver = pytest.importorskip("selenium.webdriver", reason="selenium is not installed (pip install '.[test]')")
+    from selenium.webdriver.chrome.service import Service
+
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--window-size=1200,800",
+                     "--force-device-scale-factor=1"):
+        options.add_argument(argument)
+    driver = webdriver.Chrome(options=options, service=Service(CHROMEDRIVER))
+    yield driver
+    driver.quit()
+
+
+def wait_until(driver, script: str, timeout: float = 30.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = driver.execute_script(script)
+        if value:
+            return value
+        time.sleep(0.05)
+    status = driver.execute_script("return document.getElementById('status').textContent")
+    raise AssertionError(f"timed out waiting for: {script}; status: {status}")
+
+
+def drawn_canvas(driver) -> tuple[np.ndarray, dict]:
+    """The view's pixels, read back through JS, and where canvas pixel (0, 0) is drawn."""
+    import base64
+
+    url, geometry = driver.execute_script("return [document.getElementById('view').toDataURL('image/png'), "
+                                          "{...viewer.origin(), z: viewer.state.z, t: viewer.state.t}]")
+    pixels = np.array(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))).convert("RGB"))
+    return pixels, geometry
+
+
+def expected_screen(history, pixels: np.ndarray, geometry: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the screen pixels showing the canvas, their expected RGB) at an integer zoom."""
+    z, ox, oy = geometry["z"], geometry["ox"], geometry["oy"]
+    assert z == int(z)
+    canvas = np.array(history.palette_rgb, np.uint8)[history.canvas_at(geometry["t"])]
+    height, width = pixels.shape[:2]
+    cy, cx = (np.arange(height) - oy) // int(z), (np.arange(width) - ox) // int(z)
+    rows, cols = (cy >= 0) & (cy < history.canvas_height), (cx >= 0) & (cx < history.canvas_width)
+    mask = rows[:, None] & cols[None, :]
+    expected = canvas[np.clip(cy, 0, history.canvas_height - 1)][:, np.clip(cx, 0, history.canvas_width - 1)]
+    return mask, expected
+
+
+def test_a_browser_scrubs_clicks_a_pixel_and_draws_the_readers_canvas(browser, server, sample_dataset, sample_events):
+    from selenium.webdriver.common.action_chains import ActionChains
+    from selenium.webdriver.common.by import By
+
+    history = rplacevit.open(sample_dataset)
+    start = rplacevit.times.format_time(sample_events[len(sample_events) // 2, 1])
+    browser.get(f"http://127.0.0.1:{server}/#t={start}&x=314&y=439&z=4")
+    wait_until(browser, "return window.viewer && viewer.info && viewer.idle() && !!viewer.layers.canvas.image")
+    assert browser.execute_script("return viewer.state.t") == rplacevit.times.parse_time(start)
+    pixels, geometry = drawn_canvas(browser)
+    mask, expected = expected_screen(history, pixels, geometry)
+    assert mask.sum() > 100_000
+    np.testing.assert_array_equal(pixels[mask], expected[mask])
+
+    # Move the slider with the mouse, to a quarter of its length: a new moment, drawn exactly.
+    slider = browser.find_element(By.ID, "slider")
+    ActionChains(browser).move_to_element_with_offset(slider, -slider.size["width"] // 4, 0).click().perform()
+    wait_until(browser, f"return viewer.state.t !== {geometry['t']} && viewer.idle()")
+    pixels, geometry = drawn_canvas(browser)
+    first, last = history.time_range
+    assert first < geometry["t"] < (first + last) // 2
+    mask, expected = expected_screen(history, pixels, geometry)
+    np.testing.assert_array_equal(pixels[mask], expected[mask])
+    assert f"t={rplacevit.times.format_time(geometry['t']).replace('.000Z', 'Z')}" in wait_until(
+        browser, "return location.hash.length > 1 && location.hash")
+
+    # Click the busiest visible pixel: the panel lists its events up to the page of the moment.
+    visible = (sample_events[:, 4] >= 300) & (sample_events[:, 4] < 330) & (sample_events[:, 5] >= 425) & (sample_events[:, 5] < 455)
+    keys = sample_events[visible, 5] * 2000 + sample_events[visible, 4]
+    key = int(np.bincount(keys).argmax())
+    x, y = key % 2000, key // 2000
+    view = browser.find_element(By.ID, "view")
+    sx, sy = geometry["ox"] + x * geometry["z"] + 1, geometry["oy"] + y * geometry["z"] + 1
+    ActionChains(browser).move_to_element_with_offset(view, sx - view.size["width"] // 2, sy - view.size["height"] // 2).click().perform()
+    wait_until(browser, "return document.querySelectorAll('#history tr[data-id]').length > 0 && document.querySelector('#next')")
+    rows = browser.execute_script("return [...document.querySelectorAll('#history tr[data-id]')].map(r => "
+                                  "[Number(r.dataset.id), Number(r.dataset.t), Number(r.dataset.color), Number(r.dataset.user), r.className])")
+    mine = sample_events[(sample_events[:, 4] == x) & (sample_events[:, 5] == y)]
+    current = int(np.searchsorted(mine[:, 1], geometry["t"], side="right")) - 1
+    page = max(current, 0) // PAGE
+    shown = mine[page * PAGE:(page + 1) * PAGE]
+    assert [row[:4] for row in rows] == shown[:, [0, 1, 3, 2]].tolist()
+    assert [i for i, row in enumerate(rows) if row[4] == "current"] == ([current - page * PAGE] if current >= 0 else [])
+    top = browser.execute_script("return [...document.querySelectorAll('#top-colors tr[data-color]')].length")
+    assert top == 3
+    assert f"Pixel {x}, {y}" in browser.find_element(By.ID, "pixel").text
+
+    # Click a user id: their placements are outlined.
+    browser.find_element(By.CSS_SELECTOR, "#history a.user").click()
+    wait_until(browser, "return viewer.user !== null")
+    user = browser.execute_script("return viewer.user.id")
+    assert browser.execute_script("return viewer.user.count") == int((sample_events[:, 2] == user).sum())
+
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    browser.find_element(By.ID, "heat").click()
+    browser.find_element(By.ID, "soon").click()
+    wait_until(browser, "return viewer.idle() && !!viewer.layers.heat.image && !!viewer.layers.soon.image")
+    browser.save_screenshot(str(ARTEFACTS / "viewer.png"))
+    assert (ARTEFACTS / "viewer.png").stat().st_size > 10_000
+
+
+def test_scrubbing_in_the_browser_shows_new_frames(browser, server, sample_dataset):
+    """Frames per second while the slider moves on its own as fast as the page asks: what the
+    status line shows (the figure on the 10 M-event dataset is in BENCHMARKS.md)."""
+    browser.get(f"http://127.0.0.1:{server}/#z=4")
+    wait_until(browser, "return window.viewer && viewer.info && viewer.idle()")
+    frames = browser.execute_async_script("""
+        const done = arguments[arguments.length - 1];
+        const slider = document.getElementById('slider');
+        const first = Number(slider.min), last = Number(slider.max);
+        const before = viewer.frameCount;
+        let i = 0;
+        const timer = setInterval(() => {
+            slider.value = first + (last - first) * (i++ % 50) / 50;
+            slider.dispatchEvent(new Event('input'));
+        }, 20);
+        setTimeout(() => { clearInterval(timer); done(viewer.frameCount - before); }, 1500);
+    """)
+    assert frames >= 5, f"{frames} frames in 1.5 s"
