@@ -203,9 +203,10 @@ def test_canvas_at_equals_the_replay_at_random_times(case):
 
 
 def test_canvas_regions_equal_the_replay(case):
-    """``canvas_at(t, region)`` (rebuilt from the tiles under the region) against the replay:
-    random rectangles, the whole canvas, single pixels and the corners; rectangles off the
-    canvas are ArgumentErrors."""
+    """``canvas_at(t, region)`` (rebuilt from the tiles under the region) against the replay,
+    ``placement_times_at(t, region)`` against the whole canvas's (itself checked against the
+    replay below) and ``event_counts`` against a count of the events: random rectangles, the
+    whole canvas, single pixels and the corners; rectangles off the canvas are ArgumentErrors."""
     history, events, oracle, _ = case
     rng = np.random.default_rng(7)
     for t in list(rng.integers(events[0, 1], events[-1, 1], 4)) + [events[0, 1] - 1, events[-1, 1]]:
@@ -215,11 +216,20 @@ def test_canvas_regions_equal_the_replay(case):
         sizes = rng.integers(1, 400, size=(6, 2))
         regions = [(0, 0, 2000, 2000), (1999, 1999, 2000, 2000), (0, 0, 1, 1), (15, 16, 17, 33)]
         regions += [(x, y, min(2000, x + w), min(2000, y + h)) for (x, y), (w, h) in zip(corners, sizes)]
+        placed = history.placement_times_at(int(t))
+        span = int(rng.choice([1, 60_000, 3_600_000, 10**12]))
+        later = events[(events[:, 1] >= t) & (events[:, 1] < t + span)]
+        counts = np.zeros((2000, 2000), np.int64)
+        np.add.at(counts, (later[:, 5], later[:, 4]), 1)
         for x0, y0, x1, y1 in regions:
-            np.testing.assert_array_equal(history.canvas_at(int(t), (x0, y0, x1, y1)), canvas[y0:y1, x0:x1], f"{t} {x0},{y0},{x1},{y1}")
+            where = f"{t} {x0},{y0},{x1},{y1}"
+            np.testing.assert_array_equal(history.canvas_at(int(t), (x0, y0, x1, y1)), canvas[y0:y1, x0:x1], where)
+            np.testing.assert_array_equal(history.placement_times_at(int(t), (x0, y0, x1, y1)), placed[y0:y1, x0:x1], where)
+            np.testing.assert_array_equal(history.event_counts(int(t), int(t) + span, (x0, y0, x1, y1)), counts[y0:y1, x0:x1], where)
     for bad in [(0, 0, 2001, 10), (-1, 0, 5, 5), (5, 5, 4, 6)]:
-        with pytest.raises(rplacevit.ArgumentError, match="does not lie on the"):
-            history.canvas_at(0, bad)
+        for read in (lambda r: history.canvas_at(0, r), lambda r: history.placement_times_at(0, r), lambda r: history.event_counts(0, 1, r)):
+            with pytest.raises(rplacevit.ArgumentError, match="does not lie on the"):
+                read(bad)
 
 
 def test_bad_arguments_are_clear_errors(sample_dataset, tmp_path):

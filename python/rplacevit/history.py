@@ -145,10 +145,23 @@ class History:
         (the viewer's reads); raises :class:`rplacevit.ArgumentError` for a rectangle off the canvas."""
         if region is None:
             return self._core.canvas_at(int(t_ms))
+        return self._core.region_at(int(t_ms), self._region(region))
+
+    def _region(self, region: tuple[int, int, int, int] | None) -> tuple[int, int, int, int]:
+        """``region`` as four ints (None: the whole canvas); ArgumentError for negative ones
+        (the core says it for the rest of what lies off the canvas)."""
+        if region is None:
+            return 0, 0, self.canvas_width, self.canvas_height
         x0, y0, x1, y1 = (int(v) for v in region)
         if min(x0, y0, x1, y1) < 0:
             raise _core.ArgumentError(f"the region {x0},{y0},{x1},{y1} does not lie on the {self.canvas_width}x{self.canvas_height} canvas")
-        return self._core.region_at(int(t_ms), x0, y0, x1, y1)
+        return x0, y0, x1, y1
+
+    def event_counts(self, t0: int, t1: int, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """(H, W) uint32 (or the ``region``'s shape, as :meth:`canvas_at`): how many events each
+        pixel had with ``t0 ≤ timestamp < t1`` (ms). Counted in the tile files: the memory is
+        the output's, whatever the number of events."""
+        return self._core.event_counts(int(t0), int(t1), self._region(region))
 
     def canvas_before(self, event_id: int) -> np.ndarray:
         """(H, W) uint8: the canvas after events 0 .. event_id−1 (``len(self)``: the final canvas)."""
@@ -174,10 +187,10 @@ class History:
         :data:`AGE_OUTSIDE` (31) off the canvas open at i's time."""
         return self._core.age_buckets(event_ids, size)
 
-    def placement_times_at(self, t_ms: int) -> np.ndarray:
-        """(H, W) int64: when each pixel was last placed on by the events with timestamp ≤
-        ``t_ms`` (ms); the int64 minimum where never."""
-        return self._core.placement_times_at(int(t_ms))
+    def placement_times_at(self, t_ms: int, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """(H, W) int64 (or the ``region``'s shape, as :meth:`canvas_at`): when each pixel was
+        last placed on by the events with timestamp ≤ ``t_ms`` (ms); the int64 minimum where never."""
+        return self._core.placement_times_at(int(t_ms), self._region(region))
 
     def last_placers(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
         """(B, size, size) int64 on the grid laid out like :meth:`windows`: the user id of the

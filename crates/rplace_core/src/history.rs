@@ -60,7 +60,7 @@ fn grid_size_error(size: impl std::fmt::Display) -> Error {
 }
 
 /// Where a tile meets a rectangle of the canvas.
-struct TilePart {
+pub(crate) struct TilePart {
     /// `ty * tiles_x + tx`.
     tile: usize,
     /// Canvas pixel of the tile's top-left corner.
@@ -331,12 +331,7 @@ impl History {
     /// checkpoint and at most 63 events), so its cost follows the rectangle, not the canvas or
     /// the partition: the viewer's reads. The rectangle must lie on the canvas.
     pub fn region_at(&self, t_ms: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<u8>> {
-        if xs.start > xs.end || ys.start > ys.end || xs.end > self.width || ys.end > self.height {
-            return Err(Error::Argument(format!(
-                "the region x {}..{}, y {}..{} does not lie on the {}x{} canvas",
-                xs.start, xs.end, ys.start, ys.end, self.width, self.height
-            )));
-        }
+        self.check_region(&xs, &ys)?;
         let count = self.timestamps().partition_point(|&t| t <= t_ms);
         let width = xs.len();
         let mut region = crate::error::filled(width * ys.len(), 0u8, "the canvas region")?;
@@ -367,6 +362,61 @@ impl History {
         })?;
         self.check_largest(largest(&region) as i64, N_COLORS as u8 - 1)?;
         Ok(region)
+    }
+
+    /// [`Error::Argument`] unless the rectangle `xs`×`ys` lies on the canvas.
+    pub(crate) fn check_region(&self, xs: &Range<usize>, ys: &Range<usize>) -> Result<()> {
+        if xs.start > xs.end || ys.start > ys.end || xs.end > self.width || ys.end > self.height {
+            return Err(Error::Argument(format!(
+                "the region x {}..{}, y {}..{} does not lie on the {}x{} canvas",
+                xs.start, xs.end, ys.start, ys.end, self.width, self.height
+            )));
+        }
+        Ok(())
+    }
+
+    /// How many events each pixel of the rectangle `xs`×`ys` had with `t0 ≤ timestamp < t1`
+    /// (milliseconds): `(ys.len(), xs.len())`, row-major. Counted tile by tile in the tile files,
+    /// so nothing grows with the number of events but the time: the viewer's heat.
+    pub fn event_counts(&self, t0: i64, t1: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<u32>> {
+        self.check_region(&xs, &ys)?;
+        let timestamps = self.timestamps();
+        let first = timestamps.partition_point(|&t| t < t0);
+        let end = timestamps.partition_point(|&t| t < t1).max(first);
+        let cells = self.tile_event_cells.as_slice();
+        self.per_tile_in(xs, ys, 0, "the event counts", |part| {
+            let mut counts = [0u32; TILE * TILE];
+            for &cell in &cells[self.first_position_from(part.tile, first)..self.first_position_from(part.tile, end)] {
+                counts[cell_pixel(cell)] += 1;
+            }
+            counts
+        })
+    }
+
+    /// The rectangle `xs`×`ys` (on the canvas) of values computed per tile: `per_tile(part)` gives
+    /// the tile's 256 values (`(y % 16) * 16 + x % 16`), the tiles in parallel; `(ys.len(),
+    /// xs.len())`, row-major, `empty` nowhere (every pixel lies in a tile).
+    pub(crate) fn per_tile_in<T: Copy + Send + Sync>(
+        &self,
+        xs: Range<usize>,
+        ys: Range<usize>,
+        empty: T,
+        what: &str,
+        per_tile: impl Fn(&TilePart) -> [T; TILE * TILE] + Sync + Send,
+    ) -> Result<Vec<T>> {
+        let parts: Vec<TilePart> = self.tiles_in(xs.clone(), ys.clone()).collect();
+        let values: Vec<[T; TILE * TILE]> = self.guarded(|| parts.par_iter().map(&per_tile).collect())?;
+        let width = xs.len();
+        let mut out = crate::error::filled(width * ys.len(), empty, what)?;
+        for (part, values) in parts.iter().zip(&values) {
+            for y in part.ys.clone() {
+                let row = &values[(y - part.y0) * TILE..][..TILE];
+                let from = (y - ys.start) * width;
+                out[from + part.xs.start - xs.start..from + part.xs.end - xs.start]
+                    .copy_from_slice(&row[part.xs.start - part.x0..part.xs.end - part.x0]);
+            }
+        }
+        Ok(out)
     }
 
     /// For each event, the `size`×`size` window of the canvas strictly before it, centred on

@@ -4,7 +4,7 @@
 use super::{grid_cells, prefetch, History, Under};
 use crate::error::Result;
 use crate::index::{cell_pixel, NEVER, TILE};
-use rayon::prelude::*;
+use std::ops::Range;
 
 /// Age buckets: 0 for an age under 2¹³ ms (8.2 s), then two per doubling up to 2²⁷ ms (37.3 h):
 /// bucket `1 + 2 (h − 13) + b` for an age with highest bit `h` and next bit `b`; 29 from 37.3 h
@@ -121,46 +121,30 @@ impl History {
         });
     }
 
-    /// When each pixel of the canvas was last placed on by the events with timestamp ≤ `t_ms`:
-    /// `(height, width)` milliseconds, `i64::MIN` where never. A walk back through each tile's
-    /// events, the tiles in parallel: what a painting that starts from the real canvas of a
-    /// moment needs once.
-    pub fn placement_times_at(&self, t_ms: i64) -> Result<Vec<i64>> {
+    /// When each pixel of the rectangle `xs`×`ys` (on the canvas) was last placed on by the
+    /// events with timestamp ≤ `t_ms`: `(ys.len(), xs.len())` milliseconds, `i64::MIN` where
+    /// never. A walk back through each tile's events, the tiles in parallel: what a painting
+    /// that starts from the real canvas of a moment needs once, and the viewer's models.
+    pub fn placement_times_at(&self, t_ms: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<i64>> {
+        self.check_region(&xs, &ys)?;
         let count = self.timestamps().partition_point(|&t| t <= t_ms);
-        let tiles = self.tile_offsets.len - 1;
         let (tile_ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-        let per_tile: Vec<[i64; TILE * TILE]> = self.guarded(|| {
-            (0..tiles)
-                .into_par_iter()
-                .map(|tile| {
-                    let mut last = [i64::MIN; TILE * TILE];
-                    let mut remaining = TILE * TILE;
-                    let positions = self.tile_span(tile).start..self.first_position_from(tile, count);
-                    for (&e, &cell) in tile_ids[positions.clone()].iter().zip(&cells[positions]).rev() {
-                        let pixel = cell_pixel(cell);
-                        if last[pixel] == i64::MIN {
-                            last[pixel] = self.timestamps()[e as usize];
-                            remaining -= 1;
-                            if remaining == 0 {
-                                break;
-                            }
-                        }
+        self.per_tile_in(xs, ys, i64::MIN, "the canvas of placement times", |part| {
+            let mut last = [i64::MIN; TILE * TILE];
+            let mut remaining = TILE * TILE;
+            let positions = self.tile_span(part.tile).start..self.first_position_from(part.tile, count);
+            for (&e, &cell) in tile_ids[positions.clone()].iter().zip(&cells[positions]).rev() {
+                let pixel = cell_pixel(cell);
+                if last[pixel] == i64::MIN {
+                    last[pixel] = self.timestamps()[e as usize];
+                    remaining -= 1;
+                    if remaining == 0 {
+                        break;
                     }
-                    last
-                })
-                .collect()
-        })?;
-        let mut canvas = crate::error::filled(self.width * self.height, i64::MIN, "the canvas of placement times")?;
-        for (tile, last) in per_tile.iter().enumerate() {
-            let (x0, y0) = (tile % self.tiles_x * TILE, tile / self.tiles_x * TILE);
-            for (pixel, &t) in last.iter().enumerate() {
-                let (x, y) = (x0 + pixel % TILE, y0 + pixel / TILE);
-                if x < self.width && y < self.height {
-                    canvas[y * self.width + x] = t;
                 }
             }
-        }
-        Ok(canvas)
+            last
+        })
     }
 
     /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the user id

@@ -308,13 +308,30 @@ fn check_canvases(history: &History, oracle: &Oracle, rng: &mut Rng, partition_s
         let count = oracle.events.iter().filter(|e| e.timestamp_ms <= t).count();
         let canvas = oracle.canvas_before(count);
         assert!(history.canvas_at(t).unwrap() == canvas, "canvas at {t}");
-        check_regions(history, &canvas, oracle.width, oracle.height, t, rng);
+        check_regions(history, oracle, &canvas, t, rng);
     }
 }
 
-/// `region_at` against a crop of the oracle's canvas: the whole canvas, empty, one-pixel and
-/// random rectangles (most of them not on tile boundaries); rectangles off the canvas refused.
-fn check_regions(history: &History, canvas: &[u8], width: usize, height: usize, t: i64, rng: &mut Rng) {
+/// `region_at` against a crop of the oracle's canvas, `placement_times_at` and `event_counts`
+/// (from `t` over a random span) against the oracle's events: the whole canvas, empty,
+/// one-pixel and random rectangles (most of them not on tile boundaries); rectangles off the
+/// canvas refused.
+fn check_regions(history: &History, oracle: &Oracle, canvas: &[u8], t: i64, rng: &mut Rng) {
+    let (width, height) = (oracle.width, oracle.height);
+    let span = [0, 1, 1_000, 3_600_000, i64::MAX / 4][rng.index(5)];
+    let (mut placed, mut counts) = (vec![i64::MIN; width * height], vec![0u32; width * height]);
+    for e in &oracle.events {
+        let pixel = e.y() as usize * width + e.x() as usize;
+        if e.timestamp_ms <= t {
+            placed[pixel] = e.timestamp_ms;
+        }
+        if t <= e.timestamp_ms && e.timestamp_ms < t.saturating_add(span) {
+            counts[pixel] += 1;
+        }
+    }
+    let crop = |values: &[i64], (x0, y0, x1, y1): (usize, usize, usize, usize)| -> Vec<i64> {
+        (y0..y1).flat_map(|y| values[y * width + x0..y * width + x1].iter().copied()).collect()
+    };
     let mut rectangles = vec![(0, 0, width, height), (0, 0, 0, 0), (width, height, width, height), (width - 1, height - 1, width, height)];
     rectangles.extend((0..6).map(|_| {
         let (x0, y0) = (rng.index(width + 1), rng.index(height + 1));
@@ -324,9 +341,16 @@ fn check_regions(history: &History, canvas: &[u8], width: usize, height: usize, 
         let expected: Vec<u8> = (y0..y1).flat_map(|y| canvas[y * width + x0..y * width + x1].iter().copied()).collect();
         let region = same_on_any_pool(|| history.region_at(t, x0..x1, y0..y1).unwrap());
         assert!(region == expected, "region x {x0}..{x1} y {y0}..{y1} at {t}");
+        let times = same_on_any_pool(|| history.placement_times_at(t, x0..x1, y0..y1).unwrap());
+        assert!(times == crop(&placed, (x0, y0, x1, y1)), "placement times x {x0}..{x1} y {y0}..{y1} at {t}");
+        let counted = same_on_any_pool(|| history.event_counts(t, t.saturating_add(span), x0..x1, y0..y1).unwrap());
+        let widened: Vec<i64> = counts.iter().map(|&c| c as i64).collect();
+        assert!(counted.iter().map(|&c| c as i64).collect::<Vec<_>>() == crop(&widened, (x0, y0, x1, y1)), "event counts at {t} + {span}");
     }
     for (xs, ys) in [(0..width + 1, 0..height), (0..width, 1..height + 1), (std::ops::Range { start: 2, end: 1 }, 0..1)] {
         assert!(matches!(history.region_at(t, xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
+        assert!(matches!(history.placement_times_at(t, xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
+        assert!(matches!(history.event_counts(t, t.saturating_add(1), xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
     }
 }
 

@@ -101,17 +101,11 @@ impl PyHistory {
         to_array(py, canvas, &[self.inner.height(), self.inner.width()])
     }
 
-    fn region_at<'py>(
-        &self,
-        py: Python<'py>,
-        t_ms: i64,
-        x0: usize,
-        y0: usize,
-        x1: usize,
-        y1: usize,
-    ) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
-        let region = py.detach(|| self.inner.region_at(t_ms, x0..x1, y0..y1)).map_err(to_py)?;
-        to_array(py, region, &[y1.saturating_sub(y0), x1.saturating_sub(x0)])
+    /// `region`: `(x0, y0, x1, y1)`, x1 and y1 exclusive, as every region read takes it.
+    fn region_at<'py>(&self, py: Python<'py>, t_ms: i64, region: Region) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let (x0, y0, x1, y1) = region;
+        let colors = py.detach(|| self.inner.region_at(t_ms, x0..x1, y0..y1)).map_err(to_py)?;
+        to_array(py, colors, &region_shape(region))
     }
 
     fn canvas_before<'py>(&self, py: Python<'py>, event_id: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
@@ -140,9 +134,16 @@ impl PyHistory {
         batch(py, event_ids, &[size, size], |ids| self.inner.age_buckets(ids, size))
     }
 
-    fn placement_times_at<'py>(&self, py: Python<'py>, t_ms: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
-        let times = py.detach(|| self.inner.placement_times_at(t_ms)).map_err(to_py)?;
-        to_array(py, times, &[self.inner.height(), self.inner.width()])
+    fn placement_times_at<'py>(&self, py: Python<'py>, t_ms: i64, region: Region) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
+        let (x0, y0, x1, y1) = region;
+        let times = py.detach(|| self.inner.placement_times_at(t_ms, x0..x1, y0..y1)).map_err(to_py)?;
+        to_array(py, times, &region_shape(region))
+    }
+
+    fn event_counts<'py>(&self, py: Python<'py>, t0: i64, t1: i64, region: Region) -> PyResult<Bound<'py, PyArrayDyn<u32>>> {
+        let (x0, y0, x1, y1) = region;
+        let counts = py.detach(|| self.inner.event_counts(t0, t1, x0..x1, y0..y1)).map_err(to_py)?;
+        to_array(py, counts, &region_shape(region))
     }
 
     fn last_placers<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<i64>>> {
@@ -266,6 +267,14 @@ fn age_buckets_of<'py>(py: Python<'py>, ages_ms: numpy::PyReadonlyArrayDyn<'py, 
 }
 
 /// A read-only numpy array over `data`, memory that `container` owns and keeps alive.
+/// A rectangle of the canvas as Python gives it: `(x0, y0, x1, y1)`, x1 and y1 exclusive.
+type Region = (usize, usize, usize, usize);
+
+/// The `(rows, columns)` of a region's array (the core refuses a region that is not one).
+fn region_shape((x0, y0, x1, y1): Region) -> [usize; 2] {
+    [y1.saturating_sub(y0), x1.saturating_sub(x0)]
+}
+
 fn view<'py, T: numpy::Element>(data: &[T], container: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyArray1<T>>> {
     let array = numpy::ndarray::ArrayView1::from(data);
     // SAFETY: `data` lives in a memory map of the History that `container` is; the array holds
