@@ -163,6 +163,11 @@ def test_user_lists_the_users_placements(client, sample_dataset, sample_events):
     ("/api/pixel?x=a&y=1", "x"), ("/api/heat.png?t0=0", "t1"), ("/api/heat.png?t0=10&t1=5", "t1"), ("/api/user?id=", "id"),
     ("/api/user?id=99999999", "id"), ("/api/user?id=nohash", "id"), ("/api/predict?x=1&y=1", "t"),
     ("/api/predict.png?t=0", "region"), ("/api/predict.png?t=0&region=0,0,600,600", "region"),
+    # Hostile: digits Python's int() refuses, numbers beyond int64, what isdigit() takes for digits, NaN, unicode.
+    ("/api/user?id=%C2%B2", "id"), ("/api/user?id=" + "9" * 5000, "id"), ("/api/canvas.png?t=" + "9" * 5000, "t"),
+    ("/api/pixel?x=" + "9" * 5000 + "&y=1", "x"), ("/api/pixel?x=99999999999999999999999&y=1", "x"), ("/api/pixel?x=nan&y=1", "x"),
+    ("/api/canvas.png?region=0,0,1e3,10", "region"), ("/api/canvas.png?region=%E2%91%A0,0,5,5", "region"),
+    ("/api/heat.png?t0=-" + "9" * 30 + "&t1=5", "t0"), ("/api/canvas.png?scale=" + "9" * 5000, "scale"),
 ])
 def test_bad_parameters_are_400s_naming_the_parameter(client, url, parameter):
     response = client.get(url)
@@ -215,20 +220,28 @@ def test_changes_soon_map_is_the_time_model_on_the_squares_of_the_region(client,
     history = rplacevit.open(sample_dataset)
     model = load_model(models["time"])
     t = sample_events[len(sample_events) // 3, 1]
-    for x0, y0, x1, y1 in [(300, 400, 340, 433), (990, 10, 1010, 30)]:  # the second straddles the canvas open at t
+    for x0, y0, x1, y1 in [(300, 400, 340, 433), (293, 405, 311, 419), (990, 10, 1010, 30)]:  # the last straddles the open canvas
         soon = grey(client.get(f"/api/predict.png?t={t}&region={x0},{y0},{x1},{y1}"))
         assert soon.shape == (y1 - y0, x1 - x0)
-        # Square (i, j) is the centre of the window whose top-left is 4 cells up and left of it.
+        # The canvas is cut in 8×8 squares from (0, 0), whatever the region; square (sy, sx) is
+        # the centre of the window whose top-left is 4 cells up and left of it.
         expected = np.zeros(soon.shape, np.uint8)
-        for i in range(0, y1 - y0, 8):
-            for j in range(0, x1 - x0, 8):
+        for sy in range(y0 // 8 * 8, y1, 8):
+            for sx in range(x0 // 8 * 8, x1, 8):
                 with torch.no_grad():
-                    fraction = model(canvas_state_oracle(history, t, (x0 + j - 4, y0 + i - 4, x0 + j + 12, y0 + i + 12), True))[0]
-                part = np.rint((1 - fraction.numpy()) * 255).astype(np.uint8)
-                expected[i:i + 8, j:j + 8] = part[: y1 - y0 - i, : x1 - x0 - j]
+                    fraction = model(canvas_state_oracle(history, t, (sx - 4, sy - 4, sx + 12, sy + 12), True))[0].numpy()
+                full = np.rint((1 - fraction) * 255).astype(np.uint8)
+                rows, cols = slice(max(sy, y0), min(sy + 8, y1)), slice(max(sx, x0), min(sx + 8, x1))
+                expected[rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0] = \
+                    full[rows.start - sy:rows.stop - sy, cols.start - sx:cols.stop - sx]
         expected[:, max(0, 1000 - x0):] = 0  # not open in the sample's hours
         assert np.abs(soon.astype(int) - expected).max() <= 1  # float32 batches of different sizes
         assert (soon[:, max(0, 1000 - x0):] == 0).all()
+        # The score /api/predict gives for a pixel is the one on the map.
+        for x, y in [(x0, y0), (x1 - 1, y1 - 1), ((x0 + x1) // 2, (y0 + y1) // 2)]:
+            if x < 1000:
+                score = client.get(f"/api/predict?x={x}&y={y}&t={t}").json()["time"]["score"]
+                assert abs(round((1 - score) * 255) - int(soon[y - y0, x - x0])) <= 1, (x, y)
 
 
 def test_overlays_need_their_models(sample_dataset):
@@ -236,7 +249,7 @@ def test_overlays_need_their_models(sample_dataset):
     assert bare.get("/api/info").json()["models"] == {}
     for url in ("/api/predict?x=1&y=1&t=0", "/api/predict.png?t=0&region=0,0,16,16"):
         response = bare.get(url)
-        assert response.status_code == 400 and response.json()["parameter"] == "model"
+        assert response.status_code == 400 and response.json()["parameter"] is None and "--" in response.json()["error"]
 
 
 def test_a_model_of_another_palette_is_refused(sample_dataset, tmp_path):
@@ -298,8 +311,10 @@ def test_the_server_only_reads_and_only_answers_its_own_names(server):
     for method in ("POST", "PUT", "DELETE", "PATCH"):
         for path in ("/api/info", "/api/canvas.png", "/index.html"):
             assert raw_get(server, path, method)[0] == 405, (method, path)
-    assert raw_get(server, "/api/info", host="attacker.example")[0] == 400
-    assert raw_get(server, "/api/info", host="localhost")[0] == 200
+    for host in ("attacker.example", "127.0.0.1.attacker.example", "localhost.", "[::2]", ""):
+        assert raw_get(server, "/api/info", host=host)[0] == 400, host
+    for host in ("localhost", "LOCALHOST", "[::1]", "127.0.0.1"):
+        assert raw_get(server, "/api/info", host=host)[0] == 200, host
 
 
 def test_concurrent_clients_get_exact_answers(server, sample_dataset, moments):
@@ -437,8 +452,8 @@ def test_a_browser_scrubs_clicks_a_pixel_and_draws_the_readers_canvas(browser, s
     assert first < geometry["t"] < (first + last) // 2
     mask, expected = expected_screen(history, pixels, geometry)
     np.testing.assert_array_equal(pixels[mask], expected[mask])
-    assert f"t={rplacevit.times.format_time(geometry['t']).replace('.000Z', 'Z')}" in wait_until(
-        browser, "return location.hash.length > 1 && location.hash")
+    # The address follows the view (written 200 ms after the last change, so waited for).
+    wait_until(browser, f"return location.hash.includes('t={rplacevit.times.format_time(geometry['t']).replace('.000Z', 'Z')}')")
 
     # Click the busiest visible pixel: the panel lists its events up to the page of the moment.
     visible = (sample_events[:, 4] >= 300) & (sample_events[:, 4] < 330) & (sample_events[:, 5] >= 425) & (sample_events[:, 5] < 455)
@@ -473,6 +488,26 @@ def test_a_browser_scrubs_clicks_a_pixel_and_draws_the_readers_canvas(browser, s
     wait_until(browser, "return viewer.idle() && !!viewer.layers.heat.image && !!viewer.layers.soon.image")
     browser.save_screenshot(str(ARTEFACTS / "viewer.png"))
     assert (ARTEFACTS / "viewer.png").stat().st_size > 10_000
+    # Both overlays off again, the panel closed and the user cleared: the reader's canvas alone.
+    browser.find_element(By.ID, "heat").click()
+    browser.find_element(By.ID, "soon").click()
+    browser.find_element(By.ID, "clear-user").click()
+    browser.find_element(By.ID, "close").click()
+    wait_until(browser, "return viewer.idle() && !viewer.layers.heat.image && !viewer.layers.soon.image && viewer.selected === null")
+    pixels, geometry = drawn_canvas(browser)
+    mask, expected = expected_screen(history, pixels, geometry)
+    np.testing.assert_array_equal(pixels[mask], expected[mask])
+
+
+def test_the_page_reads_times_as_the_command_line_does(browser, server):
+    browser.get(f"http://127.0.0.1:{server}/")
+    wait_until(browser, "return window.viewer && viewer.info && viewer.idle()")
+    for text in ["2022-04-01T18:00:00Z", "2022-04-01 18:00:00", "2022-04-01T18:00", "2022-04-01T18", "2022-04-01",
+                 "2022-04-01T18:00:00.250", "2022-04-01T20:00:00+02:00", "2022-04-01 20:00:00+0200", "1648836000123"]:
+        assert browser.execute_script("return viewer.parseTime(arguments[0])", text) == rplacevit.times.parse_time(
+            text.replace("+0200", "+02:00")), text
+    for text in ["yesterday", "2022-13-01", "2022-04-01T25:00"]:
+        assert browser.execute_script("return viewer.parseTime(arguments[0])", text) is None, text
 
 
 def test_scrubbing_in_the_browser_shows_new_frames(browser, server, sample_dataset):

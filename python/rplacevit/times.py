@@ -24,8 +24,10 @@ def parse_time(text: str | int) -> int:
     if not isinstance(text, str):
         raise ArgumentError(f"time {text!r}: expected ISO 8601 text or integer milliseconds")
     text = text.strip()
-    if re.fullmatch(r"-?\d+", text):
+    if re.fullmatch(r"-?\d{1,20}", text):
         return _in_range(int(text), text)
+    if re.fullmatch(r"-?\d+", text):
+        raise ArgumentError(f"time {text[:30]!r}…: milliseconds outside years 1 to 9999")
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:

@@ -175,7 +175,11 @@ def as_frame(columns: dict[str, np.ndarray]):
 
 def resolve_user(history: History, user: str | int) -> int:
     """A user id from a dense id (an integer, or text of digits) or an original hash."""
-    if isinstance(user, (int, np.integer)) or (isinstance(user, str) and user.isdigit()):
+    if isinstance(user, str) and user.isascii() and user.isdigit():  # not "²", which isdigit() takes
+        if len(user) > 20:
+            raise ArgumentError(f"user {user[:30]}…: the dataset has user ids 0 to {history.users - 1}")
+        user = int(user)
+    if isinstance(user, (int, np.integer)):
         user = int(user)
         if not 0 <= user < history.users:
             raise ArgumentError(f"user {user}: the dataset has user ids 0 to {history.users - 1}")

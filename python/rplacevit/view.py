@@ -23,6 +23,7 @@ import os
 import socket
 import sys
 import threading
+import urllib.parse
 from pathlib import Path
 from typing import Callable, Union
 
@@ -64,9 +65,10 @@ LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
 
 
 class BadParameter(ArgumentError):
-    """A query parameter the API cannot use: a 400 naming ``parameter``."""
+    """A query parameter the API cannot use: a 400 naming ``parameter`` (None: a request the
+    server cannot answer whatever its parameters, such as a prediction without the model)."""
 
-    def __init__(self, parameter: str, message: str):
+    def __init__(self, parameter: str | None, message: str):
         super().__init__(message)
         self.parameter = parameter
 
@@ -193,19 +195,14 @@ class Viewer:
             image = np.repeat(np.repeat(image, k, axis=0), k, axis=1)
         return png(image, self.palette)
 
-    def heat(self, t0: str | None, t1: str | None, region: str | None) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-        """(h, w) int64: events per pixel of ``region`` with t0 ≤ timestamp < t1."""
+    def heat_png(self, t0: str | None, t1: str | None, region: str | None) -> tuple[bytes, int]:
+        """Grey levels: the events per pixel of ``region`` with t0 ≤ timestamp < t1
+        (:meth:`rplacevit.History.event_counts`: no memory grows with the span), capped at
+        255; and the largest count."""
         start, stop = self.time("t0", t0), self.time("t1", t1)
         if stop < start:
             raise BadParameter("t1", "t1: before t0")
-        x0, y0, x1, y1 = box = self.region(region, MAX_REGION_PIXELS)
-        ids = self.history.select(x0, y0, x1, y1, start, stop)
-        cells = (self.columns["y"][ids].astype(np.int64) - y0) * (x1 - x0) + (self.columns["x"][ids] - x0)
-        return np.bincount(cells, minlength=(x1 - x0) * (y1 - y0)).reshape(y1 - y0, x1 - x0), box
-
-    def heat_png(self, t0: str | None, t1: str | None, region: str | None) -> tuple[bytes, int]:
-        """Grey levels: the events per pixel, capped at 255; and the largest count."""
-        counts = self.heat(t0, t1, region)[0]
+        counts = self.history.event_counts(start, stop, self.region(region, MAX_REGION_PIXELS))
         return png(np.minimum(counts, 255).astype(np.uint8)), int(counts.max(initial=0))
 
     def pixel(self, x: str | None, y: str | None, page: str | None, t: str | None) -> dict:
@@ -257,7 +254,7 @@ class Viewer:
     def model(self, kind: str):
         model = self.models.get(kind)
         if model is None:
-            raise BadParameter("model", f"no {kind} model: start the viewer with --{kind}-model CKPT")
+            raise BadParameter(None, f"no {kind} model: start the viewer with --{kind}-model CKPT")
         return model
 
     def canvas_state(self, t_ms: int, box: tuple[int, int, int, int]):
@@ -280,7 +277,7 @@ class Viewer:
             colors[inside] = self.history.canvas_at(t_ms, on)
             if times is not None:
                 # placement_times_at writes the int64 minimum, NEVER_PLACED, where never.
-                times[inside] = self.history.placement_times_at(t_ms)[on[1]:on[3], on[0]:on[2]]
+                times[inside] = self.history.placement_times_at(t_ms, on)
         to = functools.partial(torch.as_tensor, device=self.device)
         return Canvas(to(colors), None if times is None else to(times))
 
@@ -311,10 +308,15 @@ class Viewer:
     def predict_png(self, t: str | None, region: str | None) -> bytes:
         """Grey levels of "changes soon": 255 · (1 − predicted time to the next change as a
         fraction of the horizon), 0 where the canvas is not open at ``t``."""
-        self.model("time")
+        model = self.model("time")
         t_ms = self.time("t", t)
         box = self.region(region, MAX_PREDICT_PIXELS)
-        soon = 1.0 - self.predict_map(t_ms, box)
+        # The map of the box grown to whole squares of the model's centre, so that a pixel's
+        # prediction is the same whatever the region asked for (and /api/predict agrees).
+        c = model.config.centre
+        grown = (box[0] // c * c, box[1] // c * c, -(-box[2] // c) * c, -(-box[3] // c) * c)
+        predicted = self.predict_map(t_ms, grown)[box[1] - grown[1]:box[3] - grown[1], box[0] - grown[0]:box[2] - grown[0]]
+        soon = 1.0 - predicted
         (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
         ys, xs = np.arange(box[1], box[3])[:, None], np.arange(box[0], box[2])[None, :]
         soon = np.where((ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1), soon, 0.0)
@@ -363,12 +365,40 @@ class Viewer:
         return answer
 
 
+def host_name(header: str) -> str | None:
+    """The host of a Host header (``[::1]:8000`` → ``::1``, ``localhost:80`` → ``localhost``);
+    None when it is not one."""
+    try:
+        return urllib.parse.urlsplit("//" + header).hostname
+    except ValueError:
+        return None
+
+
+class OnlyHosts:
+    """ASGI middleware: a 400 for any request whose Host header names none of ``names``.
+    (Starlette's TrustedHostMiddleware has cut ``[::1]:8000`` at its first colon, refusing
+    every request to an IPv6 loopback server: starlette issue #3357.)"""
+
+    def __init__(self, app, names: tuple[str, ...]):
+        self.app, self.names = app, {name.strip("[]").lower() for name in names}
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] in ("http", "websocket"):
+            headers = dict(scope["headers"])
+            host = host_name(headers.get(b"host", b"").decode("latin-1"))
+            if host is None or host.lower() not in self.names:
+                from starlette.responses import PlainTextResponse
+
+                await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
 def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None):
     """The Starlette application of ``viewer``: the API under ``/api/``, the page at ``/``.
     ``allowed_hosts``: the Host names it answers to (None: any)."""
     from starlette.applications import Starlette
     from starlette.middleware import Middleware
-    from starlette.middleware.trustedhost import TrustedHostMiddleware
     from starlette.responses import JSONResponse, Response
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
@@ -406,7 +436,7 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None):
         Route("/api/predict.png", endpoint(viewer.predict_png, "t", "region", media=png_type, cache=True)),
         Mount("/", StaticFiles(directory=STATIC, html=True)),
     ]
-    middleware = [] if allowed_hosts is None else [Middleware(TrustedHostMiddleware, allowed_hosts=list(allowed_hosts))]
+    middleware = [] if allowed_hosts is None else [Middleware(OnlyHosts, names=tuple(allowed_hosts))]
 
     async def not_found(request, exc):
         return JSONResponse({"error": f"{request.url.path}: no such page"}, status_code=404)
@@ -465,7 +495,7 @@ def view(dataset: _Path, port: int = 8000, host: str = "127.0.0.1", color_model:
         import webbrowser
 
         webbrowser.open(url)
-    app = create_app(viewer, LOOPBACK_NAMES if loopback else None)
+    app = create_app(viewer, (*LOOPBACK_NAMES, host) if loopback else None)
     server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
         server.run(sockets=[sock])

@@ -28,11 +28,16 @@ window.viewer = viewer;
 function parseTime(text) {
   text = text.trim();
   if (/^-?\d+$/.test(text)) return Number(text);
-  // ISO 8601 without a zone means UTC, as on the command line.
-  if (/^\d{4}-\d\d-\d\d(T[\d:.]+)?$/.test(text)) text += text.includes("T") ? "Z" : "T00:00:00Z";
-  const ms = Date.parse(text);
+  // ISO 8601 as the command line takes it: "T" or a space between date and time, the time
+  // cut after its hours or minutes, and no zone meaning UTC (never the browser's local time).
+  const m = /^(\d{4}-\d\d-\d\d)(?:[T ](\d\d)(?::(\d\d)(?::(\d\d(?:\.\d+)?))?)?)?\s*(Z|[+-]\d\d:?\d\d)?$/i.exec(text);
+  if (!m) return null;
+  const [, date, h = "00", min = "00", sec = "00", zone = "Z"] = m;
+  const offset = zone.toUpperCase() === "Z" ? "Z" : zone.replace(/^([+-]\d\d)(\d\d)$/, "$1:$2");
+  const ms = Date.parse(`${date}T${h}:${min}:${sec.padStart(2, "0")}${offset}`);
   return Number.isNaN(ms) ? null : ms;
 }
+viewer.parseTime = parseTime;
 
 function isoTime(ms) {
   return new Date(ms).toISOString().replace(".000Z", "Z");
@@ -143,6 +148,13 @@ async function fetchLayer(l, wanted) {
     const response = await fetch(wanted.url);
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
     const bitmap = await createImageBitmap(await response.blob());
+    const now = l.want();
+    if (now === null || now.key !== wanted.key) {
+      // The view moved on (or the layer was turned off) meanwhile: ask again, keep nothing.
+      l.pending = null;
+      refresh();
+      return;
+    }
     l.image = l.make(bitmap, response);
     l.region = wanted.region;
     l.error = null;
@@ -163,22 +175,19 @@ async function fetchLayer(l, wanted) {
 // Starts the requests the view needs; called after every change of the view.
 function refresh() {
   if (!viewer.info) return;
+  let dropped = false;
   for (const l of Object.values(viewer.layers)) {
     const wanted = l.want();
-    if (wanted === null) {
+    if (wanted === null || wanted.tooBig) {
+      dropped = dropped || l.image !== null;
       l.image = null;
-      l.key = null;
-      l.error = null;
-      continue;
-    }
-    if (wanted.tooBig) {
-      l.image = null;
-      l.key = wanted.key;
-      l.error = "zoom in to see the predictions";
+      l.key = wanted === null ? null : wanted.key;
+      l.error = wanted === null ? null : "zoom in to see the predictions";
       continue;
     }
     if (l.pending === null && l.key !== wanted.key) fetchLayer(l, wanted);
   }
+  if (dropped) draw();
   status();
 }
 
@@ -313,6 +322,10 @@ view.addEventListener("pointermove", (e) => {
   if (Math.abs(dx) + Math.abs(dy) > 3) { drag.moved = true; view.classList.add("dragging"); }
   if (drag.moved) setView({ x: drag.x - dx / viewer.state.z, y: drag.y - dy / viewer.state.z });
 });
+view.addEventListener("pointercancel", () => {
+  drag = null;
+  view.classList.remove("dragging");
+});
 view.addEventListener("pointerup", (e) => {
   const click = drag && !drag.moved;
   drag = null;
@@ -361,7 +374,11 @@ async function getJSON(url) {
   return body;
 }
 
+// Each click asks again; a reply for an earlier click is dropped.
+let panelRequest = 0;
+
 async function selectPixel(x, y, page = null) {
+  const request = ++panelRequest;
   viewer.selected = { x, y };
   $("panel").hidden = false;
   draw();
@@ -370,6 +387,7 @@ async function selectPixel(x, y, page = null) {
   const section = $("pixel");
   try {
     const p = await getJSON(`/api/pixel?${q}`);
+    if (request !== panelRequest) return;
     const [ox, oy] = viewer.info.canvas_origin;
     const official = ox || oy ? ` (official ${x + ox}, ${y + oy})` : "";
     const rows = p.events.map((e, i) => {
@@ -386,17 +404,19 @@ async function selectPixel(x, y, page = null) {
     section.querySelectorAll(".pager button").forEach((b) => b.addEventListener("click", () => selectPixel(x, y, Number(b.dataset.page))));
     section.querySelectorAll("a.user").forEach((a) => a.addEventListener("click", () => selectUser(a.dataset.user)));
   } catch (error) {
+    if (request !== panelRequest) return;
     section.innerHTML = `<p class="error">${error.message}</p>`;
   }
-  predictPixel(x, y, t);
+  predictPixel(x, y, t, request);
 }
 
-async function predictPixel(x, y, t) {
+async function predictPixel(x, y, t, request) {
   const section = $("predict");
   const models = viewer.info.models;
   if (!models.color && !models.time) { section.innerHTML = ""; return; }
   try {
     const p = await getJSON(`/api/predict?x=${x}&y=${y}&t=${t}`);
+    if (request !== panelRequest) return;
     let html = "<h2>What the models expect</h2>";
     if (p.colors) {
       html += `<table id="top-colors"><tr><th>color model</th><th>p</th></tr>`
@@ -405,8 +425,9 @@ async function predictPixel(x, y, t) {
     }
     if (p.time) {
       const tm = p.time;
+      const within = tm.horizon_ms === null ? "its horizon" : duration(tm.horizon_ms);
       html += tm.p_change !== null
-        ? `<p>time model: changes within ${duration(tm.horizon_ms)} with p = ${(100 * tm.p_change).toFixed(1)} %</p>`
+        ? `<p>time model: changes within ${within} with p = ${(100 * tm.p_change).toFixed(1)} %</p>`
         : `<p>time model: next change in ${tm.ms === null ? (100 * tm.score).toFixed(1) + " % of its horizon" : duration(tm.ms)}</p>`;
     }
     html += p.next
@@ -414,7 +435,7 @@ async function predictPixel(x, y, t) {
       : `<p id="next">really next: nothing, the pixel never changes again</p>`;
     section.innerHTML = html;
   } catch (error) {
-    section.innerHTML = `<p class="error">${error.message}</p>`;
+    if (request === panelRequest) section.innerHTML = `<p class="error">${error.message}</p>`;
   }
 }
 
