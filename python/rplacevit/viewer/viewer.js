@@ -149,12 +149,15 @@ async function fetchLayer(l, wanted) {
     if (!response.ok) throw new Error((await response.json()).error || response.statusText);
     const bitmap = await createImageBitmap(await response.blob());
     const now = l.want();
-    if (now === null || now.key !== wanted.key) {
-      // The view moved on (or the layer was turned off) meanwhile: ask again, keep nothing.
+    if (now === null || now.tooBig) {
+      // The layer was turned off (or the view grew too big for it) meanwhile: keep nothing.
       l.pending = null;
       refresh();
       return;
     }
+    // A reply for a view that has moved on meanwhile is still drawn (at its own region), then
+    // the current view is asked for: while the slider is scrubbed faster than the server
+    // answers, every reply is late, and dropping them would show no frame at all.
     l.image = l.make(bitmap, response);
     l.region = wanted.region;
     l.error = null;
