@@ -251,16 +251,23 @@ def test_checkpoints_are_periodic_and_only_the_last_few_kept(rule_dataset, tmp_p
         train(config, progress=False)
 
 
-def test_command_line_sets_the_window(sample_dataset, tmp_path):
+def test_command_line_sets_the_window_and_the_width(sample_dataset, tmp_path):
     result = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "r"),
                              "--steps", "3", "--window", "16", "--centre", "8", "--patch", "2", "--region", "250,375,378,503",
                              "--device", "cpu"], capture_output=True, text=True, env=dict(os.environ, OMP_NUM_THREADS="1"))
     assert result.returncode == 0, result.stderr
     model = load_model(tmp_path / "r" / "model.pt", expect_kind="time")
     assert (model.config.window, model.config.centre, model.config.patch, model.config.d_model) == (16, 8, 2, 32)
-    odd = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "o"),
-                          "--steps", "3", "--window", "16", "--centre", "7"], capture_output=True, text=True)
-    assert odd.returncode == 1 and "differ in parity" in odd.stderr
+    wide = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", str(sample_dataset), "-o", str(tmp_path / "w"),
+                           "--steps", "3", "--window", "16", "--centre", "4", "--d-model", "48", "--heads", "3", "--blocks", "3",
+                           "--d-ff", "80", "--region", "250,375,378,503", "--device", "cpu"], capture_output=True, text=True)
+    assert wide.returncode == 0, wide.stderr
+    config = load_model(tmp_path / "w" / "model.pt", expect_kind="color").config
+    assert (config.d_model, config.heads, config.blocks, config.d_ff) == (48, 3, 3, 80)
+    for flags, message in [(["--window", "16", "--centre", "7"], "differ in parity"), (["--d-model", "48", "--heads", "5"], "not a multiple of heads")]:
+        bad = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "o"),
+                              "--steps", "3", *flags], capture_output=True, text=True)
+        assert bad.returncode == 1 and message in bad.stderr and not (tmp_path / "o").exists(), bad.stderr
 
 
 def test_epochs_set_the_number_of_steps(rule_dataset, tmp_path):

@@ -368,6 +368,10 @@ MODEL_OPTIONS = {
     "window": ("side of the model's view in pixels", positive, "N", None),
     "centre": ("side of the central square of pixel tokens", positive, "N", None),
     "patch": ("side of a periphery patch in pixels", positive, "N", None),
+    "d_model": ("width of the tokens (a multiple of 4 and of --heads)", positive, "N", None),
+    "heads": ("attention heads", positive, "N", None),
+    "blocks": ("Transformer blocks", positive, "N", None),
+    "d_ff": ("hidden width of each block's MLP", positive, "N", None),
     "inputs": ("what the model sees: color, and any of age, placer, users (e.g. color,age)", parse_inputs, "NAMES", None),
     "input_dropout": ("in training, the probability of hiding an event's placer (and, separately, its users)", fraction, "P",
                       None),
@@ -513,12 +517,13 @@ def options_timelapse(p: argparse.ArgumentParser) -> None:
 def options_train(p: argparse.ArgumentParser) -> None:
     from .train import TrainConfig
 
-    from .models import ModelConfig
+    from .models import PRESETS, ModelConfig
 
     add_options(p, TrainConfig)
     defaults = {field.name: field.default for field in dataclasses.fields(ModelConfig)}
+    by_preset = {"window", "centre", "patch", *PRESETS["tiny"]}
     for name, (what, kind, metavar, choices) in MODEL_OPTIONS.items():
-        default = "the preset's" if name in ("window", "centre", "patch") else ",".join(defaults[name]) if name == "inputs" else defaults[name]
+        default = "the preset's" if name in by_preset else ",".join(defaults[name]) if name == "inputs" else defaults[name]
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, choices=choices, help=f"{what} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
     add_quiet(p, "show no progress")
