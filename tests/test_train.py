@@ -264,10 +264,11 @@ def test_command_line_sets_the_window_and_the_width(sample_dataset, tmp_path):
     assert wide.returncode == 0, wide.stderr
     config = load_model(tmp_path / "w" / "model.pt", expect_kind="color").config
     assert (config.d_model, config.heads, config.blocks, config.d_ff) == (48, 3, 3, 80)
-    for flags, message in [(["--window", "16", "--centre", "7"], "differ in parity"), (["--d-model", "48", "--heads", "5"], "not a multiple of heads")]:
+    for flags, message in [(["--window", "16", "--centre", "7"], "differ in parity"), (["--d-model", "48", "--heads", "5"], "not a multiple of heads"),
+                           (["--d-model", "400000"], "out of memory: the weights of a time model with --d-model 400000")]:
         bad = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "o"),
                               "--steps", "3", *flags], capture_output=True, text=True)
-        assert bad.returncode == 1 and message in bad.stderr and not (tmp_path / "o").exists(), bad.stderr
+        assert bad.returncode == 1 and message in bad.stderr and len(bad.stderr.splitlines()) == 1 and not (tmp_path / "o").exists(), bad.stderr
 
 
 def test_epochs_set_the_number_of_steps(rule_dataset, tmp_path):

@@ -565,8 +565,15 @@ MODELS = {model.kind: model for model in (ColorModel, TimeModel)}
 
 
 def build_model(config: ModelConfig) -> WindowModel:
-    """A freshly initialised ColorModel or TimeModel, as ``config.kind`` says."""
-    return MODELS[config.kind](config)
+    """A freshly initialised ColorModel or TimeModel, as ``config.kind`` says; MemoryError
+    naming its size when its weights do not fit (torch's allocator raises a RuntimeError)."""
+    try:
+        return MODELS[config.kind](config)
+    except RuntimeError as error:
+        if not isinstance(error, torch.OutOfMemoryError) and "allocate" not in str(error):
+            raise
+        raise MemoryError(f"out of memory: the weights of a {config.kind} model with `d_model` {config.d_model}, `blocks` "
+                          f"{config.blocks}, `d_ff` {config.d_ff} and `window` {config.window} do not fit") from None
 
 
 #: Parameters without weight decay besides the 1-D ones (biases, norm gains, token types): the
