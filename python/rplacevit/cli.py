@@ -368,7 +368,7 @@ MODEL_OPTIONS = {
     "window": ("side of the model's view in pixels", positive, "N", None),
     "centre": ("side of the central square of pixel tokens", positive, "N", None),
     "patch": ("side of a periphery patch in pixels", positive, "N", None),
-    "d_model": ("width of the tokens (a multiple of 4 and of --heads)", positive, "N", None),
+    "d_model": ("width of the tokens", positive, "N", None),
     "heads": ("attention heads", positive, "N", None),
     "blocks": ("Transformer blocks", positive, "N", None),
     "d_ff": ("hidden width of each block's MLP", positive, "N", None),

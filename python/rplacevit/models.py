@@ -570,7 +570,7 @@ def build_model(config: ModelConfig) -> WindowModel:
     try:
         return MODELS[config.kind](config)
     except RuntimeError as error:
-        if not isinstance(error, torch.OutOfMemoryError) and "allocate" not in str(error):
+        if not isinstance(error, torch.cuda.OutOfMemoryError) and "allocate" not in str(error):  # the CPU's says "can't allocate"
             raise
         raise MemoryError(f"out of memory: the weights of a {config.kind} model with `d_model` {config.d_model}, `blocks` "
                           f"{config.blocks}, `d_ff` {config.d_ff} and `window` {config.window} do not fit") from None

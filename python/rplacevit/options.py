@@ -124,6 +124,13 @@ def as_flags(message: str, names: dict[str, str]) -> str:
     return _MENTION.sub(lambda m: names.get(m.group(1), m.group(0)) if m.group(1) in names else m.group(0), message)
 
 
+def quoted(value, limit: int = 30) -> str:
+    """``value`` as a message quotes what a user typed: its repr, cut after ``limit``
+    characters, so that a hostile megabyte of input makes a one-line message."""
+    text = value if isinstance(value, str) else str(value)
+    return repr(value) if len(text) <= limit else f"{text[:limit]!r}…"
+
+
 def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
     """``x0,y0,x1,y1`` (x1, y1 exclusive) → a tuple; None stays None."""
     if text is None:
@@ -131,7 +138,7 @@ def parse_region(text: str | None) -> tuple[int, int, int, int] | None:
     try:
         x0, y0, x1, y1 = (int(v) for v in text.split(","))
     except ValueError:
-        raise ArgumentError(f"region {text!r}: expected x0,y0,x1,y1 (four integers)") from None
+        raise ArgumentError(f"region {quoted(text)}: expected x0,y0,x1,y1 (four integers)") from None
     if not (x0 < x1 and y0 < y1):
-        raise ArgumentError(f"region {text!r}: needs x0 < x1 and y0 < y1")
+        raise ArgumentError(f"region {quoted(text)}: needs x0 < x1 and y0 < y1")
     return x0, y0, x1, y1

@@ -8,6 +8,7 @@ import re
 from datetime import datetime, timedelta, timezone
 
 from ._core import ArgumentError
+from .options import quoted
 
 _DURATION_UNITS_MS = {"ms": 1, "s": 1000, "m": 60_000, "h": 3_600_000, "d": 86_400_000}
 
@@ -22,24 +23,24 @@ def parse_time(text: str | int) -> int:
     if isinstance(text, numbers.Integral) and not isinstance(text, bool):
         return _in_range(int(text), text)
     if not isinstance(text, str):
-        raise ArgumentError(f"time {text!r}: expected ISO 8601 text or integer milliseconds")
+        raise ArgumentError(f"time {quoted(text)}: expected ISO 8601 text or integer milliseconds")
     text = text.strip()
-    if re.fullmatch(r"-?\d{1,20}", text):
-        return _in_range(int(text), text)
     if re.fullmatch(r"-?\d+", text):
-        raise ArgumentError(f"time {text[:30]!r}…: milliseconds outside years 1 to 9999")
+        # int() refuses texts of 4,300 digits and more; 20 already hold any int64.
+        return _in_range(int(text) if len(text) <= 21 else None, text)
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00").replace("z", "+00:00"))
     except ValueError:
-        raise ArgumentError(f"time {text!r}: expected ISO 8601 like 2022-04-03T12:00:00Z or integer milliseconds") from None
+        raise ArgumentError(f"time {quoted(text)}: expected ISO 8601 like 2022-04-03T12:00:00Z or integer milliseconds") from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=timezone.utc)
     return round(moment.timestamp() * 1000)
 
 
-def _in_range(ms: int, text) -> int:
-    if not EARLIEST_MS <= ms <= LATEST_MS:
-        raise ArgumentError(f"time {text!r}: milliseconds outside years 1 to 9999")
+def _in_range(ms: int | None, text) -> int:
+    """``ms`` when it lies in years 1 to 9999 (None: a number too long to)."""
+    if ms is None or not EARLIEST_MS <= ms <= LATEST_MS:
+        raise ArgumentError(f"time {quoted(text)}: milliseconds outside years 1 to 9999")
     return ms
 
 

@@ -20,6 +20,7 @@ from .render import padded_hex, palette_lookup
 from ._core import OVERWRITTEN_WITHIN_MS
 from .files import atomic_path
 from .history import History
+from .options import quoted
 from .times import format_time
 
 #: The columns of :func:`features`, each ``(U,)`` by user id, ``colors`` ``(U, 32)``.
@@ -175,18 +176,19 @@ def as_frame(columns: dict[str, np.ndarray]):
 
 def resolve_user(history: History, user: str | int) -> int:
     """A user id from a dense id (an integer, or text of digits) or an original hash."""
-    if isinstance(user, str) and user.isascii() and user.isdigit():  # not "²", which isdigit() takes
-        if len(user) > 20:
-            raise ArgumentError(f"user {user[:30]}…: the dataset has user ids 0 to {history.users - 1}")
-        user = int(user)
+    number = None
     if isinstance(user, (int, np.integer)):
-        user = int(user)
-        if not 0 <= user < history.users:
-            raise ArgumentError(f"user {user}: the dataset has user ids 0 to {history.users - 1}")
-        return user
+        number = int(user)
+    elif isinstance(user, str) and user.isascii() and user.isdigit():  # not "²", which isdigit() takes
+        number = int(user) if len(user) <= 20 else -1  # int() refuses 4,300 digits and more
+    if number is not None:
+        if not 0 <= number < history.users:
+            shown = quoted(user) if isinstance(user, str) and len(user) > 20 else number
+            raise ArgumentError(f"user {shown}: the dataset has user ids 0 to {history.users - 1}")
+        return number
     found = history.user_id(str(user))
     if found is None:
-        raise ArgumentError(f"user {user!r}: no user of the dataset has this hash (or give a user id)")
+        raise ArgumentError(f"user {quoted(user)}: no user of the dataset has this hash (or give a user id)")
     return found
 
 

@@ -32,7 +32,7 @@ import numpy as np
 from . import OUTSIDE, ArgumentError
 from .devices import DEFAULT_THREADS
 from .history import History
-from .options import parse_region
+from .options import parse_region, quoted
 from .times import format_time, parse_time
 
 _Path = Union[str, os.PathLike]
@@ -145,7 +145,7 @@ class Viewer:
         try:
             value = int(text)
         except ValueError:
-            raise BadParameter(name, f"{name}: {text!r} is not an integer") from None
+            raise BadParameter(name, f"{name}: {quoted(text)} is not an integer") from None
         if not low <= value <= high:
             raise BadParameter(name, f"{name}: {value} is not between {low} and {high}")
         return value
@@ -283,14 +283,15 @@ class Viewer:
 
     def _predict_map(self, t_ms: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w) float32 in [0, 1]: the time model's predicted time to the next change (a
-        fraction of its horizon) at each pixel of ``box`` at ``t_ms``, from the windows whose
-        centre squares tile the box."""
+        fraction of its horizon) at each pixel of ``box`` at ``t_ms``. The canvas is cut into
+        squares of the model's centre from (0, 0), each the centre of one window, so a pixel's
+        prediction is the same whatever box holds it."""
         import torch
 
         model = self.model("time")
         window, centre, offset = model.config.window, model.config.centre, model.config.centre_start
-        x0, y0, x1, y1 = box
-        rows, cols = -(-(y1 - y0) // centre), -(-(x1 - x0) // centre)
+        x0, y0 = box[0] // centre * centre, box[1] // centre * centre
+        rows, cols = -(-(box[3] - y0) // centre), -(-(box[2] - x0) // centre)
         # The state around the squares: every window starts `offset` cells before its square.
         state = self.canvas_state(t_ms, (x0 - offset, y0 - offset, x0 + cols * centre + window, y0 + rows * centre + window))
         square_rows, square_cols = np.divmod(np.arange(rows * cols), cols)
@@ -303,20 +304,15 @@ class Viewer:
                 clocks = torch.full((len(r),), t_ms, dtype=torch.int64, device=self.device)
                 out[part] = model.time_fraction(model(state.inputs(model, r, c, clocks))).float().cpu().numpy()
         grid = out.reshape(rows, cols, centre, centre).transpose(0, 2, 1, 3).reshape(rows * centre, cols * centre)
-        return grid[: y1 - y0, : x1 - x0]
+        return grid[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
 
     def predict_png(self, t: str | None, region: str | None) -> bytes:
         """Grey levels of "changes soon": 255 · (1 − predicted time to the next change as a
         fraction of the horizon), 0 where the canvas is not open at ``t``."""
-        model = self.model("time")
+        self.model("time")
         t_ms = self.time("t", t)
         box = self.region(region, MAX_PREDICT_PIXELS)
-        # The map of the box grown to whole squares of the model's centre, so that a pixel's
-        # prediction is the same whatever the region asked for (and /api/predict agrees).
-        c = model.config.centre
-        grown = (box[0] // c * c, box[1] // c * c, -(-box[2] // c) * c, -(-box[3] // c) * c)
-        predicted = self.predict_map(t_ms, grown)[box[1] - grown[1]:box[3] - grown[1], box[0] - grown[0]:box[2] - grown[0]]
-        soon = 1.0 - predicted
+        soon = 1.0 - self.predict_map(t_ms, box)
         (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
         ys, xs = np.arange(box[1], box[3])[:, None], np.arange(box[0], box[2])[None, :]
         soon = np.where((ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1), soon, 0.0)
@@ -345,9 +341,7 @@ class Viewer:
             answer["colors"] = [{"color": int(c), "hex": self.history.palette[c], "p": float(probabilities[c])} for c in top]
         if "time" in self.models:
             model = self.models["time"]
-            centre = model.config.centre
-            corner = (px - px % centre, py - py % centre)
-            score = float(self.predict_map(t_ms, (corner[0], corner[1], corner[0] + centre, corner[1] + centre))[py % centre, px % centre])
+            score = float(self.predict_map(t_ms, (px, py, px + 1, py + 1))[0, 0])
             horizon, objective = self.horizons.get("time"), model.config.time_objective
             # mse: the predicted time to the next change, as a fraction of the horizon; bce: 1 − the
             # probability of a change within it (TimeModel.time_fraction).
@@ -376,8 +370,9 @@ def host_name(header: str) -> str | None:
 
 class OnlyHosts:
     """ASGI middleware: a 400 for any request whose Host header names none of ``names``.
-    (Starlette's TrustedHostMiddleware has cut ``[::1]:8000`` at its first colon, refusing
-    every request to an IPv6 loopback server: starlette issue #3357.)"""
+    Starlette's TrustedHostMiddleware refuses ``[::1]:8000`` before Starlette 1.7 and
+    ``LOCALHOST`` before 1.9 (measured), and those versions need Python 3.11, while this package
+    runs on 3.9: hence this one, whatever the Starlette."""
 
     def __init__(self, app, names: tuple[str, ...]):
         self.app, self.names = app, {name.strip("[]").lower() for name in names}

@@ -60,7 +60,7 @@ fn grid_size_error(size: impl std::fmt::Display) -> Error {
 }
 
 /// Where a tile meets a rectangle of the canvas.
-pub(crate) struct TilePart {
+struct TilePart {
     /// `ty * tiles_x + tx`.
     tile: usize,
     /// Canvas pixel of the tile's top-left corner.
@@ -365,7 +365,7 @@ impl History {
     }
 
     /// [`Error::Argument`] unless the rectangle `xs`×`ys` lies on the canvas.
-    pub(crate) fn check_region(&self, xs: &Range<usize>, ys: &Range<usize>) -> Result<()> {
+    fn check_region(&self, xs: &Range<usize>, ys: &Range<usize>) -> Result<()> {
         if xs.start > xs.end || ys.start > ys.end || xs.end > self.width || ys.end > self.height {
             return Err(Error::Argument(format!(
                 "the region x {}..{}, y {}..{} does not lie on the {}x{} canvas",
@@ -396,7 +396,7 @@ impl History {
     /// The rectangle `xs`×`ys` (on the canvas) of values computed per tile: `per_tile(part)` gives
     /// the tile's 256 values (`(y % 16) * 16 + x % 16`), the tiles in parallel; `(ys.len(),
     /// xs.len())`, row-major, `empty` nowhere (every pixel lies in a tile).
-    pub(crate) fn per_tile_in<T: Copy + Send + Sync>(
+    fn per_tile_in<T: Copy + Send + Sync>(
         &self,
         xs: Range<usize>,
         ys: Range<usize>,
