@@ -9,6 +9,7 @@ from __future__ import annotations
 import http.client
 import io
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -338,8 +339,9 @@ def test_concurrent_clients_get_exact_answers(server, sample_dataset, moments):
 # The command line -----------------------------------------------------------------------------
 
 
-def start_view(*args: str) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "view", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def start_view(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "view", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               env=env)
     line = process.stdout.readline()
     assert "http://" in line, (line, process.stderr.read() if process.poll() is not None else "")
     return process, line.split(" at ")[1].split()[0]
@@ -357,6 +359,25 @@ def test_the_command_serves_on_a_free_port_and_stops_on_sigterm(sample_dataset):
         process.send_signal(signal.SIGTERM)
         out, err = process.communicate(timeout=20)
     assert process.returncode == 143 and "terminated" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("flags", [[], ["--open"]])
+def test_a_browser_is_opened_only_with_open(sample_dataset, tmp_path, flags):
+    """``--open`` hands the printed URL to the browser ($BROWSER, as Python's webbrowser reads
+    it: here a command that writes the URL it is given to a file); without it nothing opens."""
+    opened = tmp_path / "opened.txt"
+    write_url = f"import sys; open({str(opened)!r}, 'w').write(sys.argv[1])"
+    browser = f"{shlex.quote(sys.executable)} -c {shlex.quote(write_url)} %s"
+    process, url = start_view(str(sample_dataset), "--port", "0", *flags, env=dict(os.environ, BROWSER=browser))
+    try:
+        deadline = time.monotonic() + 20
+        while flags and not opened.exists() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        time.sleep(0 if flags else 1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=20)
+    assert (opened.read_text() if opened.exists() else None) == (url if flags else None)
 
 
 def test_the_command_warns_off_loopback_and_names_a_busy_port(sample_dataset):
