@@ -216,7 +216,7 @@ def test_canvas_regions_equal_the_replay(case):
         sizes = rng.integers(1, 400, size=(6, 2))
         regions = [(0, 0, 2000, 2000), (1999, 1999, 2000, 2000), (0, 0, 1, 1), (15, 16, 17, 33)]
         regions += [(x, y, min(2000, x + w), min(2000, y + h)) for (x, y), (w, h) in zip(corners, sizes)]
-        placed = history.placement_times_at(int(t))
+        placed, before = history.placement_times_at(int(t)), history.previous_colors_at(int(t))
         span = int(rng.choice([1, 60_000, 3_600_000, 10**12]))
         later = events[(events[:, 1] >= t) & (events[:, 1] < t + span)]
         counts = np.zeros((2000, 2000), np.int64)
@@ -225,9 +225,11 @@ def test_canvas_regions_equal_the_replay(case):
             where = f"{t} {x0},{y0},{x1},{y1}"
             np.testing.assert_array_equal(history.canvas_at(int(t), (x0, y0, x1, y1)), canvas[y0:y1, x0:x1], where)
             np.testing.assert_array_equal(history.placement_times_at(int(t), (x0, y0, x1, y1)), placed[y0:y1, x0:x1], where)
+            np.testing.assert_array_equal(history.previous_colors_at(int(t), (x0, y0, x1, y1)), before[y0:y1, x0:x1], where)
             np.testing.assert_array_equal(history.event_counts(int(t), int(t) + span, (x0, y0, x1, y1)), counts[y0:y1, x0:x1], where)
     for bad in [(0, 0, 2001, 10), (-1, 0, 5, 5), (5, 5, 4, 6)]:
-        for read in (lambda r: history.canvas_at(0, r), lambda r: history.placement_times_at(0, r), lambda r: history.event_counts(0, 1, r)):
+        for read in (lambda r: history.canvas_at(0, r), lambda r: history.placement_times_at(0, r), lambda r: history.event_counts(0, 1, r),
+                     lambda r: history.previous_colors_at(0, r)):
             with pytest.raises(rplacevit.ArgumentError, match="does not lie on the"):
                 read(bad)
 
@@ -342,28 +344,32 @@ def plain_age_bucket(age: int) -> int:
     return 1 + 2 * (high - 13) + ((age >> (high - 1)) & 1)
 
 
-def test_age_buckets_and_last_placers_equal_the_replay(case):
+def test_age_buckets_last_placers_and_previous_colors_equal_the_replay(case):
     history, events, oracle, partition_size = case
     ids = interesting_ids(events, partition_size, np.random.default_rng(7), 150)
     size = 9
     ages, placers = history.age_buckets(ids, size), history.last_placers(ids, size)
-    assert ages.shape == placers.shape == (len(ids), size, size) and ages.dtype == np.uint8 and placers.dtype == np.int64
+    previous = history.previous_colors(ids, size)
+    assert ages.shape == placers.shape == previous.shape == (len(ids), size, size)
+    assert ages.dtype == previous.dtype == np.uint8 and placers.dtype == np.int64
     for k, i in enumerate(int(i) for i in ids):
         t, x, y = events[i, 1], events[i, 4], events[i, 5]
         for r in range(size):
             for c in range(size):
                 px, py = x - size // 2 + c, y - size // 2 + r
                 earlier = [j for j in oracle.at_pixel.get((px, py), []) if j < i]
+                expected_previous = int(events[earlier[-2], 3]) if len(earlier) > 1 else history.white
                 if not oracle.open(i, px, py):
-                    expected_age, expected_placer = rplacevit.history.AGE_OUTSIDE, -1
+                    expected_age, expected_placer, expected_previous = rplacevit.history.AGE_OUTSIDE, -1, rplacevit.OUTSIDE
                 elif not earlier:
                     expected_age, expected_placer = rplacevit.history.AGE_NEVER, -1
                 else:
                     expected_age, expected_placer = plain_age_bucket(int(t - events[earlier[-1], 1])), int(events[earlier[-1], 2])
-                assert (ages[k, r, c], placers[k, r, c]) == (expected_age, expected_placer), f"event {i}, cell {r},{c}"
+                got = (ages[k, r, c], placers[k, r, c], previous[k, r, c])
+                assert got == (expected_age, expected_placer, expected_previous), f"event {i}, cell {r},{c}"
 
 
-def test_placement_times_at_equal_the_replay(case):
+def test_placement_times_and_previous_colors_at_equal_the_replay(case):
     history, events, _, _ = case
     rng = np.random.default_rng(8)
     first, last = history.time_range
@@ -372,6 +378,16 @@ def test_placement_times_at_equal_the_replay(case):
         done = events[events[:, 1] <= t]
         np.maximum.at(expected, (done[:, 5], done[:, 4]), done[:, 1])  # times never decrease: the latest is the last
         np.testing.assert_array_equal(history.placement_times_at(int(t)), expected, err_msg=f"at {t}")
+        # The color before each pixel's last placement: in each pixel's events in id order, the
+        # color of the one before the last.
+        before = np.full((2000, 2000), history.white, np.uint8)
+        pixels = done[:, 5] * 2000 + done[:, 4]
+        order = np.lexsort((done[:, 0], pixels))
+        pixels, colors = pixels[order], done[order, 3]
+        last = np.flatnonzero(np.r_[pixels[1:] != pixels[:-1], len(pixels) > 0])
+        twice = last[(last > 0) & (pixels[last - 1] == pixels[last])]
+        before.flat[pixels[twice]] = colors[twice - 1]
+        np.testing.assert_array_equal(history.previous_colors_at(int(t)), before, err_msg=f"at {t}")
 
 
 def test_age_buckets_of_the_rust_reader_the_torch_models_and_the_docs_agree():

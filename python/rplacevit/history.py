@@ -197,6 +197,19 @@ class History:
         last event before event i at each pixel; −1 where there is none or off the canvas."""
         return self._core.last_placers(event_ids, size)
 
+    def previous_colors(self, event_ids: np.ndarray, size: int = WINDOW) -> np.ndarray:
+        """(B, size, size) uint8 on the grid laid out like :meth:`windows`: the color each pixel
+        showed before its last event before event i (the color placed by the event before that
+        one); white where that event was the pixel's first or the pixel was never placed on,
+        OUTSIDE where :meth:`windows` has it."""
+        return self._core.previous_colors(event_ids, size)
+
+    def previous_colors_at(self, t_ms: int, region: tuple[int, int, int, int] | None = None) -> np.ndarray:
+        """(H, W) uint8 (or the ``region``'s shape, as :meth:`canvas_at`): the color each pixel
+        showed before its last placement by the events with timestamp ≤ ``t_ms``, as
+        :meth:`previous_colors` gives it (white where it had fewer than two)."""
+        return self._core.previous_colors_at(int(t_ms), self._region(region))
+
     def time_targets(self, event_ids: np.ndarray, size: int = TIME_GRID, horizon_ms: int = TIME_HORIZON_MS) -> np.ndarray:
         """(B, size, size) float32 on the grid laid out like :meth:`windows`: the time until the
         next event at each pixel after event i, divided by ``horizon_ms`` and capped at 1.0

@@ -550,7 +550,7 @@ impl History {
             let positions = self.first_position_from(tile, id + 1)..self.tile_span(tile).end;
             ids[positions.clone()].iter().zip(&cells[positions]).take_while(move |(&e, _)| (e as usize) < end)
         };
-        self.first_per_cell(id, size, later, |at, e| {
+        self.nth_per_cell(id, size, 1, later, |at, e, _| {
             grid[at] = ((timestamps[e] - t) as f64 / horizon_ms as f64).min(1.0) as f32;
         });
     }
@@ -600,36 +600,42 @@ impl History {
     fn last_changes_into(&self, id: usize, size: usize, grid: &mut [i64]) {
         grid.fill(i64::MIN);
         let timestamps = self.timestamps();
-        let (ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-        let earlier = |tile: usize| {
-            let positions = self.tile_span(tile).start..self.first_position_from(tile, id);
-            ids[positions.clone()].iter().zip(&cells[positions]).rev()
-        };
-        self.first_per_cell(id, size, earlier, |at, e| grid[at] = timestamps[e]);
+        self.nth_per_cell(id, size, 1, |tile| self.earlier_in_tile(tile, id), |at, e, _| grid[at] = timestamps[e]);
+    }
+
+    /// Tile `tile`'s events before event `id` (ids below it), the latest first: (id, cell).
+    pub(crate) fn earlier_in_tile(&self, tile: usize, id: usize) -> impl Iterator<Item = (&u32, &u16)> + '_ {
+        let positions = self.tile_span(tile).start..self.first_position_from(tile, id);
+        self.tile_event_ids.as_slice()[positions.clone()].iter().zip(&self.tile_event_cells.as_slice()[positions]).rev()
     }
 
     /// For each pixel of the `size`×`size` grid centred on event `id` (laid out like
-    /// [`History::windows`]), the first event at that pixel among those `scan(tile)` yields for
-    /// its tile: `found(cell, event id)`, once per pixel, with `cell` the row-major grid index.
-    /// A tile's scan stops as soon as every one of its pixels in the grid is found.
-    fn first_per_cell<'a, I>(&self, id: usize, size: usize, scan: impl Fn(usize) -> I, mut found: impl FnMut(usize, usize))
+    /// [`History::windows`]), the `nth` event (1 = the first) at that pixel among those
+    /// `scan(tile)` yields for its tile: `found(cell, event id, tile cell)`, at most once per
+    /// pixel, with `cell` the row-major grid index. A tile's scan stops as soon as every one of
+    /// its pixels in the grid is found.
+    fn nth_per_cell<'a, I>(&self, id: usize, size: usize, nth: u8, scan: impl Fn(usize) -> I, mut found: impl FnMut(usize, usize, u16))
     where
         I: Iterator<Item = (&'a u32, &'a u16)>,
     {
         let (left, top) = self.corner(id, size);
         let (xs, ys) = self.window_span(id, left, top, size);
         for part in self.tiles_in(xs, ys) {
-            let (mut wanted, mut remaining) = part.mask();
+            let (wanted, mut remaining) = part.mask();
+            // Hits still to come before each pixel's `nth`; 0 for the pixels not wanted.
+            let mut left_to_see = wanted.map(|w| if w { nth } else { 0 });
             for (&e, &cell) in scan(part.tile) {
                 if remaining == 0 {
                     break;
                 }
                 let pixel = cell_pixel(cell);
-                if wanted[pixel] {
-                    wanted[pixel] = false;
-                    remaining -= 1;
-                    let (x, y) = (part.x0 + pixel % TILE, part.y0 + pixel / TILE);
-                    found((y as i64 - top) as usize * size + (x as i64 - left) as usize, e as usize);
+                if left_to_see[pixel] > 0 {
+                    left_to_see[pixel] -= 1;
+                    if left_to_see[pixel] == 0 {
+                        remaining -= 1;
+                        let (x, y) = (part.x0 + pixel % TILE, part.y0 + pixel / TILE);
+                        found((y as i64 - top) as usize * size + (x as i64 - left) as usize, e as usize, cell);
+                    }
                 }
             }
         }

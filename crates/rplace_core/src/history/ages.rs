@@ -1,9 +1,11 @@
 //! What the canvas around an event looked like in time: how long ago each pixel of a window was
-//! last placed on (bucketed, for the models' `age` input), and who placed it last.
+//! last placed on (bucketed, for the models' `age` input), who placed it last (`users`) and what
+//! it showed before that (`previous`).
 
 use super::{grid_cells, prefetch, History, Under};
 use crate::error::Result;
-use crate::index::{cell_pixel, NEVER, TILE};
+use crate::index::{cell_color, cell_pixel, NEVER, TILE};
+use crate::palette::OUTSIDE;
 use std::ops::Range;
 
 /// Age buckets: 0 for an age under 2¹³ ms (8.2 s), then two per doubling up to 2²⁷ ms (37.3 h):
@@ -126,24 +128,51 @@ impl History {
     /// never. A walk back through each tile's events, the tiles in parallel: what a painting
     /// that starts from the real canvas of a moment needs once, and the viewer's models.
     pub fn placement_times_at(&self, t_ms: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<i64>> {
+        let timestamps = self.timestamps();
+        self.nth_in_region(t_ms, xs, ys, 1, i64::MIN, "the canvas of placement times", |e, _| timestamps[e])
+    }
+
+    /// The color each pixel of the rectangle `xs`×`ys` (on the canvas) showed before its last
+    /// placement by the events with timestamp ≤ `t_ms`, as [`History::previous_colors`] gives it
+    /// for a window: `(ys.len(), xs.len())` palette indices. What a painting that starts from the
+    /// real canvas of a moment needs for the models' `previous` input.
+    pub fn previous_colors_at(&self, t_ms: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<u8>> {
+        self.nth_in_region(t_ms, xs, ys, 2, self.white, "the canvas of previous colors", |_, cell| cell_color(cell))
+    }
+
+    /// For each pixel of the rectangle, `value(id, cell)` of the `nth` latest event at it with
+    /// timestamp ≤ `t_ms` (1 = the last), `none` where there are fewer: a walk back through
+    /// each tile's events, the tiles in parallel.
+    fn nth_in_region<T: Copy + Send + Sync>(
+        &self,
+        t_ms: i64,
+        xs: Range<usize>,
+        ys: Range<usize>,
+        nth: u8,
+        none: T,
+        what: &str,
+        value: impl Fn(usize, u16) -> T + Sync + Send,
+    ) -> Result<Vec<T>> {
         self.check_region(&xs, &ys)?;
         let count = self.timestamps().partition_point(|&t| t <= t_ms);
-        let (tile_ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-        self.per_tile_in(xs, ys, i64::MIN, "the canvas of placement times", |part| {
-            let mut last = [i64::MIN; TILE * TILE];
+        self.per_tile_in(xs, ys, none, what, |part| {
+            let mut values = [none; TILE * TILE];
+            let mut left_to_see = [nth; TILE * TILE];
             let mut remaining = TILE * TILE;
-            let positions = self.tile_span(part.tile).start..self.first_position_from(part.tile, count);
-            for (&e, &cell) in tile_ids[positions.clone()].iter().zip(&cells[positions]).rev() {
+            for (&e, &cell) in self.earlier_in_tile(part.tile, count) {
                 let pixel = cell_pixel(cell);
-                if last[pixel] == i64::MIN {
-                    last[pixel] = self.timestamps()[e as usize];
-                    remaining -= 1;
-                    if remaining == 0 {
-                        break;
+                if left_to_see[pixel] > 0 {
+                    left_to_see[pixel] -= 1;
+                    if left_to_see[pixel] == 0 {
+                        values[pixel] = value(e as usize, cell);
+                        remaining -= 1;
+                        if remaining == 0 {
+                            break;
+                        }
                     }
                 }
             }
-            last
+            values
         })
     }
 
@@ -154,12 +183,26 @@ impl History {
         let user_ids = self.user_ids();
         self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| {
             grid.fill(-1);
-            let (tile_ids, cells) = (self.tile_event_ids.as_slice(), self.tile_event_cells.as_slice());
-            let earlier = |tile: usize| {
-                let positions = self.tile_span(tile).start..self.first_position_from(tile, id);
-                tile_ids[positions.clone()].iter().zip(&cells[positions]).rev()
-            };
-            self.first_per_cell(id, size, earlier, |at, e| grid[at] = user_ids[e] as i64);
+            self.nth_per_cell(id, size, 1, |tile| self.earlier_in_tile(tile, id), |at, e, _| grid[at] = user_ids[e] as i64);
+        })
+    }
+
+    /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the color
+    /// each pixel showed before its last event before the event: the color placed by the event
+    /// before that one, white where that was the pixel's first (the canvas starts white) or where
+    /// the pixel was never placed on; [`OUTSIDE`] where [`History::windows`] has it. `(B, size,
+    /// size)` palette indices. What the models' `previous` input reads: on r/place a damaged
+    /// pixel is mostly restored to what it showed before.
+    pub fn previous_colors(&self, ids: &[i64], size: usize) -> Result<Vec<u8>> {
+        self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| {
+            let under = self.under(id, size);
+            grid.fill(OUTSIDE);
+            for y in under.ys.clone() {
+                let row = (y as i64 - under.top) as usize * size;
+                let (first, last) = ((under.xs.start as i64 - under.left) as usize, (under.xs.end as i64 - under.left) as usize);
+                grid[row + first..row + last].fill(self.white);
+            }
+            self.nth_per_cell(id, size, 2, |tile| self.earlier_in_tile(tile, id), |at, _, cell| grid[at] = cell_color(cell));
         })
     }
 }

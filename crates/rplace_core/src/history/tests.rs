@@ -221,6 +221,26 @@ impl Oracle {
         grid
     }
 
+    /// What each window cell showed before its last event: the colors of its last two events
+    /// followed plainly, from white.
+    fn previous(&self, id: usize, size: usize) -> Vec<u8> {
+        let (mut last, mut previous) = (vec![WHITE; size * size], vec![WHITE; size * size]);
+        for earlier in &self.events[..id] {
+            if let Some(at) = self.in_window(id, size, earlier) {
+                previous[at] = last[at];
+                last[at] = earlier.color();
+            }
+        }
+        let e = self.events[id];
+        for (at, cell) in previous.iter_mut().enumerate() {
+            let (x, y) = (e.x() as i64 - (size / 2) as i64 + (at % size) as i64, e.y() as i64 - (size / 2) as i64 + (at / size) as i64);
+            if !self.open(id, x, y) {
+                *cell = OUTSIDE;
+            }
+        }
+        previous
+    }
+
     fn last_changes(&self, id: usize, size: usize) -> Vec<i64> {
         let mut grid = vec![i64::MIN; size * size];
         for earlier in &self.events[..id] {
@@ -274,9 +294,11 @@ fn check_against_oracle(history: &History, oracle: &Oracle, rng: &mut Rng, sizes
     for size in [64, 17, 1] {
         let ages = same_on_any_pool(|| history.age_buckets(&few, size).unwrap());
         let placers = same_on_any_pool(|| history.last_placers(&few, size).unwrap());
+        let previous = same_on_any_pool(|| history.previous_colors(&few, size).unwrap());
         for (k, &id) in few.iter().enumerate() {
             assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
             assert_eq!(&placers[k * size * size..(k + 1) * size * size], &oracle.last_placers(id as usize, size)[..], "placers of {id}");
+            assert_eq!(&previous[k * size * size..(k + 1) * size * size], &oracle.previous(id as usize, size)[..], "previous of {id}");
         }
     }
     for (size, horizon) in [(16, 3_000), (5, 30), (1, 1)] {
@@ -320,10 +342,13 @@ fn check_regions(history: &History, oracle: &Oracle, canvas: &[u8], t: i64, rng:
     let (width, height) = (oracle.width, oracle.height);
     let span = [0, 1, 1_000, 3_600_000, i64::MAX / 4][rng.index(5)];
     let (mut placed, mut counts) = (vec![i64::MIN; width * height], vec![0u32; width * height]);
+    let (mut last, mut previous) = (vec![WHITE as i64; width * height], vec![WHITE as i64; width * height]);
     for e in &oracle.events {
         let pixel = e.y() as usize * width + e.x() as usize;
         if e.timestamp_ms <= t {
             placed[pixel] = e.timestamp_ms;
+            previous[pixel] = last[pixel];
+            last[pixel] = e.color() as i64;
         }
         if t <= e.timestamp_ms && e.timestamp_ms < t.saturating_add(span) {
             counts[pixel] += 1;
@@ -343,6 +368,9 @@ fn check_regions(history: &History, oracle: &Oracle, canvas: &[u8], t: i64, rng:
         assert!(region == expected, "region x {x0}..{x1} y {y0}..{y1} at {t}");
         let times = same_on_any_pool(|| history.placement_times_at(t, x0..x1, y0..y1).unwrap());
         assert!(times == crop(&placed, (x0, y0, x1, y1)), "placement times x {x0}..{x1} y {y0}..{y1} at {t}");
+        let before = same_on_any_pool(|| history.previous_colors_at(t, x0..x1, y0..y1).unwrap());
+        let before: Vec<i64> = before.iter().map(|&c| c as i64).collect();
+        assert!(before == crop(&previous, (x0, y0, x1, y1)), "previous colors x {x0}..{x1} y {y0}..{y1} at {t}");
         let counted = same_on_any_pool(|| history.event_counts(t, t.saturating_add(span), x0..x1, y0..y1).unwrap());
         let widened: Vec<i64> = counts.iter().map(|&c| c as i64).collect();
         assert!(counted.iter().map(|&c| c as i64).collect::<Vec<_>>() == crop(&widened, (x0, y0, x1, y1)), "event counts at {t} + {span}");
@@ -350,6 +378,7 @@ fn check_regions(history: &History, oracle: &Oracle, canvas: &[u8], t: i64, rng:
     for (xs, ys) in [(0..width + 1, 0..height), (0..width, 1..height + 1), (std::ops::Range { start: 2, end: 1 }, 0..1)] {
         assert!(matches!(history.region_at(t, xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
         assert!(matches!(history.placement_times_at(t, xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
+        assert!(matches!(history.previous_colors_at(t, xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
         assert!(matches!(history.event_counts(t, t.saturating_add(1), xs.clone(), ys.clone()), Err(Error::Argument(_))), "{xs:?} {ys:?}");
     }
 }
@@ -464,7 +493,9 @@ fn refuses_bad_ids_and_arguments() {
         assert!(matches!(history.time_targets(&[bad], 16, 1_000), Err(Error::Index(_))));
         assert!(matches!(history.recent_colors(&[bad], 64, 1_000), Err(Error::Index(_))));
         assert!(matches!(history.last_change_times(&[bad], 16), Err(Error::Index(_))));
+        assert!(matches!(history.previous_colors(&[bad], 16), Err(Error::Index(_))));
     }
+    assert!(matches!(history.previous_colors(&[1], 0), Err(Error::Argument(_))));
     assert!(matches!(history.recent_colors(&[1], 0, 1_000), Err(Error::Argument(_))));
     assert!(matches!(history.recent_colors(&[1], 64, 0), Err(Error::Argument(_))));
     assert!(matches!(history.last_change_times(&[1], 0), Err(Error::Argument(_))));

@@ -151,6 +151,17 @@ impl PyHistory {
         batch(py, event_ids, &[size, size], |ids| self.inner.last_placers(ids, size))
     }
 
+    fn previous_colors<'py>(&self, py: Python<'py>, event_ids: &Bound<'py, PyAny>, size: i64) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let size = grid_size(size).map_err(to_py)?;
+        batch(py, event_ids, &[size, size], |ids| self.inner.previous_colors(ids, size))
+    }
+
+    fn previous_colors_at<'py>(&self, py: Python<'py>, t_ms: i64, region: Region) -> PyResult<Bound<'py, PyArrayDyn<u8>>> {
+        let (x0, y0, x1, y1) = region;
+        let colors = py.detach(|| self.inner.previous_colors_at(t_ms, x0..x1, y0..y1)).map_err(to_py)?;
+        to_array(py, colors, &region_shape(region))
+    }
+
     fn time_targets<'py>(
         &self,
         py: Python<'py>,
