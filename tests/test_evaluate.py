@@ -17,7 +17,7 @@ import pytest
 import torch
 
 import rplacevit
-from rplacevit.baselines import color_metrics, current_ranking, neighbourhood_ranking, roc_auc, top_k
+from rplacevit.baselines import color_metrics, current_ranking, neighbourhood_ranking, previous_ranking, roc_auc, top_k
 from rplacevit.evaluate import evaluate
 from rplacevit.report import EXAMPLES, markdown
 from rplacevit.models import ColorModel, ModelConfig, TimeModel, build_model, to_checkpoint
@@ -160,7 +160,7 @@ def plain_baselines(events: np.ndarray, ids: np.ndarray, t_from: int) -> dict[st
         if t < t_from:
             prior[color] = prior.get(color, 0) + 1
     prior_order = [c for c in sorted(range(32), key=lambda c: (-prior.get(c, 0), c))][:3]
-    out = {"prior": [], "current": [], "neighbourhood": [], "recent": []}
+    out = {"prior": [], "current": [], "previous": [], "neighbourhood": [], "recent": []}
     canvas, replayed = replay(events, 0), 0
     for e in ids:
         canvas = replay(events, e, canvas, replayed)
@@ -176,6 +176,9 @@ def plain_baselines(events: np.ndarray, ids: np.ndarray, t_from: int) -> dict[st
         here = int(canvas[y, x])
         out["current"].append([here] + [c for c in by_count if c != here][:2])
         out["neighbourhood"].append(by_count[:3])
+        placed_here = [int(events[j, 3]) for j in range(e) if events[j, 4] == x and events[j, 5] == y]
+        before = placed_here[-2] if len(placed_here) > 1 else rplacevit.WHITE
+        out["previous"].append(list(dict.fromkeys([before, here, *by_count]))[:3])
         recent = {}
         for j in range(e - 1, -1, -1):
             tj, xj, yj, cj = events[j, 1], events[j, 4], events[j, 5], int(events[j, 3])
@@ -338,7 +341,7 @@ def test_command_line_writes_the_report(crafted, tmp_path):
     report = json.loads((out / "report.json").read_text())
     assert set(report["color"]) == {"n", "target", "model", "baselines"}
     assert set(report["color"]["model"]) == {"top1", "top3", "nll"}
-    assert set(report["color"]["baselines"]) == {"prior", "current", "neighbourhood", "recent"}
+    assert set(report["color"]["baselines"]) == {"prior", "current", "previous", "neighbourhood", "recent"}
     assert set(report["color"]["baselines"]["current"]) == {"top1", "top3"}
     assert set(report["time"]["model"]) == {"mse", "auc"}
     assert set(report["time"]["baselines"]) == {"constant", "recency"}
@@ -394,6 +397,9 @@ def test_off_canvas_cells_never_count_for_the_neighbour_baselines():
     # OUTSIDE, so `current` ranks what is around it.
     not_open = np.array([[[OUTSIDE, OUTSIDE, 3], [OUTSIDE, OUTSIDE, 3], [OUTSIDE, OUTSIDE, 8]]], dtype=np.uint8)
     np.testing.assert_array_equal(current_ranking(not_open), [[3, 8, -1]])
+    # `previous` puts the color before the last placement first, then the present one (once).
+    np.testing.assert_array_equal(previous_ranking(windows3, np.array([9, 4])), [[9, 5, 7], [4, 2, -1]])
+    np.testing.assert_array_equal(previous_ranking(not_open, np.array([OUTSIDE])), [[3, 8, -1]])
 
 
 def test_default_sample_and_what_the_report_says(sample_dataset, tmp_path):

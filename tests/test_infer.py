@@ -47,6 +47,9 @@ def checkpoints(tmp_path_factory):
         "time_bce": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4, inputs=("color", "age", "placer"),
                                        time_objective="bce"),
         "color_all": ModelConfig.preset("tiny", "color", window=8, centre=4, patch=4, inputs=("color", "age", "placer", "users")),
+        # Models that see what each pixel showed before its last placement.
+        "color_prev": ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4, inputs=("color", "age", "previous")),
+        "time_prev": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4, inputs=("color", "previous")),
     }
     paths = {}
     for name, config in configs.items():
@@ -79,13 +82,16 @@ def age_window(times: np.ndarray, top: int, left: int, size: int, clock: int) ->
     return out
 
 
-def model_input(model, canvas, times, top, left, clock):
-    """What a model sees of the window from (top, left): the colors, and the ages when it sees them."""
+def model_input(model, canvas, times, top, left, clock, previous=None):
+    """What a model sees of the window from (top, left): the colors, and the ages and previous
+    colors when it sees them."""
     side = model.config.window
-    colors = torch.from_numpy(window_of(canvas, top, left, side))[None]
-    if "age" not in model.config.inputs:
-        return colors
-    return {"color": colors, "age": torch.from_numpy(age_window(times, top, left, side, clock))[None]}
+    inputs = {"color": torch.from_numpy(window_of(canvas, top, left, side))[None]}
+    if "age" in model.config.inputs:
+        inputs["age"] = torch.from_numpy(age_window(times, top, left, side, clock))[None]
+    if "previous" in model.config.inputs:
+        inputs["previous"] = torch.from_numpy(window_of(previous, top, left, side))[None]
+    return inputs
 
 
 def reference(color_path, time_path, canvas, steps, seed, time_noise=0.1, temperature=0.0, weights=None,
@@ -93,13 +99,16 @@ def reference(color_path, time_path, canvas, steps, seed, time_noise=0.1, temper
     """The sequential algorithm, plainly, with infer's random draws (see rplacevit.infer): per
     step a view, the time model on the window around its grid, the pixel where prediction plus
     noise is smallest, the color model on the window centred on that pixel, the placement. Step
-    p happens at (p + 1) · interval_ms on a start never placed on, for the models that see ages."""
+    p happens at (p + 1) · interval_ms on a start never placed on, for the models that see ages;
+    a placement keeps the color it covers as its pixel's previous color (the start's own colors
+    at first)."""
     color_model = load_model(color_path, expect_kind="color")
     time_model = None if time_path is None else load_model(time_path, expect_kind="time")
     rng = np.random.default_rng(seed)
     canvas = canvas.copy()
     height, width = canvas.shape
     times = np.full(canvas.shape, np.iinfo(np.int64).min)
+    previous = canvas.copy()
     log_weights = torch.ones(32) if weights is None else torch.tensor(weights, dtype=torch.float32)
     log_weights = log_weights.log()
     with torch.no_grad():
@@ -110,19 +119,20 @@ def reference(color_path, time_path, canvas, steps, seed, time_noise=0.1, temper
             else:
                 grid, offset = time_model.config.centre, time_model.config.centre_start
                 (top, left), = rng.integers(0, (height - grid + 1, width - grid + 1), size=(1, 2))
-                predicted = time_model.time_fraction(time_model(model_input(time_model, canvas, times, top - offset, left - offset, clock)))
+                seen = model_input(time_model, canvas, times, top - offset, left - offset, clock, previous)
+                predicted = time_model.time_fraction(time_model(seen))
                 if time_noise > 0:
                     predicted = predicted + torch.from_numpy(rng.random((1, grid, grid), dtype=np.float32) * np.float32(time_noise))
                 cell = int(predicted.flatten().argmin())
                 y, x = top + cell // grid, left + cell % grid
             side = color_model.config.window
-            logits = color_model(model_input(color_model, canvas, times, y - side // 2, x - side // 2, clock)).float()
+            logits = color_model(model_input(color_model, canvas, times, y - side // 2, x - side // 2, clock, previous)).float()
             scores = (logits / temperature if temperature > 0 else logits) + log_weights
             if avoid_current:
                 scores[0, canvas[y, x]] = -torch.inf
             if temperature > 0:
                 scores = scores - torch.log(-torch.log(torch.from_numpy(rng.random((1, 32), dtype=np.float32))))
-            canvas[y, x] = int(scores.argmax())
+            previous[y, x], canvas[y, x] = canvas[y, x], int(scores.argmax())
             times[y, x] = clock
     return canvas
 
@@ -159,19 +169,21 @@ def test_same_seed_same_run_other_seed_other_run(checkpoints, tmp_path):
         (None, {"temperature": 0.7}),
         ("time_age", {"color": "color_age"}),
         ("time_bce", {"color": "color_all", "interval_ms": 70_000}),
+        # A small canvas, so that pixels are placed on again and their previous colors matter.
+        ("time_prev", {"color": "color_prev", "shape": (16, 20), "steps": 200}),
     ],
 )
 def test_one_view_at_a_time_equals_the_sequential_loop(checkpoints, time, options):
-    start = np.random.default_rng(1).integers(0, 32, (24, 40)).astype(np.uint8)
     options = dict(options)
-    color = options.pop("color", "color")
-    result = run(checkpoints, color=color, time=time, init=start, steps=60, seed=7, batch_views=1, **options)
+    color, shape, steps = options.pop("color", "color"), options.pop("shape", (24, 40)), options.pop("steps", 60)
+    start = np.random.default_rng(1).integers(0, 32, shape).astype(np.uint8)
+    result = run(checkpoints, color=color, time=time, init=start, steps=steps, seed=7, batch_views=1, **options)
     weights = None
     if "color_weights" in options:
         weights = np.ones(32, np.float32)
         for index, weight in options["color_weights"].items():
             weights[index] = weight
-    expected = reference(checkpoints[color], None if time is None else checkpoints[time], start, 60, 7,
+    expected = reference(checkpoints[color], None if time is None else checkpoints[time], start, steps, 7,
                          time_noise=options.get("time_noise", 0.1), temperature=options.get("temperature", 0.0),
                          weights=weights, avoid_current=options.get("avoid_current", False),
                          interval_ms=options.get("interval_ms", 1000))
@@ -181,7 +193,7 @@ def test_one_view_at_a_time_equals_the_sequential_loop(checkpoints, time, option
 
 
 @pytest.mark.parametrize(("color", "time"), [("color", "time"), ("color", "time8"), ("color8", "time"), ("color", None),
-                                             ("color_age", "time_age")])
+                                             ("color_age", "time_age"), ("color_prev", "time_prev")])
 def test_a_group_places_what_its_views_one_after_another_would(checkpoints, color, time):
     """Every window of a group reads the same cells on the canvas before the group as on the
     canvas where the group's earlier placements are already made: the models see the same
@@ -207,31 +219,32 @@ def test_a_group_places_what_its_views_one_after_another_would(checkpoints, colo
     np.testing.assert_array_equal(canvas, result.canvas)
 
 
-def test_groups_of_age_models_place_what_the_sequential_loop_places_for_their_views(checkpoints):
-    """Without noise a placement is a function of its view, the canvas and the clock: redone
-    one by one, each view at the clock of its own placement, a grouped run's placements come out
-    the same (each view of a group sees its own moment, not the group's)."""
-    start = np.random.default_rng(3).integers(0, 32, (48, 64)).astype(np.uint8)
-    result = run(checkpoints, color="color_age", time="time_age", init=start, steps=120, batch_views=8, seed=2, time_noise=0.0,
+@pytest.mark.parametrize(("color", "time", "shape"), [("color_age", "time_age", (48, 64)), ("color_prev", "time_prev", (40, 40))])
+def test_groups_of_age_models_place_what_the_sequential_loop_places_for_their_views(checkpoints, color, time, shape):
+    """Without noise a placement is a function of its view, the canvas, the previous colors and
+    the clock: redone one by one, each view at the clock of its own placement, a grouped run's
+    placements come out the same (each view of a group sees its own moment, not the group's)."""
+    start = np.random.default_rng(3).integers(0, 32, shape).astype(np.uint8)
+    result = run(checkpoints, color=color, time=time, init=start, steps=300, batch_views=8, seed=2, time_noise=0.0,
                  interval_ms=2_500)
     assert result.groups.max() > 1 and result.interval_ms == 2_500
-    color_model, time_model = load_model(checkpoints["color_age"]), load_model(checkpoints["time_age"])
-    canvas, times = start.copy(), np.full(start.shape, np.iinfo(np.int64).min)
+    color_model, time_model = load_model(checkpoints[color]), load_model(checkpoints[time])
+    canvas, times, previous = start.copy(), np.full(start.shape, np.iinfo(np.int64).min), start.copy()
     grid, offset, side = time_model.config.centre, time_model.config.centre_start, color_model.config.window
     with torch.no_grad():
         for k, ((x, y, color_index), (top, left)) in enumerate(zip(result.placements, result.views)):
             clock = (k + 1) * 2_500
-            predicted = time_model.time_fraction(time_model(model_input(time_model, canvas, times, top - offset, left - offset, clock)))
-            cell = int(predicted.flatten().argmin())
+            seen = model_input(time_model, canvas, times, top - offset, left - offset, clock, previous)
+            cell = int(time_model.time_fraction(time_model(seen)).flatten().argmin())
             assert (y, x) == (top + cell // grid, left + cell % grid), f"placement {k}"
-            logits = color_model(model_input(color_model, canvas, times, y - side // 2, x - side // 2, clock))
+            logits = color_model(model_input(color_model, canvas, times, y - side // 2, x - side // 2, clock, previous))
             assert color_index == int(logits.argmax()), f"placement {k}"
-            canvas[y, x], times[y, x] = color_index, clock
+            previous[y, x], canvas[y, x], times[y, x] = canvas[y, x], color_index, clock
     np.testing.assert_array_equal(canvas, result.canvas)
 
 
-def test_a_dataset_start_has_its_real_ages_and_the_mean_interval(checkpoints, sample_dataset):
-    from rplacevit.infer import mean_interval, start_times
+def test_a_dataset_start_has_its_real_ages_previous_colors_and_the_mean_interval(checkpoints, sample_dataset):
+    from rplacevit.infer import mean_interval, start_canvas, start_previous, start_times
 
     history = rplacevit.open(sample_dataset)
     at = history.time_range[0] + 6 * 3_600_000
@@ -250,6 +263,18 @@ def test_a_dataset_start_has_its_real_ages_and_the_mean_interval(checkpoints, sa
     result = run(checkpoints, color="color_age", time="time_age", dataset=sample_dataset, at=at, region=region, steps=30, batch_views=4)
     assert result.interval_ms == mean_interval(sample_dataset, region)
     assert run(checkpoints, steps=5).interval_ms is None  # no model sees ages: no clock
+    # The previous colors: the dataset's, cut and padded (white: never placed on) like the canvas.
+    start = start_canvas(None, sample_dataset, at, None, region)
+    previous = start_previous(sample_dataset, at, start, None, region, None)
+    np.testing.assert_array_equal(previous, history.previous_colors_at(at)[375:503, 250:378])
+    assert (previous != start).any() and (previous == start).any()
+    grown = start_previous(sample_dataset, at, start_canvas(None, sample_dataset, at, (100, 140), region), (100, 140), region, None)
+    np.testing.assert_array_equal(grown[:128], previous[:, :100])
+    assert (grown[128:] == rplacevit.WHITE).all()
+    image = np.random.default_rng(0).integers(0, 32, (20, 30)).astype(np.uint8)
+    np.testing.assert_array_equal(start_previous(None, None, image, None, None, None), image)  # never placed on: their own colors
+    result = run(checkpoints, color="color_prev", time="time_prev", dataset=sample_dataset, at=at, region=region, steps=30, batch_views=4)
+    assert len(result.placements) == 30
 
 
 def test_views_are_separated_and_one_view_is_one_draw():

@@ -260,15 +260,20 @@ def test_command_line_sets_the_window_and_the_width(sample_dataset, tmp_path):
     assert (model.config.window, model.config.centre, model.config.patch, model.config.d_model) == (16, 8, 2, 32)
     wide = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", str(sample_dataset), "-o", str(tmp_path / "w"),
                            "--steps", "3", "--window", "16", "--centre", "4", "--d-model", "48", "--heads", "3", "--blocks", "3",
-                           "--d-ff", "80", "--region", "250,375,378,503", "--device", "cpu"], capture_output=True, text=True)
+                           "--d-ff", "80", "--pixel-head", "no", "--region", "250,375,378,503", "--device", "cpu"], capture_output=True,
+                          text=True)
     assert wide.returncode == 0, wide.stderr
     config = load_model(tmp_path / "w" / "model.pt", expect_kind="color").config
-    assert (config.d_model, config.heads, config.blocks, config.d_ff) == (48, 3, 3, 80)
+    assert (config.d_model, config.heads, config.blocks, config.d_ff, config.pixel_head) == (48, 3, 3, 80, False)
+    assert load_model(tmp_path / "r" / "model.pt").config.pixel_head  # the default
     for flags, message in [(["--window", "16", "--centre", "7"], "differ in parity"), (["--d-model", "48", "--heads", "5"], "not a multiple of heads"),
                            (["--d-model", "400000"], "out of memory: the weights of a time model with --d-model 400000")]:
         bad = subprocess.run([sys.executable, "-m", "rplacevit", "train", "time", str(sample_dataset), "-o", str(tmp_path / "o"),
                               "--steps", "3", *flags], capture_output=True, text=True)
         assert bad.returncode == 1 and message in bad.stderr and len(bad.stderr.splitlines()) == 1 and not (tmp_path / "o").exists(), bad.stderr
+    bad = subprocess.run([sys.executable, "-m", "rplacevit", "train", "color", str(sample_dataset), "-o", str(tmp_path / "o"),
+                          "--pixel-head", "maybe"], capture_output=True, text=True)
+    assert bad.returncode == 2 and "argument --pixel-head: 'maybe': expected yes or no" in bad.stderr and not (tmp_path / "o").exists()
 
 
 def test_epochs_set_the_number_of_steps(rule_dataset, tmp_path):

@@ -45,8 +45,8 @@ def models(tmp_path_factory) -> dict[str, Path]:
     """Tiny untrained models (seeded): the overlays' geometry and ranges, not their skill."""
     folder = tmp_path_factory.mktemp("view-models")
     torch.manual_seed(0)
-    configs = {"color": ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4, inputs=("color", "age")),
-               "time": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4, inputs=("color", "age"))}
+    configs = {"color": ModelConfig.preset("tiny", "color", window=16, centre=4, patch=4, inputs=("color", "age", "previous")),
+               "time": ModelConfig.preset("tiny", "time", window=16, centre=8, patch=4, inputs=("color", "age", "previous"))}
     paths = {}
     for kind, config in configs.items():
         paths[kind] = folder / f"{kind}.pt"
@@ -178,27 +178,30 @@ def test_bad_parameters_are_400s_naming_the_parameter(client, url, parameter):
     assert len(body["error"]) < 200, body  # a hostile value is quoted cut, never whole
 
 
-def canvas_state_oracle(history, t: int, box, sees_age: bool):
-    """Colors (and age buckets) of the rectangle ``box`` at ``t``, plainly: OUTSIDE off the canvas
-    open at t; ages of the last placement at each pixel from the events."""
+def canvas_state_oracle(history, t: int, box):
+    """Colors, age buckets and previous colors of the rectangle ``box`` at ``t``, plainly:
+    OUTSIDE off the canvas open at t; ages of the last placement at each pixel, and the color
+    of the placement before it (white if none), from the events."""
     x0, y0, x1, y1 = box
     colors = np.full((y1 - y0, x1 - x0), rplacevit.OUTSIDE, np.uint8)
     ages = np.full(colors.shape, AGE_OUTSIDE, np.int64)
+    previous = colors.copy()
     ox0, oy0, ox1, oy1 = history.canvas_bounds_at(t)
     canvas = history.canvas_at(t)
     columns = history.events()
     last = np.full(canvas.shape, np.iinfo(np.int64).min)
     done = columns["timestamp"] <= t
     np.maximum.at(last, (columns["y"][done], columns["x"][done]), columns["timestamp"][done])
+    in_box = done & (columns["x"] >= x0) & (columns["x"] < x1) & (columns["y"] >= y0) & (columns["y"] < y1)
+    xs, ys, near = columns["x"][in_box], columns["y"][in_box], columns["color"][in_box]  # in id order
     for y in range(max(y0, oy0), min(y1, oy1)):
         for x in range(max(x0, ox0), min(x1, ox1)):
             colors[y - y0, x - x0] = canvas[y, x]
             never = last[y, x] == np.iinfo(np.int64).min
             ages[y - y0, x - x0] = AGE_NEVER if never else age_bucket(torch.tensor(t - last[y, x])).item()
-    inputs = {"color": torch.from_numpy(colors)[None]}
-    if sees_age:
-        inputs["age"] = torch.from_numpy(ages)[None]
-    return inputs
+            here = near[(xs == x) & (ys == y)]
+            previous[y - y0, x - x0] = here[-2] if len(here) > 1 else history.white
+    return {"color": torch.from_numpy(colors)[None], "age": torch.from_numpy(ages)[None], "previous": torch.from_numpy(previous)[None]}
 
 
 def test_color_predictions_are_the_model_on_the_window_at_the_moment(client, viewer, models, sample_dataset, sample_events):
@@ -208,7 +211,7 @@ def test_color_predictions_are_the_model_on_the_window_at_the_moment(client, vie
     for x, y in [(320, 430), (250, 375), (999, 2)]:  # 999: half the window lies past the canvas open in the sample's hours
         answer = client.get(f"/api/predict?x={x}&y={y}&t={t}").json()
         with torch.no_grad():
-            probabilities = torch.softmax(model(canvas_state_oracle(history, t, (x - 8, y - 8, x + 8, y + 8), True))[0], 0)
+            probabilities = torch.softmax(model(canvas_state_oracle(history, t, (x - 8, y - 8, x + 8, y + 8)))[0], 0)
         top = torch.argsort(probabilities, descending=True, stable=True)[:3]
         assert [c["color"] for c in answer["colors"]] == top.tolist()
         np.testing.assert_allclose([c["p"] for c in answer["colors"]], probabilities[top].numpy(), rtol=1e-5)
@@ -231,7 +234,7 @@ def test_changes_soon_map_is_the_time_model_on_the_squares_of_the_region(client,
         for sy in range(y0 // 8 * 8, y1, 8):
             for sx in range(x0 // 8 * 8, x1, 8):
                 with torch.no_grad():
-                    fraction = model(canvas_state_oracle(history, t, (sx - 4, sy - 4, sx + 12, sy + 12), True))[0].numpy()
+                    fraction = model(canvas_state_oracle(history, t, (sx - 4, sy - 4, sx + 12, sy + 12)))[0].numpy()
                 full = np.rint((1 - fraction) * 255).astype(np.uint8)
                 rows, cols = slice(max(sy, y0), min(sy + 8, y1)), slice(max(sx, x0), min(sx + 8, x1))
                 expected[rows.start - y0:rows.stop - y0, cols.start - x0:cols.stop - x0] = \

@@ -11,12 +11,12 @@ from .models import PALETTE_SIZE
 
 #: Side of the window the ``recent`` baseline looks at (and the period: ``RECENT_MS``).
 RECENT_SIZE = WINDOW
-COLOR_BASELINES = ("prior", "current", "neighbourhood", "recent")
+COLOR_BASELINES = ("prior", "current", "previous", "neighbourhood", "recent")
 #: The baselines that rank colors event by event (the prior ranks them once for all).
 PER_EVENT_BASELINES = COLOR_BASELINES[1:]
 
 __all__ = ["RECENT_MS", "RECENT_SIZE", "COLOR_BASELINES", "PER_EVENT_BASELINES", "top_k", "color_metrics", "roc_auc",
-           "prior_ranking", "current_ranking", "neighbourhood_ranking", "recent_ranking"]
+           "prior_ranking", "current_ranking", "previous_ranking", "neighbourhood_ranking", "recent_ranking"]
 
 # --- metrics -------------------------------------------------------------------------------
 
@@ -81,6 +81,20 @@ def current_ranking(windows3: np.ndarray) -> np.ndarray:
     counts[np.flatnonzero(on), centre[on]] = 0
     others = top_k(np.where(counts > 0, counts, -np.inf), 3)
     return np.where(on[:, None], np.concatenate([centre[:, None], others[:, :2]], axis=1), others)
+
+
+def previous_ranking(windows3: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """(n, 3): the color the pixel showed before its last placement (``previous``, (n,) as
+    :meth:`rplacevit.History.previous_colors` gives it: what a damaged pixel is restored to),
+    then its present color, then the most frequent colors among its 8 neighbours (ties: lower
+    palette index); only the neighbours where the pixel is OUTSIDE."""
+    centre = windows3[:, 1, 1].astype(np.int64)
+    on = np.flatnonzero(centre < PALETTE_SIZE)
+    scores = neighbour_counts(windows3).astype(np.float64)
+    scores[scores == 0] = -np.inf
+    scores[on, centre[on]] = 9  # above any count of 8 neighbours
+    scores[on, previous[on].astype(np.int64)] = 10
+    return top_k(scores)
 
 
 def neighbourhood_ranking(windows3: np.ndarray) -> np.ndarray:

@@ -362,6 +362,12 @@ def fraction(text: str) -> float:
     return value
 
 
+def yes_no(text: str) -> bool:
+    if text not in ("yes", "no"):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected yes or no")
+    return text == "yes"
+
+
 #: The model settings ``train`` takes besides the preset, as ``--NAME`` (ModelConfig fields):
 #: (help, type, metavar, choices).
 MODEL_OPTIONS = {
@@ -372,12 +378,15 @@ MODEL_OPTIONS = {
     "heads": ("attention heads", positive, "N", None),
     "blocks": ("Transformer blocks", positive, "N", None),
     "d_ff": ("hidden width of each block's MLP", positive, "N", None),
-    "inputs": ("what the model sees: color, and any of age, placer, users (e.g. color,age)", parse_inputs, "NAMES", None),
+    "inputs": ("what the model sees: color, and any of age, previous, placer, users (e.g. color,age,previous)", parse_inputs, "NAMES", None),
     "input_dropout": ("in training, the probability of hiding an event's placer (and, separately, its users)", fraction, "P",
                       None),
     "time_objective": ("the time model's loss: mse on the capped time, or bce on 'changes within the horizon'",
                        lambda text: choice_of("TIME_OBJECTIVES", text), "OBJECTIVE", None),
+    "pixel_head": ("yes: the color head reads the event pixel's token beside the cls token; no: the cls token alone, as the original",
+                   yes_no, "yes|no", None),
 }
+
 
 
 def choice_of(name: str, text: str) -> str:
@@ -523,7 +532,13 @@ def options_train(p: argparse.ArgumentParser) -> None:
     defaults = {field.name: field.default for field in dataclasses.fields(ModelConfig)}
     by_preset = {"window", "centre", "patch", *PRESETS["tiny"]}
     for name, (what, kind, metavar, choices) in MODEL_OPTIONS.items():
-        default = "the preset's" if name in by_preset else ",".join(defaults[name]) if name == "inputs" else defaults[name]
+        default = defaults[name]
+        if name in by_preset:
+            default = "the preset's"
+        elif isinstance(default, bool):
+            default = "yes" if default else "no"
+        elif name == "inputs":
+            default = ",".join(default)
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, choices=choices, help=f"{what} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
     add_quiet(p, "show no progress")

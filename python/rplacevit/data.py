@@ -62,6 +62,8 @@ def model_inputs(history: History, ids: np.ndarray, config: ModelConfig, users: 
     inputs = {"color": torch.from_numpy(history.windows(ids, config.window))}
     if "age" in config.inputs:
         inputs["age"] = torch.from_numpy(history.age_buckets(ids, config.window))
+    if "previous" in config.inputs:
+        inputs["previous"] = torch.from_numpy(history.previous_colors(ids, config.window))
     if "placer" in config.inputs:
         colors, ages, counts = history.placer_history(ids, config.placer_k)
         inputs["placer_colors"] = torch.from_numpy(colors)

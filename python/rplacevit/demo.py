@@ -19,10 +19,10 @@ from .times import format_time
 #: Written into the output folder, so that a second run may replace what the first one wrote.
 MARKER = ".rplacevit-demo"
 #: The models the demo trains: 16-pixel windows, the tiny preset's width and depth, seeing the
-#: colors and the pixels' ages (the inputs that won the ablation, README "Can the canvas be
-#: predicted?").
+#: inputs that won the ablation on the sample the demo paints (README "Can the canvas be
+#: predicted?"): the colors and the pixels' ages, and for the time model their previous colors.
 COLOR_MODEL = dict(window=16, centre=4, patch=4, inputs=("color", "age"))
-TIME_MODEL = dict(window=16, centre=8, patch=4, inputs=("color", "age"))
+TIME_MODEL = dict(window=16, centre=8, patch=4, inputs=("color", "age", "previous"))
 COLOR_STEPS, TIME_STEPS = 1500, 600
 PAINT_STEPS = 3000
 

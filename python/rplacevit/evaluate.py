@@ -17,6 +17,9 @@ nats, for the predictors that give probabilities: the model (softmax of its logi
   probability 0; the same ranking for every event (ties: lower palette index);
 - ``current``: the pixel's present color, then the two most frequent colors among its 8
   neighbours that differ from it (ties: lower palette index);
+- ``previous``: the color the pixel showed before its last placement (white if it had fewer
+  than two: :meth:`rplacevit.History.previous_colors`), what a damaged pixel is restored to;
+  then its present color, then the most frequent colors among its 8 neighbours;
 - ``neighbourhood``: the most frequent colors among the 8 neighbours (ties: lower palette index;
   cells off the canvas never count);
 - ``recent``: the colors placed most often by earlier events inside the event's 64×64 window
@@ -55,6 +58,7 @@ from .baselines import (
     RECENT_SIZE,
     color_metrics,
     current_ranking,
+    previous_ranking,
     neighbourhood_ranking,
     prior_ranking,
     recent_ranking,
@@ -354,6 +358,7 @@ def score_events(history: History, ids: np.ndarray, colors: dict[str, Loaded], t
                 scores.model_nll[label][part] = -log_p[np.arange(len(batch)), targets]
             windows3 = history.windows(batch, 3)
             scores.ranks["current"][part] = current_ranking(windows3)
+            scores.ranks["previous"][part] = previous_ranking(windows3, history.previous_colors(batch, 1)[:, 0, 0])
             scores.ranks["neighbourhood"][part] = neighbourhood_ranking(windows3)
             scores.ranks["recent"][part] = recent_ranking(*history.recent_colors(batch, RECENT_SIZE, RECENT_MS))
             if timers:

@@ -42,8 +42,10 @@ group, in this order:
 clock: placement p (0, 1, …) happens ``(p + 1) · interval_ms`` after the start, whose pixels
 have their real last placement times (a dataset start, at ``at``) or were never placed on (an
 image, a white canvas); each view of a group sees the clock of its own placement, so groups stay
-equivalent to placing one by one. ``placer`` and ``users`` are unknown (the models were trained
-with them hidden now and then: ``input_dropout``).
+equivalent to placing one by one. ``previous``: a placement keeps the color it covers as its
+pixel's previous color; the start's are the dataset's (at ``at``), or each pixel's own color (an
+image, a white canvas: never placed on). ``placer`` and ``users`` are unknown (the models were
+trained with them hidden now and then: ``input_dropout``).
 
 **Frames.** A frame is the canvas after 0, K, 2K, … placements (K = ``frame_every``) and after
 the last one when N is not a multiple of K: 1 + ceil(N / K) frames. Groups are placed in slices
@@ -263,6 +265,19 @@ def start_times(dataset: _Path | None, at: str | int | None, shape: tuple[int, i
     return (times if canvas_size is None else crop_or_pad(times, tuple(canvas_size), NEVER_PLACED)), t
 
 
+def start_previous(dataset: _Path | None, at: str | int | None, start: np.ndarray, canvas_size, region, palette) -> np.ndarray:
+    """(H, W) uint8: the color each pixel of the start canvas ``start`` (as :func:`start_canvas`
+    made it) showed before its last placement: the dataset's at ``at``
+    (:meth:`rplacevit.History.previous_colors_at`), cut and cropped like the canvas, OUTSIDE where
+    the start is; else ``start`` itself (pixels never placed on keep the color they show)."""
+    if dataset is None:
+        return start.copy()
+    previous = open_history(dataset).previous_colors_at(parse_time(at), region)
+    if canvas_size is not None:
+        previous = crop_or_pad(previous, tuple(canvas_size), white_of(palette))
+    return np.where(start == OUTSIDE, OUTSIDE, previous).astype(np.uint8)
+
+
 def mean_interval(dataset: _Path, region: tuple[int, int, int, int] | None) -> int:
     """The mean time between consecutive events of ``dataset`` (in ``region``), in ms (≥ 1;
     :data:`DEFAULT_INTERVAL_MS` with fewer than two events)."""
@@ -326,11 +341,14 @@ def windows_at(padded: torch.Tensor, rows: torch.Tensor, cols: torch.Tensor, siz
 @dataclass
 class Canvas:
     """The painting's state on the device, each padded with :attr:`Geometry.pad` cells all
-    round: ``colors`` (uint8, OUTSIDE in the border) and, when a model sees ages, ``times``
-    (int64 ms of each pixel's last placement; :data:`NEVER_PLACED`, :data:`OFF_CANVAS`)."""
+    round: ``colors`` (uint8, OUTSIDE in the border); when a model sees ages, ``times`` (int64 ms
+    of each pixel's last placement; :data:`NEVER_PLACED`, :data:`OFF_CANVAS`); when a model sees
+    previous colors, ``previous`` (uint8, what each pixel showed before its last placement,
+    OUTSIDE in the border)."""
 
     colors: torch.Tensor
     times: torch.Tensor | None
+    previous: torch.Tensor | None = None
 
     def inputs(self, model: WindowModel, rows: torch.Tensor, cols: torch.Tensor, clocks: torch.Tensor) -> dict[str, torch.Tensor]:
         """The inputs of ``model`` for its windows with top-left cells (rows, cols) (padded
@@ -339,6 +357,8 @@ class Canvas:
         inputs = {"color": windows_at(self.colors, rows, cols, size)}
         if "age" in model.config.inputs:
             inputs["age"] = ages_of(windows_at(self.times, rows, cols, size), clocks)
+        if "previous" in model.config.inputs:
+            inputs["previous"] = windows_at(self.previous, rows, cols, size)
         return inputs
 
 
@@ -502,7 +522,12 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
         times = torch.full(padded.shape, OFF_CANVAS, dtype=torch.int64, device=device)
         placed_times = times[pad : pad + height, pad : pad + width]
         placed_times.copy_(torch.from_numpy(start_t))
-    state = Canvas(padded, times)
+    previous = placed_previous = None
+    if any("previous" in model.config.inputs for model in (color_model, time_model) if model is not None):
+        previous = torch.full(padded.shape, OUTSIDE, dtype=torch.uint8, device=device)
+        placed_previous = previous[pad : pad + height, pad : pad + width]
+        placed_previous.copy_(torch.from_numpy(start_previous(config.dataset, config.at, start, config.canvas_size, config.region, palette)))
+    state = Canvas(padded, times, previous)
     weights[len(palette):] = 0  # a smaller palette's model never places the indices it lacks
     log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
     rng = np.random.default_rng(config.seed)
@@ -549,6 +574,8 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
                 first_due = config.frame_every - placed % config.frame_every
                 done = 0
                 for stop in [*range(first_due, n, config.frame_every), n]:
+                    if placed_previous is not None:  # a group's views are apart: no pixel is placed twice in it
+                        placed_previous[rows[done:stop], cols[done:stop]] = canvas[rows[done:stop], cols[done:stop]]
                     canvas[rows[done:stop], cols[done:stop]] = colors[done:stop].to(torch.uint8)
                     if placed_times is not None:
                         placed_times[rows[done:stop], cols[done:stop]] = clocks[done:stop]

@@ -260,7 +260,8 @@ class Viewer:
     def canvas_state(self, t_ms: int, box: tuple[int, int, int, int]):
         """The canvas at ``t_ms`` in the rectangle ``box`` (which may reach past the canvas) as
         the painting code's :class:`rplacevit.infer.Canvas`: colors, OUTSIDE off the canvas open
-        at that time, and last placement times when a model sees ages."""
+        at that time, last placement times when a model sees ages, previous colors when one sees
+        them."""
         import torch
 
         from .infer import OFF_CANVAS, Canvas
@@ -269,17 +270,21 @@ class Viewer:
         (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
         on = (max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1))
         colors = np.full((y1 - y0, x1 - x0), OUTSIDE, dtype=np.uint8)
-        times = None
+        times = previous = None
         if any("age" in m.config.inputs for m in self.models.values()):
             times = np.full(colors.shape, OFF_CANVAS, dtype=np.int64)
+        if any("previous" in m.config.inputs for m in self.models.values()):
+            previous = colors.copy()
         if on[0] < on[2] and on[1] < on[3]:
             inside = np.s_[on[1] - y0:on[3] - y0, on[0] - x0:on[2] - x0]
             colors[inside] = self.history.canvas_at(t_ms, on)
             if times is not None:
                 # placement_times_at writes the int64 minimum, NEVER_PLACED, where never.
                 times[inside] = self.history.placement_times_at(t_ms, on)
+            if previous is not None:
+                previous[inside] = self.history.previous_colors_at(t_ms, on)
         to = functools.partial(torch.as_tensor, device=self.device)
-        return Canvas(to(colors), None if times is None else to(times))
+        return Canvas(to(colors), None if times is None else to(times), None if previous is None else to(previous))
 
     def _predict_map(self, t_ms: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w) float32 in [0, 1]: the time model's predicted time to the next change (a
