@@ -9,7 +9,8 @@ runs, with its wall time (the CPU budget), so any row can be redone by hand.
 
 ``--data sample`` ingests the shipped sample first (into OUT/dataset) and trains on the region
 that holds its events, with the default split (90% of the events); a run folder that already
-holds a ``model.pt`` is kept, so an interrupted ablation continues where it stopped.
+holds a ``model.pt`` of the same model (inputs, head, objective) is kept, so an interrupted
+ablation continues where it stopped (one from an older ablation is trained again).
 """
 
 from __future__ import annotations
@@ -18,16 +19,26 @@ import argparse
 import json
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import rplacevit
+from rplacevit.models import ModelConfig, load_model
 
 #: label → inputs; the time model also gets the best inputs with the bce objective.
-ABLATION = {"color": "color", "+age": "color,age", "+placer": "color,placer", "+users": "color,users", "all": "color,age,placer,users"}
+ABLATION = {"color": "color", "+age": "color,age", "+previous": "color,previous", "+placer": "color,placer", "+users": "color,users",
+            "+age+previous": "color,age,previous", "all": "color,age,previous,placer,users"}
 SAMPLE_REGION = "250,375,378,503"
+
+
+def same_model(kept: ModelConfig, wanted: ModelConfig, extra: list[str]) -> bool:
+    """Whether a kept run's model is the one this ablation would train: its inputs, its color
+    head, its time objective."""
+    objective = extra[extra.index("--time-objective") + 1] if "--time-objective" in extra else wanted.time_objective
+    return (kept.inputs, kept.pixel_head, kept.time_objective) == (wanted.inputs, wanted.pixel_head, objective)
 
 
 def run(command: list[str], log) -> float:
@@ -71,11 +82,13 @@ def main() -> None:
     plan += [("time", label, inputs, args.time_steps, []) for label, inputs in ABLATION.items()]
     plan.append(("time", "+age bce", "color,age", args.time_steps, ["--time-objective", "bce"]))
     for task, label, inputs, steps, extra in plan:
-        folder = args.out / f"{task}-{label.replace('+', '').replace(' ', '-')}"
+        folder = args.out / f"{task}-{label.replace('+', '-').replace(' ', '-').strip('-')}"
         runs[task][label] = folder / "model.pt"
         if (folder / "model.pt").exists():
-            print(f"kept {folder}")
-            continue
+            if same_model(load_model(folder / "model.pt").config, ModelConfig(kind=task, inputs=inputs), extra):
+                print(f"kept {folder}")
+                continue
+            shutil.rmtree(folder)
         run(["train", task, data, "-o", str(folder), "--steps", str(steps), "--inputs", inputs, *common, *extra], log)
     evaluation = ["evaluate", data, "--samples", args.samples, "--seed", "0", "--device", "cpu", "--threads", "1", "--force", "-o", str(args.out / "report")]
     for task in ("color", "time"):
@@ -84,8 +97,11 @@ def main() -> None:
         evaluation += ["--region", region]
     run(evaluation, log)
     print((args.out / "report" / "report.md").read_text())
-    record = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "runs": log}
-    (args.out / "commands.json").write_text(json.dumps(record, indent=2) + "\n")
+    # The commands of earlier calls stay: a kept model's command is the one that trained it.
+    record_path = args.out / "commands.json"
+    earlier = json.loads(record_path.read_text())["runs"] if record_path.exists() else []
+    record = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "runs": earlier + log}
+    record_path.write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -82,6 +82,7 @@ def main() -> None:
     print(f"time:     {rate(lambda b: h.time_targets(b, 16), batches[: max(1, args.batches // 4)]):,.0f} targets/s (16×16, 1 h horizon)")
     print(f"ages:     {rate(lambda b: h.age_buckets(b, 64), batches):,.0f} windows/s (64×64 age buckets, the models' age input)")
     print(f"placers:  {rate(lambda b: h.last_placers(b, 64), batches):,.0f} windows/s (64×64 last placers, the users input)")
+    print(f"previous: {rate(lambda b: h.previous_colors(b, 64), batches):,.0f} windows/s (64×64 previous colors, the previous input)")
     print(f"placer:   {rate(lambda b: h.placer_history(b, 8), batches):,.0f} events/s (placer_history, k = 8)")
     first, last = h.time_range
     times = rng.integers(first, last, 50)
