@@ -35,10 +35,11 @@ SAMPLE_REGION = "250,375,378,503"
 
 
 def same_model(kept: ModelConfig, wanted: ModelConfig, extra: list[str]) -> bool:
-    """Whether a kept run's model is the one this ablation would train: its inputs, its color
-    head, its time objective."""
+    """Whether a kept run's model is the one this ablation would train: its inputs, its time
+    objective, and a color model's head (time models have no use for it)."""
     objective = extra[extra.index("--time-objective") + 1] if "--time-objective" in extra else wanted.time_objective
-    return (kept.inputs, kept.pixel_head, kept.time_objective) == (wanted.inputs, wanted.pixel_head, objective)
+    head = kept.pixel_head == wanted.pixel_head or wanted.kind == "time"
+    return head and (kept.inputs, kept.time_objective) == (wanted.inputs, objective)
 
 
 def run(command: list[str], log) -> float:
@@ -78,6 +79,7 @@ def main() -> None:
     if args.until:
         common += ["--until", args.until]
     runs = {"color": {}, "time": {}}
+    retrained: list[str] = []
     plan = [("color", label, inputs, args.color_steps, []) for label, inputs in ABLATION.items()]
     plan += [("time", label, inputs, args.time_steps, []) for label, inputs in ABLATION.items()]
     plan.append(("time", "+age bce", "color,age", args.time_steps, ["--time-objective", "bce"]))
@@ -89,6 +91,7 @@ def main() -> None:
                 print(f"kept {folder}")
                 continue
             shutil.rmtree(folder)
+            retrained.append(str(folder))
         run(["train", task, data, "-o", str(folder), "--steps", str(steps), "--inputs", inputs, *common, *extra], log)
     evaluation = ["evaluate", data, "--samples", args.samples, "--seed", "0", "--device", "cpu", "--threads", "1", "--force", "-o", str(args.out / "report")]
     for task in ("color", "time"):
@@ -97,9 +100,12 @@ def main() -> None:
         evaluation += ["--region", region]
     run(evaluation, log)
     print((args.out / "report" / "report.md").read_text())
-    # The commands of earlier calls stay: a kept model's command is the one that trained it.
+    # The commands of earlier calls stay for the models kept (each the command that trained it);
+    # those of models trained again and of earlier evaluations go.
     record_path = args.out / "commands.json"
     earlier = json.loads(record_path.read_text())["runs"] if record_path.exists() else []
+    earlier = [run for run in earlier if not run["command"].startswith("rplacevit evaluate")
+               and not any(f" -o {folder} " in run["command"] for folder in retrained)]
     record = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} cores", "runs": earlier + log}
     record_path.write_text(json.dumps(record, indent=2) + "\n")
 

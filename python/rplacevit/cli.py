@@ -388,7 +388,6 @@ MODEL_OPTIONS = {
 }
 
 
-
 def choice_of(name: str, text: str) -> str:
     """``text`` when it is one of :mod:`rplacevit.models`' ``name`` (read when an option is
     parsed: the command line imports torch only for the commands that need it)."""

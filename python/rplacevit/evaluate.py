@@ -312,7 +312,7 @@ def model_names(kind: str, loaded: dict[str, Loaded]) -> dict:
 class Scores:
     """What the models and the per-event baselines say of each evaluated event, in id order.
     targets: (n,) int64 colors. ranks: name → (n, 3) int64 colors ranked (−1: no more), for
-    "current", "neighbourhood", "recent" (and "prior", added by the caller). models: label →
+    each of PER_EVENT_BASELINES (and "prior", added by the caller). models: label →
     (n, 3) ranks of each color model; model_nll: label → (n,) float64 −ln p(target) in nats.
     With time models, (n, c, c) arrays: time_targets; predicted, label → each model's time-like
     scores (fractions of the horizon, lower = sooner: :meth:`TimeModel.time_fraction`);

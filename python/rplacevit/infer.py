@@ -268,14 +268,12 @@ def start_times(dataset: _Path | None, at: str | int | None, shape: tuple[int, i
 def start_previous(dataset: _Path | None, at: str | int | None, start: np.ndarray, canvas_size, region, palette) -> np.ndarray:
     """(H, W) uint8: the color each pixel of the start canvas ``start`` (as :func:`start_canvas`
     made it) showed before its last placement: the dataset's at ``at``
-    (:meth:`rplacevit.History.previous_colors_at`), cut and cropped like the canvas, OUTSIDE where
-    the start is; else ``start`` itself (pixels never placed on keep the color they show)."""
+    (:meth:`rplacevit.History.previous_colors_at`), cut and cropped like the canvas; else
+    ``start`` itself (pixels never placed on keep the color they show)."""
     if dataset is None:
         return start.copy()
     previous = open_history(dataset).previous_colors_at(parse_time(at), region)
-    if canvas_size is not None:
-        previous = crop_or_pad(previous, tuple(canvas_size), white_of(palette))
-    return np.where(start == OUTSIDE, OUTSIDE, previous).astype(np.uint8)
+    return previous if canvas_size is None else crop_or_pad(previous, tuple(canvas_size), white_of(palette))
 
 
 def mean_interval(dataset: _Path, region: tuple[int, int, int, int] | None) -> int:

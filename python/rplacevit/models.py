@@ -102,11 +102,10 @@ class ModelConfig:
     replaced by "unknown", so the model also works where they are not known. time_objective:
     see :data:`TIME_OBJECTIVES`. user_features: width of the ``users`` input's vectors.
     pixel_head: the color head reads the sum of the cls token and the event pixel's token, a
-    direct path to what the pixel shows, showed before and how long ago it changed (on the
-    crafted restoration history of the tests, a tiny model reached 0.41 top-1 in 100 steps with
-    it, 0.27 in 1,000 without); False is the original's cls-only head, and what checkpoints
-    saved before this field existed were trained with (:func:`load_model` reads them so). Time
-    models ignore it.
+    direct path to what the pixel shows, showed before and how long ago it changed (what it
+    gains and costs: README, "Can the canvas be predicted?"); False is the original's cls-only
+    head, and what checkpoints saved before this field existed were trained with
+    (:func:`load_model` reads them so). Time models ignore it.
     palette: the colors of the dataset the model was trained on, ``#RRGGBB`` by palette index
     (training records it; empty in checkpoints from before palettes were recorded: the 32
     colors of 2022 and 2023). Whatever the palette, the vocabulary is the 32 indices and

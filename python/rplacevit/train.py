@@ -33,7 +33,7 @@ from ._core import ArgumentError
 from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
 from .files import atomic_path
 from .models import KINDS as TASKS
-from .models import PRESETS, ModelConfig, build_model, parameter_groups, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
+from .models import BEFORE_FIELDS, PRESETS, ModelConfig, build_model, parameter_groups, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
 from .options import option, parse_region
 from .signals import Terminated
 from .times import format_time, parse_duration, parse_time
@@ -353,7 +353,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
             raise ValueError(f"the run in {out} has finished (model.pt): nothing to resume; train in another folder")
         state = read_training_state(found[-1], device)
         changed = changed_settings(state["train_config"], config)
-        if changed or state["model"]["config"] != asdict(model_config):
+        if changed or {**BEFORE_FIELDS, **state["model"]["config"]} != asdict(model_config):
             raise ValueError(f"{found[-1]} was made with other settings ({', '.join(f'`{name}`' for name in changed) or 'the model'}); "
                              "resume with the settings of the run")
         check_weights(model_config, state["model"]["state_dict"], os.fspath(found[-1]))

@@ -2,10 +2,10 @@
 //! last placed on (bucketed, for the models' `age` input), who placed it last (`users`) and what
 //! it showed before that (`previous`).
 
-use super::{grid_cells, prefetch, History, Under};
+use super::{grid_cells, largest, prefetch, History, Under};
 use crate::error::Result;
 use crate::index::{cell_color, cell_pixel, NEVER, TILE};
-use crate::palette::OUTSIDE;
+use crate::palette::{N_COLORS, OUTSIDE};
 use std::ops::Range;
 
 /// Age buckets: 0 for an age under 2¹³ ms (8.2 s), then two per doubling up to 2²⁷ ms (37.3 h):
@@ -133,11 +133,15 @@ impl History {
     }
 
     /// The color each pixel of the rectangle `xs`×`ys` (on the canvas) showed before its last
-    /// placement by the events with timestamp ≤ `t_ms`, as [`History::previous_colors`] gives it
-    /// for a window: `(ys.len(), xs.len())` palette indices. What a painting that starts from the
-    /// real canvas of a moment needs for the models' `previous` input.
+    /// placement by the events with timestamp ≤ `t_ms`: `(ys.len(), xs.len())` palette indices,
+    /// white where it had fewer than two, and white too where the canvas was not open yet (as
+    /// [`History::region_at`] shows it; [`History::previous_colors`] marks those cells OUTSIDE in
+    /// a window). What a painting that starts from the real canvas of a moment needs for the
+    /// models' `previous` input.
     pub fn previous_colors_at(&self, t_ms: i64, xs: Range<usize>, ys: Range<usize>) -> Result<Vec<u8>> {
-        self.nth_in_region(t_ms, xs, ys, 2, self.white, "the canvas of previous colors", |_, cell| cell_color(cell))
+        let colors = self.nth_in_region(t_ms, xs, ys, 2, self.white, "the canvas of previous colors", |_, cell| cell_color(cell))?;
+        self.check_largest(largest(&colors) as i64, N_COLORS as u8 - 1)?;
+        Ok(colors)
     }
 
     /// For each pixel of the rectangle, `value(id, cell)` of the `nth` latest event at it with
@@ -194,7 +198,7 @@ impl History {
     /// size)` palette indices. What the models' `previous` input reads: on r/place a damaged
     /// pixel is mostly restored to what it showed before.
     pub fn previous_colors(&self, ids: &[i64], size: usize) -> Result<Vec<u8>> {
-        self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| {
+        let colors = self.per_event(ids, grid_cells(size)?, |_: &mut (), id, grid| {
             let under = self.under(id, size);
             grid.fill(OUTSIDE);
             for y in under.ys.clone() {
@@ -203,7 +207,9 @@ impl History {
                 grid[row + first..row + last].fill(self.white);
             }
             self.nth_per_cell(id, size, 2, |tile| self.earlier_in_tile(tile, id), |at, _, cell| grid[at] = cell_color(cell));
-        })
+        })?;
+        self.check_largest(largest(&colors) as i64, OUTSIDE)?;
+        Ok(colors)
     }
 }
 

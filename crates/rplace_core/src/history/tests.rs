@@ -586,12 +586,27 @@ fn damaged_datasets_name_the_file() {
     assert!(history.tile_checkpoints.len > 0, "the test needs a tile with a checkpoint");
     bytes[at] = events[7].color();
     std::fs::write(&color, &bytes).unwrap();
+    let states_before = states.clone();
     states[header..].fill(99);
     std::fs::write(&checkpoints, &states).unwrap();
     let history = History::open(dir.path()).unwrap();
     let busy: Vec<i64> = (0..500).collect();
     let error = history.windows(&busy, 16).unwrap_err();
     assert!(matches!(&error, Error::Dataset { path, .. } if path.ends_with(TILE_CHECKPOINTS_FILE)), "{error}");
+    std::fs::write(&checkpoints, &states_before).unwrap();
+    // And its events' cells: the previous colors read them, and name the file.
+    let cells_file = dir.path().join(TILE_EVENT_CELLS_FILE);
+    let cells_before = std::fs::read(&cells_file).unwrap();
+    let mut cells = cells_before.clone();
+    let header = npy::header_len("<u2", &[500]);
+    cells[header..].chunks_mut(2).for_each(|cell| cell[1] = 200);
+    std::fs::write(&cells_file, &cells).unwrap();
+    let history = History::open(dir.path()).unwrap();
+    let (width, height) = (history.width, history.height);
+    for error in [history.previous_colors(&busy, 16).unwrap_err(), history.previous_colors_at(i64::MAX, 0..width, 0..height).unwrap_err()] {
+        assert!(matches!(&error, Error::Dataset { path, .. } if path.ends_with(TILE_EVENT_CELLS_FILE)), "{error}");
+    }
+    std::fs::write(&cells_file, &cells_before).unwrap();
 
     std::fs::remove_file(dir.path().join(X_FILE)).unwrap();
     damaged("x.npy", "missing");
