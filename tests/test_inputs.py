@@ -19,7 +19,8 @@ from conftest import DATA
 from rplacevit.data import UserVectors, model_inputs
 from rplacevit.evaluate import evaluate
 from rplacevit.infer import InferConfig, infer
-from rplacevit.models import PLACER_UNKNOWN, ModelConfig, build_model, check_inputs, drop_inputs, load_model, read_checkpoint, unknown_placer
+from rplacevit.models import (PLACER_UNKNOWN, ModelConfig, build_model, check_inputs, drop_inputs, load_model, read_checkpoint,
+                               to_checkpoint, unknown_placer)
 from rplacevit.train import TrainConfig, train
 
 SAMPLE_REGION = (250, 375, 378, 503)
@@ -251,3 +252,15 @@ def test_malformed_inputs_are_clear_errors():
     with pytest.raises(ValueError, match="time_objective"):
         ModelConfig.preset("tiny", "time", time_objective="mae")
     assert ModelConfig.preset("tiny", "color", inputs=["users", "color", "age"]).inputs == ("color", "age", "users")
+    with pytest.raises(ValueError, match="pixel_head"):
+        ModelConfig.preset("tiny", "color", pixel_head="yes")
+    with pytest.raises(ValueError, match=r"previous values 40\.\.40: expected 0\.\.32"):
+        build_model(ModelConfig.preset("tiny", "color", **SMALL, inputs=("color", "previous")))(
+            {"color": windows, "previous": torch.full((2, 16, 16), 40)})
+    with pytest.raises(ValueError, match="sees previous colors"):
+        build_model(ModelConfig.preset("tiny", "color", **SMALL, inputs=("color", "previous")))(windows)
+    # A crafted checkpoint whose head flag is no boolean is refused, naming it.
+    crafted = to_checkpoint(build_model(ModelConfig.preset("tiny", "color", **SMALL)))
+    crafted["config"]["pixel_head"] = "__import__('os')"
+    with pytest.raises(ValueError, match="crafted.pt is not an rplacevit checkpoint: bad config"):
+        load_model(crafted, name="crafted.pt")

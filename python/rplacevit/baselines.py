@@ -87,7 +87,7 @@ def previous_ranking(windows3: np.ndarray, previous: np.ndarray) -> np.ndarray:
     """(n, 3): the color the pixel showed before its last placement (``previous``, (n,) as
     :meth:`rplacevit.History.previous_colors` gives it: what a damaged pixel is restored to),
     then its present color, then the most frequent colors among its 8 neighbours (ties: lower
-    palette index); only the neighbours where the pixel is OUTSIDE."""
+    palette index); where the pixel itself is OUTSIDE, the neighbours alone."""
     centre = windows3[:, 1, 1].astype(np.int64)
     on = np.flatnonzero(centre < PALETTE_SIZE)
     scores = neighbour_counts(windows3).astype(np.float64)

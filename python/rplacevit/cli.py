@@ -363,6 +363,7 @@ def fraction(text: str) -> float:
 
 
 def yes_no(text: str) -> bool:
+    """``--pixel-head``-like flags: yes or no."""
     if text not in ("yes", "no"):
         raise argparse.ArgumentTypeError(f"{text!r}: expected yes or no")
     return text == "yes"
@@ -378,7 +379,7 @@ MODEL_OPTIONS = {
     "heads": ("attention heads", positive, "N", None),
     "blocks": ("Transformer blocks", positive, "N", None),
     "d_ff": ("hidden width of each block's MLP", positive, "N", None),
-    "inputs": ("what the model sees: color, and any of age, previous, placer, users (e.g. color,age,previous)", parse_inputs, "NAMES", None),
+    "inputs": ("what the model sees: color, and any of {inputs} (e.g. color,age,previous)", parse_inputs, "NAMES", None),
     "input_dropout": ("in training, the probability of hiding an event's placer (and, separately, its users)", fraction, "P",
                       None),
     "time_objective": ("the time model's loss: mse on the capped time, or bce on 'changes within the horizon'",
@@ -525,7 +526,7 @@ def options_timelapse(p: argparse.ArgumentParser) -> None:
 def options_train(p: argparse.ArgumentParser) -> None:
     from .train import TrainConfig
 
-    from .models import PRESETS, ModelConfig
+    from .models import INPUTS, PRESETS, ModelConfig
 
     add_options(p, TrainConfig)
     defaults = {field.name: field.default for field in dataclasses.fields(ModelConfig)}
@@ -538,6 +539,7 @@ def options_train(p: argparse.ArgumentParser) -> None:
             default = "yes" if default else "no"
         elif name == "inputs":
             default = ",".join(default)
+        what = what.replace("{inputs}", ", ".join(INPUTS[1:]))  # named once, in rplacevit.models
         p.add_argument(f"--{name.replace('_', '-')}", type=kind, metavar=metavar, choices=choices, help=f"{what} (default: {default})")
     p.add_argument("--resume", action="store_true", help="continue from the last checkpoint of RUN_DIR")
     add_quiet(p, "show no progress")
