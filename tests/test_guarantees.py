@@ -406,9 +406,15 @@ def test_7_a_color_outside_the_palette_is_reported_with_its_file_never_as_an_ind
     assert any("color 200" in p for p in rplacevit.verify(copy))
 
 
-def test_7_verify_cross_checks_files_rewritten_with_matching_checksums(intact, tmp_path):
-    # A snapshot changed and the manifest's checksums recomputed: only the replay tells.
-    copy = damaged_copy(intact, tmp_path, "snapshots.npy", offset_from_end=4_000_000 + 10, value=5)
+@pytest.mark.parametrize("file, offset_from_end, value, says", [
+    ("snapshots.npy", 4_000_000 + 10, 5, "snapshots.npy: snapshot 4 (before event 100000) differs from the replay"),
+    ("index/tile_change_ticks.npy", 2, None, "tile_change_ticks.npy: checkpoint 1561 (tile 3898) has ages other than its events give"),
+    ("index/tile_change_rests.npy", 1_001, None, "tile_change_rests.npy: checkpoint 1560 (tile 3898) has ages other than its events give"),
+    ("index/tile_event_times.npy", 3, None, "tile_event_times.npy: tile 3898: the time of event 100444 differs from its timestamp"),
+])
+def test_7_verify_cross_checks_files_rewritten_with_matching_checksums(intact, tmp_path, file, offset_from_end, value, says):
+    # A file changed and the manifest's checksums recomputed: only the replay tells.
+    copy = damaged_copy(intact, tmp_path, file, offset_from_end=offset_from_end, value=value)
     manifest = json.loads((copy / "manifest.json").read_text())
     block = manifest["checksum_block"]
     for entry in manifest["files"]:
@@ -416,7 +422,7 @@ def test_7_verify_cross_checks_files_rewritten_with_matching_checksums(intact, t
         entry["crc32"] = [f"{zlib.crc32(data[k:k + block]):08x}" for k in range(0, len(data), block)]
     (copy / "manifest.json").write_text(json.dumps(manifest))
     problems = rplacevit.verify(copy)
-    assert len(problems) == 1 and "snapshots.npy: snapshot 4 (before event 100000) differs from the replay" in problems[0], problems
+    assert len(problems) == 1 and says in problems[0], problems
 
 
 # --- 8 and 9. bounded work for small inputs; no abort on a failed allocation --------------------

@@ -34,8 +34,10 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Bumped whenever the layout above changes in a way old readers cannot follow.
-/// 2: `events/`, `index/` and `manifest.json`.
-pub const FORMAT_VERSION: i64 = 3;
+/// 2: `events/`, `index/` and `manifest.json`; 3: the year and canvas origin in the manifest;
+/// 4: the checkpoints' ages as ticks and rests, the tile event times from the dataset's first
+/// event (see [`crate::index`]).
+pub const FORMAT_VERSION: i64 = 4;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const META_FILE: &str = "meta.sqlite";

@@ -11,8 +11,9 @@ use crate::dataset::{self, DatasetInfo, Folder};
 use crate::error::{Context, Error, Result};
 use crate::index::{
     cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE,
-    TILE_CHANGE_AGES_FILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TILE_OFFSETS_FILE,
-    TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE, USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE, Y_FILE,
+    TILE_CHANGE_RESTS_FILE, TILE_CHANGE_TICKS_FILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE,
+    TILE_EVENT_TIMES_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE, USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE,
+    Y_FILE,
 };
 use crate::npy::Array;
 use crate::palette::{N_COLORS, OUTSIDE};
@@ -113,7 +114,8 @@ pub struct History {
     checkpoint_offsets: Array<u64>,
     checkpoint_event_ids: Array<u32>,
     tile_checkpoints: Array<u8>,
-    tile_change_ages: Array<u32>,
+    tile_change_ticks: Array<u16>,
+    tile_change_rests: Array<u16>,
     tile_event_times: Array<u32>,
     user_previous: Array<u32>,
     user_rank: Array<u32>,
@@ -200,7 +202,8 @@ impl History {
             tile_event_cells: Array::open(folder, TILE_EVENT_CELLS_FILE, &[n])?,
             tile_checkpoints: Array::open(folder, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
             checkpoint_event_ids: Array::open(folder, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
-            tile_change_ages: Array::open(folder, TILE_CHANGE_AGES_FILE, &[checkpoint_count, TILE * TILE])?,
+            tile_change_ticks: Array::open(folder, TILE_CHANGE_TICKS_FILE, &[checkpoint_count, TILE * TILE])?,
+            tile_change_rests: Array::open(folder, TILE_CHANGE_RESTS_FILE, &[checkpoint_count, TILE * TILE])?,
             tile_event_times: Array::open(folder, TILE_EVENT_TIMES_FILE, &[n])?,
             user_previous: Array::open(folder, USER_PREVIOUS_FILE, &[n])?,
             user_rank: Array::open(folder, USER_RANK_FILE, &[n])?,

@@ -23,13 +23,18 @@
 //!   64 consecutive events. About 4.1 bytes per event; any tile state costs one copy and at most
 //!   63 events.
 //! - `index/tile_event_times.npy` (`<u4`, N): for the same positions, the milliseconds from the
-//!   tile's first event to the event ([`NEVER`] from 49.7 days on: then the timestamp column
+//!   dataset's first event to the event ([`NEVER`] from 49.7 days on: then the timestamp column
 //!   tells), so that the times of a tile's events are read in sequence too (4 bytes per event).
-//! - For the same checkpoints, how long ago each pixel was last placed on:
-//!   `index/tile_change_ages.npy` (`<u4`, (C, 256)) holds, in milliseconds, the time from the
-//!   pixel's last event to the checkpoint's last event ([`NEVER`] for a pixel without any yet,
-//!   [`NEVER`] − 1 for 49 days or more), so that the age of every pixel under a window costs what
-//!   its color costs (16 bytes per event).
+//! - For the same checkpoints, how long ago each pixel was last placed on, the time from the
+//!   pixel's last event to the checkpoint's last event, in two parts: whole ticks of
+//!   [`AGE_TICK_MS`] in `index/tile_change_ticks.npy` (`<u2`, (C, 256); [`TICKS_LONG_AGO`] from
+//!   2²⁷ ms = 37.3 h on, [`TICKS_NEVER`] for a pixel without any event yet) and the
+//!   milliseconds left over in `index/tile_change_rests.npy` (`<u2`, (C, 256); 0 where the ticks
+//!   are long ago or never). Every edge of the models' age buckets ([`crate::history::ages`]) is a
+//!   whole number of ticks, so the ticks alone give the bucket of a pixel at any later event
+//!   except where its age may or may not have crossed an edge within the last tick: there the
+//!   rests decide, read for the few rows that need them. An age window thus reads two bytes a
+//!   pixel, not four (8 bytes per event in each file).
 //! - Per user, the chain of their events: `index/user_previous.npy` (`<u4`, N) holds for every
 //!   event the id of the same user's previous event ([`NONE`] for a user's first),
 //!   `index/user_rank.npy` (`<u4`, N) how many events the user placed before it (by id), and
@@ -82,11 +87,18 @@ pub const TILE_EVENT_CELLS_FILE: &str = "index/tile_event_cells.npy";
 pub const CHECKPOINT_OFFSETS_FILE: &str = "index/checkpoint_offsets.npy";
 pub const TILE_CHECKPOINTS_FILE: &str = "index/tile_checkpoints.npy";
 pub const CHECKPOINT_EVENT_IDS_FILE: &str = "index/checkpoint_event_ids.npy";
-pub const TILE_CHANGE_AGES_FILE: &str = "index/tile_change_ages.npy";
+pub const TILE_CHANGE_TICKS_FILE: &str = "index/tile_change_ticks.npy";
+pub const TILE_CHANGE_RESTS_FILE: &str = "index/tile_change_rests.npy";
 pub const TILE_EVENT_TIMES_FILE: &str = "index/tile_event_times.npy";
 
-/// In `tile_change_ages`: the pixel has no event yet.
+/// In `tile_event_times`: 49.7 days or more after the dataset's first event.
 pub const NEVER: u32 = u32::MAX;
+/// The unit of `tile_change_ticks`: 4,096 ms.
+pub const AGE_TICK_MS: i64 = 1 << 12;
+/// In `tile_change_ticks`: the pixel was last placed on 2²⁷ ms (37.3 h) or more before.
+pub const TICKS_LONG_AGO: u16 = 1 << 15;
+/// In `tile_change_ticks`: the pixel has no event yet.
+pub const TICKS_NEVER: u16 = u16::MAX;
 pub const USER_PREVIOUS_FILE: &str = "index/user_previous.npy";
 pub const USER_RANK_FILE: &str = "index/user_rank.npy";
 pub const USER_LAST_FILE: &str = "index/user_last.npy";
@@ -172,19 +184,11 @@ pub fn write_index(
         checkpoint_ids.extend(tile_ids.chunks_exact(CHECKPOINT_EVERY).map(|block| block[CHECKPOINT_EVERY - 1]));
         checkpoint_offsets[t] = checkpoint_ids.len() as u64;
     }
-    write_change_ages(&dataset.join(TILE_CHANGE_AGES_FILE), &tile_offsets, &ids, &cells, events, checkpoint_ids.len(), stop)?;
-    let mut times = filled(n, 0u32, "the tile index")?;
-    for bounds in tile_offsets.windows(2) {
-        let span = bounds[0] as usize..bounds[1] as usize;
-        if let Some(&first) = ids.get(span.start).filter(|_| !span.is_empty()) {
-            let base = events[first as usize].timestamp_ms;
-            for (time, &id) in times[span.clone()].iter_mut().zip(&ids[span]) {
-                *time = (events[id as usize].timestamp_ms - base).clamp(0, NEVER as i64) as u32;
-            }
-        }
-    }
-    write_column(&dataset.join(TILE_EVENT_TIMES_FILE), "<u4", &times, stop, |t| t.to_le_bytes())?;
-    drop(times);
+    write_change_ticks(dataset, &tile_offsets, &ids, &cells, events, checkpoint_ids.len(), stop)?;
+    let first = events.first().map_or(0, |e| e.timestamp_ms);
+    write_column(&dataset.join(TILE_EVENT_TIMES_FILE), "<u4", &ids, stop, |&id| {
+        event_time(events[id as usize].timestamp_ms, first).to_le_bytes()
+    })?;
     drop(ids);
     write_column(&dataset.join(CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
     write_column(&dataset.join(CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
@@ -252,8 +256,8 @@ fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoin
 
 /// Replays every tile and writes, after each [`CHECKPOINT_EVERY`] events, the age of each of its
 /// pixels at the checkpoint (see the module documentation), tile after tile.
-fn write_change_ages(
-    path: &Path,
+fn write_change_ticks(
+    dataset: &Path,
     tile_offsets: &[u64],
     ids: &[u32],
     cells: &[u16],
@@ -261,10 +265,15 @@ fn write_change_ages(
     checkpoints: usize,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
-    npy::write_header(&mut out, "<u4", &[checkpoints, TILE * TILE]).at(path)?;
+    let files = [dataset.join(TILE_CHANGE_TICKS_FILE), dataset.join(TILE_CHANGE_RESTS_FILE)];
+    let mut outs = Vec::new();
+    for path in &files {
+        let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+        npy::write_header(&mut out, "<u2", &[checkpoints, TILE * TILE]).at(path)?;
+        outs.push(out);
+    }
     let mut replayed = 0;
-    let mut row = [0u8; TILE * TILE * 4];
+    let (mut ticks, mut rests) = ([0u8; TILE * TILE * 2], [0u8; TILE * TILE * 2]);
     for bounds in tile_offsets.windows(2) {
         let span = bounds[0] as usize..bounds[1] as usize;
         replayed += span.len();
@@ -278,22 +287,39 @@ fn write_change_ages(
                 last[cell_pixel(cell)] = events[id as usize].timestamp_ms;
             }
             let now = events[block_ids[CHECKPOINT_EVERY - 1] as usize].timestamp_ms;
-            for (pixel, bytes) in row.chunks_exact_mut(4).enumerate() {
-                bytes.copy_from_slice(&age_at(now, last[pixel]).to_le_bytes());
+            for (pixel, (tick, rest)) in ticks.chunks_exact_mut(2).zip(rests.chunks_exact_mut(2)).enumerate() {
+                let (whole, left) = change_ticks(now, last[pixel]);
+                tick.copy_from_slice(&whole.to_le_bytes());
+                rest.copy_from_slice(&left.to_le_bytes());
             }
-            out.write_all(&row).at(path)?;
+            for ((out, path), row) in outs.iter_mut().zip(&files).zip([&ticks, &rests]) {
+                out.write_all(row).at(path)?;
+            }
         }
     }
-    out.flush().at(path)
+    for (out, path) in outs.iter_mut().zip(&files) {
+        out.flush().at(path)?;
+    }
+    Ok(())
 }
 
-/// What `tile_change_ages` stores for a pixel last placed at `last` (`i64::MIN`: never), at `now`.
-pub fn age_at(now: i64, last: i64) -> u32 {
+/// What `tile_change_ticks` and `tile_change_rests` store for a pixel last placed at `last`
+/// (`i64::MIN`: never), at `now`.
+pub fn change_ticks(now: i64, last: i64) -> (u16, u16) {
     if last == i64::MIN {
-        NEVER
-    } else {
-        (now - last).clamp(0, NEVER as i64 - 1) as u32
+        return (TICKS_NEVER, 0);
     }
+    let age = now.saturating_sub(last).max(0);
+    if age >= TICKS_LONG_AGO as i64 * AGE_TICK_MS {
+        (TICKS_LONG_AGO, 0)
+    } else {
+        ((age / AGE_TICK_MS) as u16, (age % AGE_TICK_MS) as u16)
+    }
+}
+
+/// What `tile_event_times` stores for an event at `t`, in a dataset whose first event is at `first`.
+pub fn event_time(t: i64, first: i64) -> u32 {
+    t.saturating_sub(first).clamp(0, NEVER as i64) as u32
 }
 
 #[cfg(test)]

@@ -7,8 +7,9 @@ use super::History;
 use crate::dataset;
 use crate::error::{Error, Result};
 use crate::index::{
-    self, cell_color, cell_pixel, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, COLOR_FILE, INDEX_DIR, TILE, TILE_CHANGE_AGES_FILE,
-    TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TIMESTAMP_FILE, USER_ID_FILE, X_FILE, Y_FILE,
+    self, cell_color, cell_pixel, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, COLOR_FILE, INDEX_DIR, TILE, TILE_CHANGE_RESTS_FILE,
+    TILE_CHANGE_TICKS_FILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TIMESTAMP_FILE,
+    USER_ID_FILE, X_FILE, Y_FILE,
 };
 use crate::palette::N_COLORS;
 use crate::stop::check;
@@ -176,9 +177,8 @@ impl History {
             }
             state[cell_pixel(cell)] = cell_color(cell);
             placed_at[cell_pixel(cell)] = self.timestamps()[id];
-            let base = self.timestamps()[ids[0] as usize];
             let time = self.tile_event_times.as_slice()[self.tile_span(tile).start + k];
-            if time != (self.timestamps()[id] - base).clamp(0, index::NEVER as i64) as u32 {
+            if time != index::event_time(self.timestamps()[id], self.timestamps()[0]) {
                 return Some((TILE_EVENT_TIMES_FILE, format!("tile {tile}: the time of event {id} differs from its timestamp")));
             }
             if (k + 1) % CHECKPOINT_EVERY == 0 {
@@ -190,9 +190,14 @@ impl History {
                     return Some((TILE_CHECKPOINTS_FILE, format!("checkpoint {row} (tile {tile}) differs from the replay of its events")));
                 }
                 let now = self.timestamps()[id];
-                let ages = &self.tile_change_ages.as_slice()[row * TILE * TILE..(row + 1) * TILE * TILE];
-                if ages.iter().zip(&placed_at).any(|(&age, &at)| age != index::age_at(now, at)) {
-                    return Some((TILE_CHANGE_AGES_FILE, format!("checkpoint {row} (tile {tile}) has ages other than its events give")));
+                let pixels = row * TILE * TILE..(row + 1) * TILE * TILE;
+                let expected = placed_at.map(|at| index::change_ticks(now, at));
+                let ticks_differ = self.tile_change_ticks.as_slice()[pixels.clone()].iter().zip(&expected).any(|(&t, e)| t != e.0);
+                let rests_differ = self.tile_change_rests.as_slice()[pixels].iter().zip(&expected).any(|(&r, e)| r != e.1);
+                for (file, differs) in [(TILE_CHANGE_TICKS_FILE, ticks_differ), (TILE_CHANGE_RESTS_FILE, rests_differ)] {
+                    if differs {
+                        return Some((file, format!("checkpoint {row} (tile {tile}) has ages other than its events give")));
+                    }
                 }
             }
         }

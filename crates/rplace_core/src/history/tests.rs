@@ -293,6 +293,7 @@ fn check_against_oracle(history: &History, oracle: &Oracle, rng: &mut Rng, sizes
     let few: Vec<i64> = sample.iter().step_by(5).copied().chain([0, n as i64 - 1]).collect();
     for size in [64, 17, 1] {
         let ages = same_on_any_pool(|| history.age_buckets(&few, size).unwrap());
+        assert_eq!(ages, history.portable_age_buckets(&few, size).unwrap(), "ages on any CPU, size {size}");
         let placers = same_on_any_pool(|| history.last_placers(&few, size).unwrap());
         let previous = same_on_any_pool(|| history.previous_colors(&few, size).unwrap());
         for (k, &id) in few.iter().enumerate() {
@@ -446,6 +447,33 @@ fn ages_match_the_oracle_from_milliseconds_to_months() {
     let buckets = history.age_buckets(&all, 9).unwrap();
     let missing: Vec<u8> = (0..=AGE_OUTSIDE).filter(|b| !buckets.contains(b)).collect();
     assert!(missing.is_empty(), "buckets never met: {missing:?}");
+}
+
+#[test]
+fn ages_are_exact_where_the_last_millisecond_decides() {
+    // A 20×18 canvas (partial tiles at the right and bottom) and events 0.1–1.5 s apart: ages of
+    // seconds to a minute, where the bucket edges lie a few ticks apart, so many checkpoint pixels
+    // sit within a tick of an edge and their rests decide. Every event, two window sizes.
+    let mut rng = Rng::new(17, 0, 0);
+    let (width, height) = (20, 18);
+    let mut events = random_events(&mut rng, 3_000, width, height, 2);
+    let mut t = 1_648_817_050_000i64;
+    for event in &mut events {
+        t += 100 + rng.index(1_400) as i64;
+        *event = Event::new(t, event.user_id, event.x(), event.y(), event.color(), false);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &events, width, height, 1_000);
+    let history = History::open(dir.path()).unwrap();
+    let oracle = Oracle::new(events, width, height);
+    let all: Vec<i64> = (0..oracle.events.len() as i64).collect();
+    for size in [16, 33] {
+        let ages = same_on_any_pool(|| history.age_buckets(&all, size).unwrap());
+        assert_eq!(ages, history.portable_age_buckets(&all, size).unwrap(), "ages on any CPU, size {size}");
+        for (k, &id) in all.iter().enumerate() {
+            assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
+        }
+    }
 }
 
 #[test]
