@@ -93,8 +93,8 @@ def test_features_equal_a_plain_computation(data, middle, sample_dataset, synthe
 
 
 def test_overwritten_across_more_than_49_days(tmp_path):
-    """The tile index keeps times as 32-bit milliseconds from a tile's first event (49.7 days):
-    beyond that the overwritten flag compares the events' own timestamps."""
+    """The tile index keeps times as 32-bit milliseconds from the dataset's first event (49.7
+    days): beyond that the overwritten flag compares the events' own timestamps."""
     rows = [
         ("2022-01-01 00:00:00 UTC", "a", "#FF4500", "3,3"),
         ("2022-03-05 00:00:00 UTC", "b", "#FFFFFF", "3,3"),  # 63 days later; the next 10 minutes later

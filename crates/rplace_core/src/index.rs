@@ -273,7 +273,7 @@ fn write_change_ticks(
         outs.push(out);
     }
     let mut replayed = 0;
-    let (mut ticks, mut rests) = ([0u8; TILE * TILE * 2], [0u8; TILE * TILE * 2]);
+    let (mut tick_row, mut rest_row) = ([0u8; TILE * TILE * 2], [0u8; TILE * TILE * 2]);
     for bounds in tile_offsets.windows(2) {
         let span = bounds[0] as usize..bounds[1] as usize;
         replayed += span.len();
@@ -287,12 +287,12 @@ fn write_change_ticks(
                 last[cell_pixel(cell)] = events[id as usize].timestamp_ms;
             }
             let now = events[block_ids[CHECKPOINT_EVERY - 1] as usize].timestamp_ms;
-            for (pixel, (tick, rest)) in ticks.chunks_exact_mut(2).zip(rests.chunks_exact_mut(2)).enumerate() {
-                let (whole, left) = change_ticks(now, last[pixel]);
-                tick.copy_from_slice(&whole.to_le_bytes());
-                rest.copy_from_slice(&left.to_le_bytes());
+            for (pixel, (tick_bytes, rest_bytes)) in tick_row.chunks_exact_mut(2).zip(rest_row.chunks_exact_mut(2)).enumerate() {
+                let (ticks, left) = change_ticks(now, last[pixel]);
+                tick_bytes.copy_from_slice(&ticks.to_le_bytes());
+                rest_bytes.copy_from_slice(&left.to_le_bytes());
             }
-            for ((out, path), row) in outs.iter_mut().zip(&files).zip([&ticks, &rests]) {
+            for ((out, path), row) in outs.iter_mut().zip(&files).zip([&tick_row, &rest_row]) {
                 out.write_all(row).at(path)?;
             }
         }
@@ -437,5 +437,18 @@ mod tests {
         let at = fortran.windows(5).position(|w| w == b"False").unwrap();
         fortran[at..at + 5].copy_from_slice(b"True ");
         assert!(npy::read_header(&fortran).unwrap_err().contains("Fortran"));
+    }
+
+    #[test]
+    fn checkpoint_ticks_and_rests_add_up_to_the_age() {
+        let now = 1_648_817_050_000;
+        assert_eq!(change_ticks(now, i64::MIN), (TICKS_NEVER, 0));
+        assert_eq!(change_ticks(now, now - (1 << 27)), (TICKS_LONG_AGO, 0));
+        assert_eq!(change_ticks(now, now - (1 << 27) + 1), (TICKS_LONG_AGO - 1, AGE_TICK_MS as u16 - 1));
+        for age in (0..1 << 27).step_by(4_093).chain([0, 1, 4_095, 4_096, 4_097]) {
+            let (tick, left) = change_ticks(now, now - age);
+            assert_eq!(tick as i64 * AGE_TICK_MS + left as i64, age);
+            assert!((left as i64) < AGE_TICK_MS);
+        }
     }
 }

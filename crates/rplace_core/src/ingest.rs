@@ -771,9 +771,10 @@ fn write(staging: &Path, ordered: &Ordered, options: &IngestOptions, stop: &Atom
     Ok(())
 }
 
-/// Bytes per event of a dataset besides its snapshots: 17 in the columns, about 10 in the index,
-/// and what SQLite's partitions take (measured on the sample: 81 in all), with a margin.
-const BYTES_PER_EVENT: u64 = 100;
+/// Bytes per event of a dataset besides its snapshots and tile offsets: 17 in the columns, 38 in
+/// the index (see [`crate::index`]), about 54 in SQLite's partitions and a few in `meta.sqlite`
+/// (measured on the sample: 115 in all, format 4), with a margin.
+const BYTES_PER_EVENT: u64 = 125;
 
 /// Refuses to start writing a dataset that the disk under `staging` cannot hold.
 fn check_free_space(staging: &Path, info: &DatasetInfo, users: &[Box<[u8]>]) -> Result<()> {

@@ -4,7 +4,7 @@
 
 use super::{grid_cells, largest, prefetch, History, Under};
 use crate::error::Result;
-use crate::index::{cell_color, cell_pixel, AGE_TICK_MS, NEVER, TICKS_LONG_AGO, TICKS_NEVER, TILE};
+use crate::index::{cell_color, cell_pixel, event_time, AGE_TICK_MS, NEVER, TICKS_LONG_AGO, TICKS_NEVER, TILE};
 use crate::palette::{N_COLORS, OUTSIDE};
 use std::ops::Range;
 
@@ -111,57 +111,62 @@ impl History {
                 }
                 continue;
             };
-            // The time since the checkpoint, in whole ticks and the milliseconds left.
-            let checkpoint_time = match times[block.start - 1] {
-                NEVER => timestamps[self.tile_event_ids.as_slice()[block.start - 1] as usize],
-                time => first + time as i64,
-            };
-            let since = t - checkpoint_time;
-            let (whole, rest) = ((since / AGE_TICK_MS).min(TICKS_LONG_AGO as i64) as u32, (since % AGE_TICK_MS) as u16);
+            // The time since the checkpoint, in whole ticks and the milliseconds left (never
+            // negative: the timestamps ascend with the ids, which `verify` checks).
+            let since = (t - self.tile_event_time(block.start - 1, first)).max(0);
+            let (since_ticks, since_left) = ((since / AGE_TICK_MS).min(TICKS_LONG_AGO as i64) as u32, (since % AGE_TICK_MS) as u16);
             for row in rows.clone() {
                 let from = at + row * TILE;
                 let row_ticks: &[u16; TILE] = ticks[from..from + TILE].try_into().expect("a tile row");
                 let pixels: &mut [u8; TILE] = (&mut region[corner + row * stride..][..TILE]).try_into().expect("a tile row");
-                // A pixel's age is its ticks plus `whole`, or one more where its rest and `rest`
-                // add up to a tick: only where that crosses a bucket edge do the rests decide.
+                // A pixel's age is its ticks plus `since_ticks`, or one more where its rest and
+                // `since_left` add up to a tick: only where that crosses a bucket edge do the
+                // rests decide (never for TICKS_NEVER, whose sum is past the last edge).
                 let mut decided = true;
                 for (pixel, &tick) in pixels.iter_mut().zip(row_ticks) {
-                    let ticks_now = tick as u32 + whole;
+                    let ticks_now = tick as u32 + since_ticks;
                     let (low, high) = (tick_bucket(ticks_now), tick_bucket(ticks_now + 1));
                     *pixel = if tick == TICKS_NEVER { AGE_NEVER } else { low };
-                    decided &= low == high || tick == TICKS_NEVER;
+                    decided &= low == high;
                 }
                 if !decided {
                     prefetch(&rests[from..from + TILE]);
-                    undecided.push((from, corner + row * stride, whole, rest));
+                    undecided.push((from, corner + row * stride, since_ticks, since_left));
                 }
             }
         }
-        for &(from, row, whole, rest) in undecided.iter() {
+        for &(from, row, since_ticks, since_left) in undecided.iter() {
             for ((pixel, &tick), &left) in region[row..row + TILE].iter_mut().zip(&ticks[from..from + TILE]).zip(&rests[from..from + TILE])
             {
                 if tick != TICKS_NEVER {
-                    *pixel = tick_bucket(tick as u32 + whole + u32::from(left as i64 + rest as i64 >= AGE_TICK_MS));
+                    *pixel = tick_bucket(tick as u32 + since_ticks + u32::from(left as i64 + since_left as i64 >= AGE_TICK_MS));
                 }
             }
         }
         // Then the tiles' events since their checkpoints, up to the event: those at earlier times
         // come before it, those at later times after; only at its own time (or where both times
         // ran out, 49.7 days on) do the ids tell.
-        let event_time = u32::try_from(t - first).unwrap_or(NEVER);
+        let event_time = event_time(t, first);
         for (part, (_, block, _)) in self.tiles_in(xs, ys).zip(tiles.iter()) {
             let corner = (part.y0 - y0) * stride + part.x0 - x0;
             for (position, (&cell, &time)) in block.clone().zip(cells[block.clone()].iter().zip(&times[block.clone()])) {
                 if time > event_time || (time == event_time && self.tile_event_ids.as_slice()[position] as usize >= id) {
                     break;
                 }
-                let placed =
-                    if time == NEVER { timestamps[self.tile_event_ids.as_slice()[position] as usize] } else { first + time as i64 };
                 let pixel = cell_pixel(cell);
-                region[corner + pixel / TILE * stride + pixel % TILE] = age_bucket(t - placed);
+                region[corner + pixel / TILE * stride + pixel % TILE] = age_bucket(t - self.tile_event_time(position, first));
             }
         }
         under.crop(region, out, AGE_OUTSIDE, |window, buckets| window.copy_from_slice(buckets));
+    }
+
+    /// The timestamp of the event at `position` in the tile files, from `tile_event_times` (the
+    /// dataset's first event at `first`), or from the timestamp column where that ran out.
+    fn tile_event_time(&self, position: usize, first: i64) -> i64 {
+        match self.tile_event_times.as_slice()[position] {
+            NEVER => self.timestamps()[self.tile_event_ids.as_slice()[position] as usize],
+            time => first + time as i64,
+        }
     }
 
     /// When each pixel of the rectangle `xs`×`ys` (on the canvas) was last placed on by the
@@ -263,7 +268,8 @@ pub(super) struct AgeScratch {
     /// its events since, the tile's rows under the window.
     tiles: Vec<(Option<usize>, Range<usize>, Range<usize>)>,
     /// The checkpoint rows whose rests decide: where their ticks start, where the row starts in
-    /// the region, and the time since the checkpoint (whole ticks, milliseconds left).
+    /// the region, and the time from the checkpoint to the event (whole ticks, milliseconds
+    /// left).
     undecided: Vec<(usize, usize, u32, u16)>,
 }
 
@@ -301,20 +307,6 @@ mod tests {
         }
         for ticks in [u16::MAX as u32, TICKS_LONG_AGO as u32 * 3 + 1] {
             assert_eq!(tick_bucket(ticks), AGE_BUCKETS - 1);
-        }
-    }
-
-    #[test]
-    fn checkpoint_ticks_and_rests_add_up_to_the_age() {
-        use crate::index::change_ticks;
-        let now = 1_648_817_050_000;
-        assert_eq!(change_ticks(now, i64::MIN), (TICKS_NEVER, 0));
-        assert_eq!(change_ticks(now, now - (1 << 27)), (TICKS_LONG_AGO, 0));
-        assert_eq!(change_ticks(now, now - (1 << 27) + 1), (TICKS_LONG_AGO - 1, AGE_TICK_MS as u16 - 1));
-        for age in (0..1 << 27).step_by(4_093).chain([0, 1, 4_095, 4_096, 4_097]) {
-            let (tick, left) = change_ticks(now, now - age);
-            assert_eq!(tick as i64 * AGE_TICK_MS + left as i64, age);
-            assert!((left as i64) < AGE_TICK_MS);
         }
     }
 }

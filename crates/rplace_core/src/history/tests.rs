@@ -1,6 +1,6 @@
 //! The reader against a plain replay oracle, on random histories and after a real ingest.
 
-use super::ages::{age_bucket, AGE_NEVER, AGE_OUTSIDE};
+use super::ages::{age_bucket, AGE_BUCKETS, AGE_NEVER, AGE_OUTSIDE};
 use super::*;
 use crate::dataset::{Meta, SNAPSHOTS_FILE};
 use crate::event::Event;
@@ -473,6 +473,40 @@ fn ages_are_exact_where_the_last_millisecond_decides() {
         for (k, &id) in all.iter().enumerate() {
             assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
         }
+    }
+}
+
+#[test]
+fn ages_are_exact_at_long_ago_and_where_the_times_run_out() {
+    // Events 0.1–1.5 s apart for about a quarter of an hour, then 2²⁷ ms (37.3 h) later less a
+    // minute another quarter of an hour of them: the first ones' ages cross the last bucket edge
+    // while the second ones read them, so the rests decide at that edge too. Then, 50 days on
+    // (past what the tile event times hold), events with equal timestamps: only the ids order them.
+    let mut rng = Rng::new(19, 0, 0);
+    let (width, height) = (20, 18);
+    let mut events = random_events(&mut rng, 3_000, width, height, 2);
+    let mut t = 1_648_817_050_000i64;
+    for (k, event) in events.iter_mut().enumerate() {
+        t += match k {
+            1_000 => (1 << 27) - 60_000,
+            2_000 => 50 * 86_400_000,
+            _ if k > 2_000 => [0, 0, 1_500][rng.index(3)],
+            _ => 100 + rng.index(1_400) as i64,
+        };
+        *event = Event::new(t, event.user_id, event.x(), event.y(), event.color(), false);
+    }
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &events, width, height, 1_000);
+    let history = History::open(dir.path()).unwrap();
+    let oracle = Oracle::new(events, width, height);
+    let all: Vec<i64> = (0..oracle.events.len() as i64).collect();
+    for size in [16, 33] {
+        let ages = same_on_any_pool(|| history.age_buckets(&all, size).unwrap());
+        assert_eq!(ages, history.portable_age_buckets(&all, size).unwrap(), "ages on any CPU, size {size}");
+        for (k, &id) in all.iter().enumerate() {
+            assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
+        }
+        assert!(ages.contains(&(AGE_BUCKETS - 2)) && ages.contains(&(AGE_BUCKETS - 1)), "both sides of the last edge");
     }
 }
 

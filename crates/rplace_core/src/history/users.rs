@@ -155,8 +155,8 @@ impl History {
                 let span = self.tile_span(tile);
                 let ids = &self.tile_event_ids.as_slice()[span.clone()];
                 let cells = &self.tile_event_cells.as_slice()[span.clone()];
-                // Times from the tile's first event, read in sequence with the ids; one clamped
-                // (49 days after) sends the comparison to the events' own timestamps.
+                // Times from the dataset's first event, read in sequence with the ids; one
+                // clamped (49.7 days after) sends the comparison to the events' own timestamps.
                 let times = &self.tile_event_times.as_slice()[span];
                 // An event's flags are written once, when the next event at its pixel (or the
                 // tile's end) settles whether it was overwritten soon: one store per event.
