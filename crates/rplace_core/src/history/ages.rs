@@ -113,7 +113,7 @@ impl History {
             };
             // The time since the checkpoint, in whole ticks and the milliseconds left (never
             // negative: the timestamps ascend with the ids, which `verify` checks).
-            let since = (t - self.tile_event_time(block.start - 1, first)).max(0);
+            let since = (t - self.tile_event_time(block.start - 1, times[block.start - 1], first)).max(0);
             let (since_ticks, since_left) = ((since / AGE_TICK_MS).min(TICKS_LONG_AGO as i64) as u32, (since % AGE_TICK_MS) as u16);
             for row in rows.clone() {
                 let from = at + row * TILE;
@@ -154,16 +154,18 @@ impl History {
                     break;
                 }
                 let pixel = cell_pixel(cell);
-                region[corner + pixel / TILE * stride + pixel % TILE] = age_bucket(t - self.tile_event_time(position, first));
+                region[corner + pixel / TILE * stride + pixel % TILE] = age_bucket(t - self.tile_event_time(position, time, first));
             }
         }
         under.crop(region, out, AGE_OUTSIDE, |window, buckets| window.copy_from_slice(buckets));
     }
 
-    /// The timestamp of the event at `position` in the tile files, from `tile_event_times` (the
-    /// dataset's first event at `first`), or from the timestamp column where that ran out.
-    fn tile_event_time(&self, position: usize, first: i64) -> i64 {
-        match self.tile_event_times.as_slice()[position] {
+    /// The timestamp of the event at `position` in the tile files, whose `tile_event_times`
+    /// entry is `time` (the dataset's first event at `first`): from the timestamp column where
+    /// the times ran out.
+    #[inline(always)]
+    fn tile_event_time(&self, position: usize, time: u32, first: i64) -> i64 {
+        match time {
             NEVER => self.timestamps()[self.tile_event_ids.as_slice()[position] as usize],
             time => first + time as i64,
         }
