@@ -426,18 +426,14 @@ fn matches_the_oracle_on_a_canvas_that_is_not_a_multiple_of_the_tile() {
 fn ages_match_the_oracle_from_milliseconds_to_months() {
     let mut rng = Rng::new(13, 0, 0);
     let (width, height, partition_size) = (40, 33, 1_000);
-    let mut events = random_events(&mut rng, 8_000, width, height, 5);
+    let events = random_events(&mut rng, 8_000, width, height, 5);
     // Gaps from 0 ms to 80 days, so every bucket (and "49 days or more") is met.
-    let mut t = 1_648_817_050_000i64;
-    for event in &mut events {
-        t += match rng.index(10) {
-            0..=4 => rng.index(3_000) as i64,
-            5 => 5_000 + rng.index(60_000) as i64,
-            6..=8 => rng.index(4_000_000) as i64,
-            _ => rng.index(7_000_000_000) as i64,
-        };
-        *event = Event::new(t, event.user_id, event.x(), event.y(), event.color(), false);
-    }
+    let events = retimed(events, |_| match rng.index(10) {
+        0..=4 => rng.index(3_000) as i64,
+        5 => 5_000 + rng.index(60_000) as i64,
+        6..=8 => rng.index(4_000_000) as i64,
+        _ => rng.index(7_000_000_000) as i64,
+    });
     let dir = tempfile::tempdir().unwrap();
     write_dataset(dir.path(), &events, width, height, partition_size);
     let history = History::open(dir.path()).unwrap();
@@ -449,6 +445,35 @@ fn ages_match_the_oracle_from_milliseconds_to_months() {
     assert!(missing.is_empty(), "buckets never met: {missing:?}");
 }
 
+/// `events` at new times: each `gap(k)` ms after the one before (event `k`), from 2022-04-01.
+fn retimed(events: Vec<Event>, mut gap: impl FnMut(usize) -> i64) -> Vec<Event> {
+    let mut t = 1_648_817_050_000i64;
+    let retime = |(k, event): (usize, Event)| {
+        t += gap(k);
+        Event::new(t, event.user_id, event.x(), event.y(), event.color(), false)
+    };
+    events.into_iter().enumerate().map(retime).collect()
+}
+
+/// The age windows of every event of `events` on a `width`×`height` canvas, one array per size
+/// of `sizes`, each checked against the replay, and the build that ran against the portable one.
+fn ages_of_every_event(events: Vec<Event>, width: usize, height: usize, sizes: &[usize]) -> Vec<Vec<u8>> {
+    let dir = tempfile::tempdir().unwrap();
+    write_dataset(dir.path(), &events, width, height, 1_000);
+    let history = History::open(dir.path()).unwrap();
+    let oracle = Oracle::new(events, width, height);
+    let all: Vec<i64> = (0..oracle.events.len() as i64).collect();
+    let check = |&size: &usize| {
+        let ages = same_on_any_pool(|| history.age_buckets(&all, size).unwrap());
+        assert_eq!(ages, history.portable_age_buckets(&all, size).unwrap(), "ages on any CPU, size {size}");
+        for (k, &id) in all.iter().enumerate() {
+            assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
+        }
+        ages
+    };
+    sizes.iter().map(check).collect()
+}
+
 #[test]
 fn ages_are_exact_where_the_last_millisecond_decides() {
     // A 20×18 canvas (partial tiles at the right and bottom) and events 0.1–1.5 s apart: ages of
@@ -456,24 +481,9 @@ fn ages_are_exact_where_the_last_millisecond_decides() {
     // sit within a tick of an edge and their rests decide. Every event, two window sizes.
     let mut rng = Rng::new(17, 0, 0);
     let (width, height) = (20, 18);
-    let mut events = random_events(&mut rng, 3_000, width, height, 2);
-    let mut t = 1_648_817_050_000i64;
-    for event in &mut events {
-        t += 100 + rng.index(1_400) as i64;
-        *event = Event::new(t, event.user_id, event.x(), event.y(), event.color(), false);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_dataset(dir.path(), &events, width, height, 1_000);
-    let history = History::open(dir.path()).unwrap();
-    let oracle = Oracle::new(events, width, height);
-    let all: Vec<i64> = (0..oracle.events.len() as i64).collect();
-    for size in [16, 33] {
-        let ages = same_on_any_pool(|| history.age_buckets(&all, size).unwrap());
-        assert_eq!(ages, history.portable_age_buckets(&all, size).unwrap(), "ages on any CPU, size {size}");
-        for (k, &id) in all.iter().enumerate() {
-            assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
-        }
-    }
+    let events = random_events(&mut rng, 3_000, width, height, 2);
+    let events = retimed(events, |_| 100 + rng.index(1_400) as i64);
+    ages_of_every_event(events, width, height, &[16, 33]);
 }
 
 #[test]
@@ -484,28 +494,14 @@ fn ages_are_exact_at_long_ago_and_where_the_times_run_out() {
     // (past what the tile event times hold), events with equal timestamps: only the ids order them.
     let mut rng = Rng::new(19, 0, 0);
     let (width, height) = (20, 18);
-    let mut events = random_events(&mut rng, 3_000, width, height, 2);
-    let mut t = 1_648_817_050_000i64;
-    for (k, event) in events.iter_mut().enumerate() {
-        t += match k {
-            1_000 => (1 << 27) - 60_000,
-            2_000 => 50 * 86_400_000,
-            _ if k > 2_000 => [0, 0, 1_500][rng.index(3)],
-            _ => 100 + rng.index(1_400) as i64,
-        };
-        *event = Event::new(t, event.user_id, event.x(), event.y(), event.color(), false);
-    }
-    let dir = tempfile::tempdir().unwrap();
-    write_dataset(dir.path(), &events, width, height, 1_000);
-    let history = History::open(dir.path()).unwrap();
-    let oracle = Oracle::new(events, width, height);
-    let all: Vec<i64> = (0..oracle.events.len() as i64).collect();
-    for size in [16, 33] {
-        let ages = same_on_any_pool(|| history.age_buckets(&all, size).unwrap());
-        assert_eq!(ages, history.portable_age_buckets(&all, size).unwrap(), "ages on any CPU, size {size}");
-        for (k, &id) in all.iter().enumerate() {
-            assert_eq!(&ages[k * size * size..(k + 1) * size * size], &oracle.ages(id as usize, size)[..], "ages of {id}, size {size}");
-        }
+    let events = random_events(&mut rng, 3_000, width, height, 2);
+    let events = retimed(events, |k| match k {
+        1_000 => (1 << 27) - 60_000,
+        2_000 => 50 * 86_400_000,
+        _ if k > 2_000 => [0, 0, 1_500][rng.index(3)],
+        _ => 100 + rng.index(1_400) as i64,
+    });
+    for ages in ages_of_every_event(events, width, height, &[16, 33]) {
         assert!(ages.contains(&(AGE_BUCKETS - 2)) && ages.contains(&(AGE_BUCKETS - 1)), "both sides of the last edge");
     }
 }
