@@ -143,18 +143,31 @@ impl History {
                 }
             }
         }
-        // Then the tiles' events since their checkpoints, up to the event: those at earlier times
-        // come before it, those at later times after; only at its own time (or where both times
-        // ran out, 49.7 days on) do the ids tell.
+        // Then the tiles' events since their checkpoints, up to the event: a block's times
+        // ascend, so those at earlier times come before it and those at later times after; only at
+        // its own time (or where both times ran out, 49.7 days on) do the ids tell.
         let event_time = event_time(t, first);
         for (part, (_, block, _)) in self.tiles_in(xs, ys).zip(tiles.iter()) {
             let corner = (part.y0 - y0) * stride + part.x0 - x0;
-            for (position, (&cell, &time)) in block.clone().zip(cells[block.clone()].iter().zip(&times[block.clone()])) {
-                if time > event_time || (time == event_time && self.tile_event_ids.as_slice()[position] as usize >= id) {
-                    break;
-                }
+            let (cells, times) = (&cells[block.clone()], &times[block.clone()]);
+            let mut before = times.iter().filter(|&&time| time < event_time).count();
+            while times.get(before) == Some(&event_time) && (self.tile_event_ids.as_slice()[block.start + before] as usize) < id {
+                before += 1;
+            }
+            let set = |region: &mut [u8], cell: u16, bucket: u8| {
                 let pixel = cell_pixel(cell);
-                region[corner + pixel / TILE * stride + pixel % TILE] = age_bucket(t - self.tile_event_time(position, time, first));
+                region[corner + pixel / TILE * stride + pixel % TILE] = bucket;
+            };
+            if event_time == NEVER {
+                for (position, (&cell, &time)) in block.clone().zip(cells[..before].iter().zip(&times[..before])) {
+                    set(region, cell, age_bucket(t - self.tile_event_time(position, time, first)));
+                }
+            } else {
+                // Every time before the event's is a plain one, and the age in whole ticks has
+                // the bucket of the age (see `tick_bucket`).
+                for (&cell, &time) in cells[..before].iter().zip(&times[..before]) {
+                    set(region, cell, tick_bucket(event_time.saturating_sub(time) >> AGE_TICK_MS.trailing_zeros()));
+                }
             }
         }
         under.crop(region, out, AGE_OUTSIDE, |window, buckets| window.copy_from_slice(buckets));
