@@ -36,6 +36,17 @@ fn tick_bucket(ticks: u32) -> u8 {
     ((clamped.to_bits() >> 22) as i32 - 2 * 127 - 1) as u8
 }
 
+/// For ages of `ticks - 1` whole ticks: their bucket ([`tick_bucket`]), and whether `ticks` is a
+/// bucket edge, where one more tick moves the age into the next bucket. One conversion: an edge
+/// (2, 3, 4, 6, 8, …, [`TICKS_LONG_AGO`]) is a float whose mantissa has no bits below its first.
+#[inline(always)]
+fn bucket_below(ticks: u32) -> (u8, bool) {
+    // Clamped to [1.75, one past the last edge]: in bucket 0 and long ago, neither an edge.
+    let bits = (ticks.min(TICKS_LONG_AGO as u32 + 1) as i32 as f32).max(1.75).to_bits();
+    let edge = bits & ((1 << 22) - 1) == 0;
+    (((bits >> 22) as i32 - 2 * 127 - 1 - edge as i32) as u8, edge)
+}
+
 impl History {
     /// For each event, on the `size`×`size` grid laid out like [`History::windows`], the age
     /// bucket ([`age_bucket`]) of the time from each pixel's last event before it to the event;
@@ -120,14 +131,13 @@ impl History {
                 let row_ticks: &[u16; TILE] = ticks[from..from + TILE].try_into().expect("a tile row");
                 let pixels: &mut [u8; TILE] = (&mut region[corner + row * stride..][..TILE]).try_into().expect("a tile row");
                 // A pixel's age is its ticks plus `since_ticks`, or one more where its rest and
-                // `since_left` add up to a tick: only where that crosses a bucket edge do the
+                // `since_left` add up to a tick: only where that one more is a bucket edge do the
                 // rests decide (never for TICKS_NEVER, whose sum is past the last edge).
                 let mut decided = true;
                 for (pixel, &tick) in pixels.iter_mut().zip(row_ticks) {
-                    let ticks_now = tick as u32 + since_ticks;
-                    let (low, high) = (tick_bucket(ticks_now), tick_bucket(ticks_now + 1));
-                    *pixel = if tick == TICKS_NEVER { AGE_NEVER } else { low };
-                    decided &= low == high;
+                    let (bucket, edge) = bucket_below(tick as u32 + since_ticks + 1);
+                    *pixel = if tick == TICKS_NEVER { AGE_NEVER } else { bucket };
+                    decided &= !edge;
                 }
                 if !decided {
                     prefetch(&rests[from..from + TILE]);
@@ -307,6 +317,15 @@ mod tests {
             let bucket = age_bucket(age);
             assert!(bucket >= previous && bucket < AGE_BUCKETS);
             previous = bucket;
+        }
+    }
+
+    #[test]
+    fn the_bucket_below_a_tick_and_its_edges() {
+        for ticks in 1..u16::MAX as u32 * 2 {
+            let (bucket, edge) = bucket_below(ticks);
+            assert_eq!(bucket, tick_bucket(ticks - 1), "ticks {ticks}");
+            assert_eq!(edge, tick_bucket(ticks) != tick_bucket(ticks - 1), "ticks {ticks}");
         }
     }
 
