@@ -29,9 +29,10 @@ pub fn age_bucket(age_ms: i64) -> u8 {
 /// The bucket of every age from `ticks` to `ticks + 1` ticks of [`AGE_TICK_MS`] (excluded): the
 /// bucket edges are whole ticks (2 ticks, 3, 4, 6, 8, …, [`TICKS_LONG_AGO`]). The same bits as
 /// [`age_bucket`], from an f32 (exact: below 2²⁴), which vectorises with the instructions every
-/// x86-64 has. What the events after a checkpoint and the rows whose rests decide use;
-/// [`bucket_below`] is its form for the other checkpoint rows (`tick_bucket(t)` is
-/// `bucket_below(t + 1).0`, tested, in fewer instructions: 2–4 % of a window, measured).
+/// x86-64 has. What buckets the events after a checkpoint (before 49.7 days) and redoes the
+/// checkpoint rows whose rests decide; [`bucket_below`] is its form for the first pass over every
+/// checkpoint row (`tick_bucket(t)` is `bucket_below(t + 1).0`, tested, in fewer instructions:
+/// see BENCHMARKS.md).
 #[inline(always)]
 fn tick_bucket(ticks: u32) -> u8 {
     let clamped = (ticks.min(TICKS_LONG_AGO as u32) as i32 as f32).max(1.5);
