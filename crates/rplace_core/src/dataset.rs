@@ -37,7 +37,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// 2: `events/`, `index/` and `manifest.json`; 3: the year and canvas origin in the manifest;
 /// 4: the checkpoints' ages as ticks and rests, the tile event times from the dataset's first
 /// event (see [`crate::index`]).
-pub const FORMAT_VERSION: i64 = 4;
+pub const FORMAT_VERSION: i64 = 5;
 
 pub const MANIFEST_FILE: &str = "manifest.json";
 pub const META_FILE: &str = "meta.sqlite";

@@ -10,10 +10,11 @@ use crate::csv_rows::{Expansion, Format};
 use crate::dataset::{self, DatasetInfo, Folder};
 use crate::error::{Context, Error, Result};
 use crate::index::{
-    cell_color, cell_pixel, tile_grid, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE, TILE,
-    TILE_CHANGE_RESTS_FILE, TILE_CHANGE_TICKS_FILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE,
-    TILE_EVENT_TIMES_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE, USER_ID_FILE, USER_LAST_FILE, USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE,
-    Y_FILE,
+    age_tile_grid, cell_color, cell_pixel, tile_grid, AGE_CHANGE_RESTS_FILE, AGE_CHANGE_TICKS_FILE, AGE_CHECKPOINT_EVENT_IDS_FILE,
+    AGE_CHECKPOINT_EVERY, AGE_CHECKPOINT_OFFSETS_FILE, AGE_TILE, AGE_TILE_EVENT_IDS_FILE, AGE_TILE_EVENT_PIXELS_FILE,
+    AGE_TILE_EVENT_TIMES_FILE, AGE_TILE_OFFSETS_FILE, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, CHECKPOINT_OFFSETS_FILE, COLOR_FILE,
+    TILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TILE_OFFSETS_FILE, TIMESTAMP_FILE,
+    USER_ID_FILE, USER_LAST_FILE, USER_PREVIOUS_FILE, USER_RANK_FILE, X_FILE, Y_FILE,
 };
 use crate::npy::Array;
 use crate::palette::{N_COLORS, OUTSIDE};
@@ -114,8 +115,16 @@ pub struct History {
     checkpoint_offsets: Array<u64>,
     checkpoint_event_ids: Array<u32>,
     tile_checkpoints: Array<u8>,
-    tile_change_ticks: Array<u16>,
-    tile_change_rests: Array<u16>,
+    /// The ages index (see [`crate::index`]): its tiles across, then its files.
+    age_tiles_x: usize,
+    age_tile_offsets: Array<u64>,
+    age_tile_event_ids: Array<u32>,
+    age_tile_event_times: Array<u32>,
+    age_tile_event_pixels: Array<u16>,
+    age_checkpoint_offsets: Array<u64>,
+    age_checkpoint_event_ids: Array<u32>,
+    age_change_ticks: Array<u16>,
+    age_change_rests: Array<u16>,
     tile_event_times: Array<u32>,
     user_previous: Array<u32>,
     user_rank: Array<u32>,
@@ -189,6 +198,23 @@ impl History {
             return Err(damaged(CHECKPOINT_OFFSETS_FILE, "offsets do not match the tiles' event counts"));
         }
         let checkpoint_count = checkpoints[tiles] as usize;
+        let (age_tiles_x, age_tiles_y) = age_tile_grid(width, height);
+        let age_tiles = age_tiles_x * age_tiles_y;
+        let age_tile_offsets = Array::<u64>::open(folder, AGE_TILE_OFFSETS_FILE, &[age_tiles + 1])?;
+        let offsets = age_tile_offsets.as_slice();
+        if offsets[0] != 0 || offsets[age_tiles] != n as u64 || offsets.windows(2).any(|w| w[0] > w[1]) {
+            return Err(damaged(AGE_TILE_OFFSETS_FILE, "offsets do not split the events into tiles"));
+        }
+        let age_checkpoint_offsets = Array::<u64>::open(folder, AGE_CHECKPOINT_OFFSETS_FILE, &[age_tiles + 1])?;
+        let checkpoints = age_checkpoint_offsets.as_slice();
+        let consistent = checkpoints[0] == 0
+            && (0..age_tiles).all(|t| {
+                checkpoints[t + 1].checked_sub(checkpoints[t]) == Some((offsets[t + 1] - offsets[t]) / AGE_CHECKPOINT_EVERY as u64)
+            });
+        if !consistent {
+            return Err(damaged(AGE_CHECKPOINT_OFFSETS_FILE, "offsets do not match the tiles' event counts"));
+        }
+        let age_checkpoint_count = checkpoints[age_tiles] as usize;
         Ok(History {
             path: dataset.to_path_buf(),
             generation: manifest.generation,
@@ -202,8 +228,15 @@ impl History {
             tile_event_cells: Array::open(folder, TILE_EVENT_CELLS_FILE, &[n])?,
             tile_checkpoints: Array::open(folder, TILE_CHECKPOINTS_FILE, &[checkpoint_count, TILE * TILE])?,
             checkpoint_event_ids: Array::open(folder, CHECKPOINT_EVENT_IDS_FILE, &[checkpoint_count])?,
-            tile_change_ticks: Array::open(folder, TILE_CHANGE_TICKS_FILE, &[checkpoint_count, TILE * TILE])?,
-            tile_change_rests: Array::open(folder, TILE_CHANGE_RESTS_FILE, &[checkpoint_count, TILE * TILE])?,
+            age_tiles_x,
+            age_tile_offsets,
+            age_tile_event_ids: Array::open(folder, AGE_TILE_EVENT_IDS_FILE, &[n])?,
+            age_tile_event_times: Array::open(folder, AGE_TILE_EVENT_TIMES_FILE, &[n])?,
+            age_tile_event_pixels: Array::open(folder, AGE_TILE_EVENT_PIXELS_FILE, &[n])?,
+            age_checkpoint_offsets,
+            age_checkpoint_event_ids: Array::open(folder, AGE_CHECKPOINT_EVENT_IDS_FILE, &[age_checkpoint_count])?,
+            age_change_ticks: Array::open(folder, AGE_CHANGE_TICKS_FILE, &[age_checkpoint_count, AGE_TILE * AGE_TILE])?,
+            age_change_rests: Array::open(folder, AGE_CHANGE_RESTS_FILE, &[age_checkpoint_count, AGE_TILE * AGE_TILE])?,
             tile_event_times: Array::open(folder, TILE_EVENT_TIMES_FILE, &[n])?,
             user_previous: Array::open(folder, USER_PREVIOUS_FILE, &[n])?,
             user_rank: Array::open(folder, USER_RANK_FILE, &[n])?,
@@ -459,10 +492,15 @@ impl History {
 
     /// Where the `size`×`size` window of event `id` lies: see [`Under`].
     pub(crate) fn under(&self, id: usize, size: usize) -> Under {
+        self.under_tiles(id, size, TILE)
+    }
+
+    /// [`History::under`] for tiles of `tile`×`tile` pixels.
+    pub(crate) fn under_tiles(&self, id: usize, size: usize, tile: usize) -> Under {
         let (left, top) = self.corner(id, size);
         let (xs, ys) = self.window_span(id, left, top, size);
-        let (x0, y0) = (xs.start / TILE * TILE, ys.start / TILE * TILE);
-        Under { size, left, top, stride: xs.end.next_multiple_of(TILE) - x0, rows: ys.end.next_multiple_of(TILE) - y0, xs, ys, x0, y0 }
+        let (x0, y0) = (xs.start / tile * tile, ys.start / tile * tile);
+        Under { size, left, top, stride: xs.end.next_multiple_of(tile) - x0, rows: ys.end.next_multiple_of(tile) - y0, xs, ys, x0, y0 }
     }
 
     /// The columns and rows of the canvas open for placing at time `t_ms`: the year's canvas

@@ -56,6 +56,13 @@ pub const TILE: usize = 16;
 /// Events of a tile between two checkpoints.
 pub const CHECKPOINT_EVERY: usize = 64;
 
+/// Side of an age tile in pixels: the ages index cuts the canvas into larger tiles, so that a
+/// 64×64 window reads 9 of them, not 25 (see BENCHMARKS.md).
+pub const AGE_TILE: usize = 32;
+
+/// Events of an age tile between two of its checkpoints.
+pub const AGE_CHECKPOINT_EVERY: usize = 128;
+
 /// Bits of a tile event cell that hold the pixel inside the tile; the color sits above them.
 const PIXEL_BITS: u32 = (TILE * TILE).trailing_zeros();
 
@@ -87,17 +94,23 @@ pub const TILE_EVENT_CELLS_FILE: &str = "index/tile_event_cells.npy";
 pub const CHECKPOINT_OFFSETS_FILE: &str = "index/checkpoint_offsets.npy";
 pub const TILE_CHECKPOINTS_FILE: &str = "index/tile_checkpoints.npy";
 pub const CHECKPOINT_EVENT_IDS_FILE: &str = "index/checkpoint_event_ids.npy";
-pub const TILE_CHANGE_TICKS_FILE: &str = "index/tile_change_ticks.npy";
-pub const TILE_CHANGE_RESTS_FILE: &str = "index/tile_change_rests.npy";
+pub const AGE_TILE_OFFSETS_FILE: &str = "index/age_tile_offsets.npy";
+pub const AGE_TILE_EVENT_IDS_FILE: &str = "index/age_tile_event_ids.npy";
+pub const AGE_TILE_EVENT_TIMES_FILE: &str = "index/age_tile_event_times.npy";
+pub const AGE_TILE_EVENT_PIXELS_FILE: &str = "index/age_tile_event_pixels.npy";
+pub const AGE_CHECKPOINT_OFFSETS_FILE: &str = "index/age_checkpoint_offsets.npy";
+pub const AGE_CHECKPOINT_EVENT_IDS_FILE: &str = "index/age_checkpoint_event_ids.npy";
+pub const AGE_CHANGE_TICKS_FILE: &str = "index/age_change_ticks.npy";
+pub const AGE_CHANGE_RESTS_FILE: &str = "index/age_change_rests.npy";
 pub const TILE_EVENT_TIMES_FILE: &str = "index/tile_event_times.npy";
 
 /// In `tile_event_times`: 49.7 days or more after the dataset's first event.
 pub const NEVER: u32 = u32::MAX;
-/// The unit of `tile_change_ticks`: 4,096 ms.
+/// The unit of `age_change_ticks`: 4,096 ms.
 pub const AGE_TICK_MS: i64 = 1 << 12;
-/// In `tile_change_ticks`: the pixel was last placed on 2²⁷ ms (37.3 h) or more before.
+/// In `age_change_ticks`: the pixel was last placed on 2²⁷ ms (37.3 h) or more before.
 pub const TICKS_LONG_AGO: u16 = 1 << 15;
-/// In `tile_change_ticks`: the pixel has no event yet.
+/// In `age_change_ticks`: the pixel has no event yet.
 pub const TICKS_NEVER: u16 = u16::MAX;
 pub const USER_PREVIOUS_FILE: &str = "index/user_previous.npy";
 pub const USER_RANK_FILE: &str = "index/user_rank.npy";
@@ -184,7 +197,6 @@ pub fn write_index(
         checkpoint_ids.extend(tile_ids.chunks_exact(CHECKPOINT_EVERY).map(|block| block[CHECKPOINT_EVERY - 1]));
         checkpoint_offsets[t] = checkpoint_ids.len() as u64;
     }
-    write_change_ticks(dataset, &tile_offsets, &ids, &cells, events, checkpoint_ids.len(), stop)?;
     let first = events.first().map_or(0, |e| e.timestamp_ms);
     write_column(&dataset.join(TILE_EVENT_TIMES_FILE), "<u4", &ids, stop, |&id| {
         event_time(events[id as usize].timestamp_ms, first).to_le_bytes()
@@ -194,7 +206,58 @@ pub fn write_index(
     write_column(&dataset.join(CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
     write_checkpoints(&dataset.join(TILE_CHECKPOINTS_FILE), &tile_offsets, &cells, checkpoint_ids.len(), white, stop)?;
     drop(cells);
+    write_age_index(dataset, events, width, height, stop)?;
     write_user_chains(dataset, events, users, stop)
+}
+
+/// Writes the ages index (see the module documentation): the events of every
+/// [`AGE_TILE`]×[`AGE_TILE`] tile, and every [`AGE_CHECKPOINT_EVERY`] of them how long ago each
+/// of its pixels was placed on.
+fn write_age_index(dataset: &Path, events: &[Event], width: usize, height: usize, stop: &AtomicBool) -> Result<()> {
+    let n = events.len();
+    let (tiles_x, tiles_y) = age_tile_grid(width, height);
+    let tile_of = |e: &Event| e.y() as usize / AGE_TILE * tiles_x + e.x() as usize / AGE_TILE;
+    let mut offsets = vec![0u64; tiles_x * tiles_y + 1];
+    for event in events {
+        offsets[tile_of(event) + 1] += 1;
+    }
+    for t in 1..offsets.len() {
+        offsets[t] += offsets[t - 1];
+    }
+    check(stop)?;
+    let mut next = offsets.clone();
+    let mut ids = filled(n, 0u32, "the ages index")?;
+    let mut pixels = filled(n, 0u16, "the ages index")?;
+    for (id, event) in events.iter().enumerate() {
+        let slot = &mut next[tile_of(event)];
+        ids[*slot as usize] = id as u32;
+        pixels[*slot as usize] = (event.y() as usize % AGE_TILE * AGE_TILE + event.x() as usize % AGE_TILE) as u16;
+        *slot += 1;
+    }
+    drop(next);
+    check(stop)?;
+    let first = events.first().map_or(0, |e| e.timestamp_ms);
+    write_column(&dataset.join(AGE_TILE_OFFSETS_FILE), "<u8", &offsets, stop, |o| o.to_le_bytes())?;
+    write_column(&dataset.join(AGE_TILE_EVENT_IDS_FILE), "<u4", &ids, stop, |id| id.to_le_bytes())?;
+    write_column(&dataset.join(AGE_TILE_EVENT_TIMES_FILE), "<u4", &ids, stop, |&id| {
+        event_time(events[id as usize].timestamp_ms, first).to_le_bytes()
+    })?;
+    write_column(&dataset.join(AGE_TILE_EVENT_PIXELS_FILE), "<u2", &pixels, stop, |p| p.to_le_bytes())?;
+    let mut checkpoint_offsets = vec![0u64; offsets.len()];
+    let mut checkpoint_ids = Vec::with_capacity(n / AGE_CHECKPOINT_EVERY);
+    for t in 1..offsets.len() {
+        let tile_ids = &ids[offsets[t - 1] as usize..offsets[t] as usize];
+        checkpoint_ids.extend(tile_ids.chunks_exact(AGE_CHECKPOINT_EVERY).map(|block| block[AGE_CHECKPOINT_EVERY - 1]));
+        checkpoint_offsets[t] = checkpoint_ids.len() as u64;
+    }
+    write_column(&dataset.join(AGE_CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
+    write_column(&dataset.join(AGE_CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
+    write_change_ticks(dataset, &offsets, &ids, &pixels, events, checkpoint_ids.len(), stop)
+}
+
+/// Age tiles across and down a `width`×`height` canvas (pixels).
+pub fn age_tile_grid(width: usize, height: usize) -> (usize, usize) {
+    (width.div_ceil(AGE_TILE), height.div_ceil(AGE_TILE))
 }
 
 /// Writes `user_previous`, `user_rank` and `user_last` (see the module documentation).
@@ -254,26 +317,28 @@ fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoin
     out.flush().at(path)
 }
 
-/// Replays every tile and writes, after each [`CHECKPOINT_EVERY`] events, the age of each of its
-/// pixels at the checkpoint (see the module documentation), tile after tile.
+/// Replays every age tile and writes, after each [`AGE_CHECKPOINT_EVERY`] events, the age of
+/// each of its pixels at the checkpoint (see the module documentation), tile after tile.
 fn write_change_ticks(
     dataset: &Path,
     tile_offsets: &[u64],
     ids: &[u32],
-    cells: &[u16],
+    pixels: &[u16],
     events: &[Event],
     checkpoints: usize,
     stop: &AtomicBool,
 ) -> Result<()> {
-    let files = [dataset.join(TILE_CHANGE_TICKS_FILE), dataset.join(TILE_CHANGE_RESTS_FILE)];
+    const CELLS: usize = AGE_TILE * AGE_TILE;
+    let files = [dataset.join(AGE_CHANGE_TICKS_FILE), dataset.join(AGE_CHANGE_RESTS_FILE)];
     let mut outs = Vec::new();
     for path in &files {
         let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
-        npy::write_header(&mut out, "<u2", &[checkpoints, TILE * TILE]).at(path)?;
+        npy::write_header(&mut out, "<u2", &[checkpoints, CELLS]).at(path)?;
         outs.push(out);
     }
     let mut replayed = 0;
-    let (mut tick_row, mut rest_row) = ([0u8; TILE * TILE * 2], [0u8; TILE * TILE * 2]);
+    let (mut tick_row, mut rest_row) = (vec![0u8; CELLS * 2], vec![0u8; CELLS * 2]);
+    let mut last = vec![i64::MIN; CELLS];
     for bounds in tile_offsets.windows(2) {
         let span = bounds[0] as usize..bounds[1] as usize;
         replayed += span.len();
@@ -281,12 +346,13 @@ fn write_change_ticks(
             check(stop)?;
             replayed = 0;
         }
-        let mut last = [i64::MIN; TILE * TILE];
-        for (block_ids, block_cells) in ids[span.clone()].chunks_exact(CHECKPOINT_EVERY).zip(cells[span].chunks_exact(CHECKPOINT_EVERY)) {
-            for (&id, &cell) in block_ids.iter().zip(block_cells) {
-                last[cell_pixel(cell)] = events[id as usize].timestamp_ms;
+        last.fill(i64::MIN);
+        let blocks = ids[span.clone()].chunks_exact(AGE_CHECKPOINT_EVERY).zip(pixels[span].chunks_exact(AGE_CHECKPOINT_EVERY));
+        for (block_ids, block_pixels) in blocks {
+            for (&id, &pixel) in block_ids.iter().zip(block_pixels) {
+                last[pixel as usize] = events[id as usize].timestamp_ms;
             }
-            let now = events[block_ids[CHECKPOINT_EVERY - 1] as usize].timestamp_ms;
+            let now = events[block_ids[AGE_CHECKPOINT_EVERY - 1] as usize].timestamp_ms;
             for (pixel, (tick_bytes, rest_bytes)) in tick_row.chunks_exact_mut(2).zip(rest_row.chunks_exact_mut(2)).enumerate() {
                 let (ticks, left) = change_ticks(now, last[pixel]);
                 tick_bytes.copy_from_slice(&ticks.to_le_bytes());
@@ -303,7 +369,7 @@ fn write_change_ticks(
     Ok(())
 }
 
-/// What `tile_change_ticks` and `tile_change_rests` store for a pixel last placed at `last`
+/// What `age_change_ticks` and `age_change_rests` store for a pixel last placed at `last`
 /// (`i64::MIN`: never), at `now`.
 pub fn change_ticks(now: i64, last: i64) -> (u16, u16) {
     if last == i64::MIN {

@@ -4,7 +4,9 @@
 
 use super::{grid_cells, largest, prefetch, History, Under};
 use crate::error::Result;
-use crate::index::{cell_color, cell_pixel, event_time, AGE_TICK_MS, NEVER, TICKS_LONG_AGO, TICKS_NEVER, TILE};
+use crate::index::{
+    cell_color, cell_pixel, event_time, AGE_CHECKPOINT_EVERY, AGE_TICK_MS, AGE_TILE, NEVER, TICKS_LONG_AGO, TICKS_NEVER, TILE,
+};
 use crate::palette::{N_COLORS, OUTSIDE};
 use std::ops::Range;
 
@@ -82,77 +84,87 @@ impl History {
         self.ages_into(id, size, out, scratch)
     }
 
-    /// The age window of event `id`: the tiles' checkpoint ticks for the rows under the window
-    /// (see [`crate::index`]), the rests where they decide, then the events since each
-    /// checkpoint, all into a scratch region of buckets, cropped at the end. Inlined into both
-    /// builds.
+    /// The age window of event `id`, from the ages index (see [`crate::index`]): each age
+    /// tile's checkpoint ticks for the rows under the window, the rests where they decide, then
+    /// the tile's events since its checkpoint, all into a scratch region of buckets, cropped at
+    /// the end. Inlined into both builds.
     #[inline(always)]
     fn ages_into(&self, id: usize, size: usize, out: &mut [u8], scratch: &mut AgeScratch) {
-        let under = self.under(id, size);
+        const CELLS: usize = AGE_TILE * AGE_TILE;
+        let under = self.under_tiles(id, size, AGE_TILE);
         let Under { xs, ys, x0, y0, stride, .. } = under.clone();
         let AgeScratch { region, tiles, undecided } = scratch;
         region.resize(under.cells(), AGE_NEVER);
         let timestamps = self.timestamps();
         let (t, first) = (timestamps[id], timestamps[0]);
-        let (ticks, rests, times, cells) = (
-            self.tile_change_ticks.as_slice(),
-            self.tile_change_rests.as_slice(),
-            self.tile_event_times.as_slice(),
-            self.tile_event_cells.as_slice(),
+        let (ticks, rests, times, pixels, event_ids) = (
+            self.age_change_ticks.as_slice(),
+            self.age_change_rests.as_slice(),
+            self.age_tile_event_times.as_slice(),
+            self.age_tile_event_pixels.as_slice(),
+            self.age_tile_event_ids.as_slice(),
         );
+        let (tile_offsets, checkpoint_offsets) = (self.age_tile_offsets.as_slice(), self.age_checkpoint_offsets.as_slice());
         // First find every tile's checkpoint and start loading what the window needs of it (the
         // rows under the window, the events since), so that the cache misses of all tiles overlap.
         tiles.clear();
-        for part in self.tiles_in(xs.clone(), ys.clone()) {
-            let done = self.checkpoints_before(part.tile, id);
-            let block = self.tile_sources(part.tile, done).1;
-            let rows = part.ys.start - part.y0..part.ys.end - part.y0;
-            let checkpoint = done.checked_sub(1).map(|d| (self.checkpoint_offsets.as_slice()[part.tile] as usize + d) * TILE * TILE);
-            if let Some(at) = checkpoint {
-                prefetch(&ticks[at + rows.start * TILE..at + rows.end * TILE]);
+        if !xs.is_empty() && !ys.is_empty() {
+            for ty in ys.start / AGE_TILE..ys.end.div_ceil(AGE_TILE) {
+                for tx in xs.start / AGE_TILE..xs.end.div_ceil(AGE_TILE) {
+                    let tile = ty * self.age_tiles_x + tx;
+                    let checkpoints = checkpoint_offsets[tile] as usize..checkpoint_offsets[tile + 1] as usize;
+                    let done = self.age_checkpoint_event_ids.as_slice()[checkpoints.clone()].partition_point(|&e| (e as usize) < id);
+                    let start = tile_offsets[tile] as usize + done * AGE_CHECKPOINT_EVERY;
+                    let block = start..(start + AGE_CHECKPOINT_EVERY).min(tile_offsets[tile + 1] as usize);
+                    let rows = ys.start.max(ty * AGE_TILE) - ty * AGE_TILE..ys.end.min((ty + 1) * AGE_TILE) - ty * AGE_TILE;
+                    let checkpoint = done.checked_sub(1).map(|d| (checkpoints.start + d) * CELLS);
+                    if let Some(at) = checkpoint {
+                        prefetch(&ticks[at + rows.start * AGE_TILE..at + rows.end * AGE_TILE]);
+                    }
+                    // The checkpoint's own time comes first: its last event ends the block before.
+                    prefetch(&times[block.start.saturating_sub(1)..block.end]);
+                    prefetch(&pixels[block.clone()]);
+                    let corner = (ty * AGE_TILE - y0) * stride + tx * AGE_TILE - x0;
+                    tiles.push(AgeTile { checkpoint, block, rows, corner });
+                }
             }
-            // The checkpoint's own time comes first: its last event ends the block before.
-            prefetch(&times[block.start.saturating_sub(1)..block.end]);
-            prefetch(&cells[block.clone()]);
-            tiles.push((checkpoint, block, rows));
         }
         undecided.clear();
-        for (part, (checkpoint, block, rows)) in self.tiles_in(xs.clone(), ys.clone()).zip(tiles.iter()) {
-            let corner = (part.y0 - y0) * stride + part.x0 - x0;
+        for AgeTile { checkpoint, block, rows, corner } in tiles.iter() {
             let Some(at) = *checkpoint else {
                 for row in rows.clone() {
-                    region[corner + row * stride..][..TILE].fill(AGE_NEVER);
+                    region[corner + row * stride..][..AGE_TILE].fill(AGE_NEVER);
                 }
                 continue;
             };
             // The time since the checkpoint, in whole ticks and the milliseconds left (never
             // negative: the timestamps ascend with the ids, which `verify` checks).
-            let since = (t - self.tile_event_time(block.start - 1, times[block.start - 1], first)).max(0);
+            let since = (t - self.age_event_time(block.start - 1, times[block.start - 1], first)).max(0);
             let (since_ticks, since_left) = ((since / AGE_TICK_MS).min(TICKS_LONG_AGO as i64) as u32, (since % AGE_TICK_MS) as u16);
             for row in rows.clone() {
-                let from = at + row * TILE;
-                let row_ticks: &[u16; TILE] = ticks[from..from + TILE].try_into().expect("a tile row");
-                let pixels: &mut [u8; TILE] = (&mut region[corner + row * stride..][..TILE]).try_into().expect("a tile row");
+                let from = at + row * AGE_TILE;
+                let row_ticks: &[u16; AGE_TILE] = ticks[from..from + AGE_TILE].try_into().expect("a tile row");
+                let buckets: &mut [u8; AGE_TILE] = (&mut region[corner + row * stride..][..AGE_TILE]).try_into().expect("a tile row");
                 // A pixel's age is its ticks plus `since_ticks`, or one more where its rest and
                 // `since_left` add up to a tick: only where that one more is a bucket edge do the
                 // rests decide (never for TICKS_NEVER, whose sum is past the last edge).
                 let mut decided = true;
-                for (pixel, &tick) in pixels.iter_mut().zip(row_ticks) {
-                    let (bucket, edge) = bucket_below(tick as u32 + since_ticks + 1);
-                    *pixel = if tick == TICKS_NEVER { AGE_NEVER } else { bucket };
+                for (bucket, &tick) in buckets.iter_mut().zip(row_ticks) {
+                    let (below, edge) = bucket_below(tick as u32 + since_ticks + 1);
+                    *bucket = if tick == TICKS_NEVER { AGE_NEVER } else { below };
                     decided &= !edge;
                 }
                 if !decided {
-                    prefetch(&rests[from..from + TILE]);
+                    prefetch(&rests[from..from + AGE_TILE]);
                     undecided.push((from, corner + row * stride, since_ticks, since_left));
                 }
             }
         }
         for &(from, row, since_ticks, since_left) in undecided.iter() {
-            for ((pixel, &tick), &left) in region[row..row + TILE].iter_mut().zip(&ticks[from..from + TILE]).zip(&rests[from..from + TILE])
-            {
+            let row_ticks = ticks[from..from + AGE_TILE].iter().zip(&rests[from..from + AGE_TILE]);
+            for (bucket, (&tick, &left)) in region[row..row + AGE_TILE].iter_mut().zip(row_ticks) {
                 if tick != TICKS_NEVER {
-                    *pixel = tick_bucket(tick as u32 + since_ticks + u32::from(left as i64 + since_left as i64 >= AGE_TICK_MS));
+                    *bucket = tick_bucket(tick as u32 + since_ticks + u32::from(left as i64 + since_left as i64 >= AGE_TICK_MS));
                 }
             }
         }
@@ -160,39 +172,38 @@ impl History {
         // ascend, so those at earlier times come before it and those at later times after; only at
         // its own time (or where both times ran out, 49.7 days on) do the ids tell.
         let event_time = event_time(t, first);
-        for (part, (_, block, _)) in self.tiles_in(xs, ys).zip(tiles.iter()) {
-            let corner = (part.y0 - y0) * stride + part.x0 - x0;
-            let (cells, times) = (&cells[block.clone()], &times[block.clone()]);
+        for AgeTile { block, corner, .. } in tiles.iter() {
+            let (pixels, times) = (&pixels[block.clone()], &times[block.clone()]);
             let mut before = times.iter().filter(|&&time| time < event_time).count();
-            while times.get(before) == Some(&event_time) && (self.tile_event_ids.as_slice()[block.start + before] as usize) < id {
+            while times.get(before) == Some(&event_time) && (event_ids[block.start + before] as usize) < id {
                 before += 1;
             }
-            let set = |region: &mut [u8], cell: u16, bucket: u8| {
-                let pixel = cell_pixel(cell);
-                region[corner + pixel / TILE * stride + pixel % TILE] = bucket;
+            let set = |region: &mut [u8], pixel: u16, bucket: u8| {
+                let pixel = pixel as usize;
+                region[corner + pixel / AGE_TILE * stride + pixel % AGE_TILE] = bucket;
             };
             if event_time == NEVER {
-                for (position, (&cell, &time)) in block.clone().zip(cells[..before].iter().zip(&times[..before])) {
-                    set(region, cell, age_bucket(t - self.tile_event_time(position, time, first)));
+                for (position, (&pixel, &time)) in block.clone().zip(pixels[..before].iter().zip(&times[..before])) {
+                    set(region, pixel, age_bucket(t - self.age_event_time(position, time, first)));
                 }
             } else {
                 // Every time before the event's is a plain one, and the age in whole ticks has
                 // the bucket of the age (see `tick_bucket`).
-                for (&cell, &time) in cells[..before].iter().zip(&times[..before]) {
-                    set(region, cell, tick_bucket(event_time.saturating_sub(time) >> AGE_TICK_MS.trailing_zeros()));
+                for (&pixel, &time) in pixels[..before].iter().zip(&times[..before]) {
+                    set(region, pixel, tick_bucket(event_time.saturating_sub(time) >> AGE_TICK_MS.trailing_zeros()));
                 }
             }
         }
         under.crop(region, out, AGE_OUTSIDE, |window, buckets| window.copy_from_slice(buckets));
     }
 
-    /// The timestamp of the event at `position` in the tile files, whose `tile_event_times`
-    /// entry is `time` (the dataset's first event at `first`): from the timestamp column where
-    /// the times ran out.
+    /// The timestamp of the event at `position` in the ages index, whose
+    /// `age_tile_event_times` entry is `time` (the dataset's first event at `first`): from the
+    /// timestamp column where the times ran out.
     #[inline(always)]
-    fn tile_event_time(&self, position: usize, time: u32, first: i64) -> i64 {
+    fn age_event_time(&self, position: usize, time: u32, first: i64) -> i64 {
         match time {
-            NEVER => self.timestamps()[self.tile_event_ids.as_slice()[position] as usize],
+            NEVER => self.timestamps()[self.age_tile_event_ids.as_slice()[position] as usize],
             time => first + time as i64,
         }
     }
@@ -292,13 +303,24 @@ impl History {
 pub(super) struct AgeScratch {
     /// The age bucket of each pixel of the tiles under the window, row-major.
     region: Vec<u8>,
-    /// Per tile: where its checkpoint's ticks start (none before its first), the positions of
-    /// its events since, the tile's rows under the window.
-    tiles: Vec<(Option<usize>, Range<usize>, Range<usize>)>,
+    /// The age tiles under the window.
+    tiles: Vec<AgeTile>,
     /// The checkpoint rows whose rests decide: where their ticks start, where the row starts in
     /// the region, and the time from the checkpoint to the event (whole ticks, milliseconds
     /// left).
     undecided: Vec<(usize, usize, u32, u16)>,
+}
+
+/// An age tile under a window.
+struct AgeTile {
+    /// Where its checkpoint's ticks start (none before its first).
+    checkpoint: Option<usize>,
+    /// The positions of its events since.
+    block: Range<usize>,
+    /// Its rows under the window.
+    rows: Range<usize>,
+    /// Where it starts in the scratch region.
+    corner: usize,
 }
 
 #[cfg(test)]

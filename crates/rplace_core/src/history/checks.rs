@@ -7,8 +7,9 @@ use super::History;
 use crate::dataset;
 use crate::error::{Error, Result};
 use crate::index::{
-    self, cell_color, cell_pixel, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY, COLOR_FILE, INDEX_DIR, TILE, TILE_CHANGE_RESTS_FILE,
-    TILE_CHANGE_TICKS_FILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TIMESTAMP_FILE,
+    self, cell_color, cell_pixel, AGE_CHANGE_RESTS_FILE, AGE_CHANGE_TICKS_FILE, AGE_CHECKPOINT_EVENT_IDS_FILE, AGE_CHECKPOINT_EVERY,
+    AGE_TILE, AGE_TILE_EVENT_IDS_FILE, AGE_TILE_EVENT_PIXELS_FILE, AGE_TILE_EVENT_TIMES_FILE, CHECKPOINT_EVENT_IDS_FILE, CHECKPOINT_EVERY,
+    COLOR_FILE, INDEX_DIR, TILE, TILE_CHECKPOINTS_FILE, TILE_EVENT_CELLS_FILE, TILE_EVENT_IDS_FILE, TILE_EVENT_TIMES_FILE, TIMESTAMP_FILE,
     USER_ID_FILE, X_FILE, Y_FILE,
 };
 use crate::palette::N_COLORS;
@@ -135,11 +136,17 @@ impl History {
     /// problem of each file. Assumes [`History::check_columns`].
     pub fn index_problems(&self, stop: &AtomicBool) -> Result<Vec<(String, String)>> {
         let tiles = self.tile_offsets.len - 1;
+        let age_tiles = self.age_tile_offsets.len - 1;
         let found: Vec<(usize, &'static str, String)> = self.guarded(|| {
-            (0..tiles)
+            (0..tiles + age_tiles)
                 .into_par_iter()
-                .filter_map(|tile| {
-                    if stop.load(Ordering::Relaxed) { None } else { self.tile_problem(tile) }.map(|(file, reason)| (tile, file, reason))
+                .filter_map(|k| {
+                    let problem = match k.checked_sub(tiles) {
+                        _ if stop.load(Ordering::Relaxed) => None,
+                        None => self.tile_problem(k),
+                        Some(age_tile) => self.age_tile_problem(age_tile),
+                    };
+                    problem.map(|(file, reason)| (k, file, reason))
                 })
                 .collect()
         })?;
@@ -160,7 +167,6 @@ impl History {
         let (tx, ty) = (tile % self.tiles_x, tile / self.tiles_x);
         let checkpoints = &self.checkpoint_offsets.as_slice()[tile..tile + 2];
         let mut state = [self.white; TILE * TILE];
-        let mut placed_at = [i64::MIN; TILE * TILE];
         let mut previous = None;
         for (k, (&e, &cell)) in ids.iter().zip(cells).enumerate() {
             let id = e as usize;
@@ -176,7 +182,6 @@ impl History {
                 return Some((TILE_EVENT_CELLS_FILE, format!("tile {tile}: the cell of event {id} differs from its pixel and color")));
             }
             state[cell_pixel(cell)] = cell_color(cell);
-            placed_at[cell_pixel(cell)] = self.timestamps()[id];
             let time = self.tile_event_times.as_slice()[self.tile_span(tile).start + k];
             if time != index::event_time(self.timestamps()[id], self.timestamps()[0]) {
                 return Some((TILE_EVENT_TIMES_FILE, format!("tile {tile}: the time of event {id} differs from its timestamp")));
@@ -189,14 +194,53 @@ impl History {
                 if self.tile_checkpoints.as_slice()[row * TILE * TILE..(row + 1) * TILE * TILE] != state {
                     return Some((TILE_CHECKPOINTS_FILE, format!("checkpoint {row} (tile {tile}) differs from the replay of its events")));
                 }
+            }
+        }
+        None
+    }
+
+    /// The first disagreement of age tile `tile` with the columns: its event list, times, pixels,
+    /// checkpoints.
+    fn age_tile_problem(&self, tile: usize) -> Option<(&'static str, String)> {
+        const CELLS: usize = AGE_TILE * AGE_TILE;
+        let offsets = self.age_tile_offsets.as_slice();
+        let span = offsets[tile] as usize..offsets[tile + 1] as usize;
+        let ids = &self.age_tile_event_ids.as_slice()[span.clone()];
+        let (times, pixels) = (&self.age_tile_event_times.as_slice()[span.clone()], &self.age_tile_event_pixels.as_slice()[span]);
+        let (tx, ty) = (tile % self.age_tiles_x, tile / self.age_tiles_x);
+        let first_checkpoint = self.age_checkpoint_offsets.as_slice()[tile] as usize;
+        let mut placed_at = [i64::MIN; CELLS];
+        let mut previous = None;
+        for (k, ((&e, &time), &pixel)) in ids.iter().zip(times).zip(pixels).enumerate() {
+            let id = e as usize;
+            if id >= self.len() || previous.is_some_and(|p| p >= id) {
+                return Some((AGE_TILE_EVENT_IDS_FILE, format!("age tile {tile}: its events are not ascending ids of the history")));
+            }
+            previous = Some(id);
+            let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
+            if (x / AGE_TILE, y / AGE_TILE) != (tx, ty) {
+                return Some((AGE_TILE_EVENT_IDS_FILE, format!("age tile {tile} lists event {id}, which lies in another tile")));
+            }
+            if pixel as usize != y % AGE_TILE * AGE_TILE + x % AGE_TILE {
+                return Some((AGE_TILE_EVENT_PIXELS_FILE, format!("age tile {tile}: the pixel of event {id} differs from its own")));
+            }
+            if time != index::event_time(self.timestamps()[id], self.timestamps()[0]) {
+                return Some((AGE_TILE_EVENT_TIMES_FILE, format!("age tile {tile}: the time of event {id} differs from its timestamp")));
+            }
+            placed_at[pixel as usize] = self.timestamps()[id];
+            if (k + 1) % AGE_CHECKPOINT_EVERY == 0 {
+                let row = first_checkpoint + k / AGE_CHECKPOINT_EVERY;
+                if self.age_checkpoint_event_ids.as_slice()[row] != e {
+                    return Some((AGE_CHECKPOINT_EVENT_IDS_FILE, format!("checkpoint {row} (age tile {tile}) names the wrong event")));
+                }
                 let now = self.timestamps()[id];
-                let pixels = row * TILE * TILE..(row + 1) * TILE * TILE;
+                let cells = row * CELLS..(row + 1) * CELLS;
                 let expected = placed_at.map(|at| index::change_ticks(now, at));
-                let ticks_differ = self.tile_change_ticks.as_slice()[pixels.clone()].iter().zip(&expected).any(|(&t, e)| t != e.0);
-                let rests_differ = self.tile_change_rests.as_slice()[pixels].iter().zip(&expected).any(|(&r, e)| r != e.1);
-                for (file, differs) in [(TILE_CHANGE_TICKS_FILE, ticks_differ), (TILE_CHANGE_RESTS_FILE, rests_differ)] {
+                let ticks_differ = self.age_change_ticks.as_slice()[cells.clone()].iter().zip(&expected).any(|(&t, e)| t != e.0);
+                let rests_differ = self.age_change_rests.as_slice()[cells].iter().zip(&expected).any(|(&r, e)| r != e.1);
+                for (file, differs) in [(AGE_CHANGE_TICKS_FILE, ticks_differ), (AGE_CHANGE_RESTS_FILE, rests_differ)] {
                     if differs {
-                        return Some((file, format!("checkpoint {row} (tile {tile}) has ages other than its events give")));
+                        return Some((file, format!("checkpoint {row} (age tile {tile}) has ages other than its events give")));
                     }
                 }
             }
