@@ -408,8 +408,12 @@ def test_7_a_color_outside_the_palette_is_reported_with_its_file_never_as_an_ind
 
 @pytest.mark.parametrize("file, offset_from_end, value, says", [
     ("snapshots.npy", 4_000_000 + 10, 5, "snapshots.npy: snapshot 4 (before event 100000) differs from the replay"),
-    ("index/tile_change_ticks.npy", 2, None, "tile_change_ticks.npy: checkpoint 1561 (tile 3898) has ages other than its events give"),
-    ("index/tile_change_rests.npy", 1_001, None, "tile_change_rests.npy: checkpoint 1560 (tile 3898) has ages other than its events give"),
+    ("index/age_change_ticks.npy", 2, None, "age_change_ticks.npy: checkpoint 789 (age tile 956) has ages other than its events give"),
+    ("index/age_change_rests.npy", 1_001, None, "age_change_rests.npy: checkpoint 789 (age tile 956) has ages other than its events give"),
+    ("index/age_tile_event_times.npy", 3, None, "age_tile_event_times.npy: age tile 956: the time of event 102608 differs from its timestamp"),
+    ("index/age_tile_event_pixels.npy", 5, None, "age_tile_event_pixels.npy: age tile 956: the pixel of event 102564 differs from its own"),
+    ("index/age_tile_event_ids.npy", 8, None, "age_tile_event_ids.npy: age tile 956: its events are not ascending ids of the history"),
+    ("index/age_checkpoint_event_ids.npy", 4, None, "age_checkpoint_event_ids.npy: checkpoint 789 (age tile 956) names the wrong event"),
     ("index/tile_event_times.npy", 3, None, "tile_event_times.npy: tile 3898: the time of event 100444 differs from its timestamp"),
 ])
 def test_7_verify_cross_checks_files_rewritten_with_matching_checksums(intact, tmp_path, file, offset_from_end, value, says):

@@ -24,17 +24,28 @@
 //!   63 events.
 //! - `index/tile_event_times.npy` (`<u4`, N): for the same positions, the milliseconds from the
 //!   dataset's first event to the event ([`NEVER`] from 49.7 days on: then the timestamp column
-//!   tells), so that the times of a tile's events are read in sequence too (4 bytes per event).
-//! - For the same checkpoints, how long ago each pixel was last placed on, the time from the
-//!   pixel's last event to the checkpoint's last event, in two parts: whole ticks of
-//!   [`AGE_TICK_MS`] in `index/tile_change_ticks.npy` (`<u2`, (C, 256); [`TICKS_LONG_AGO`] from
-//!   2²⁷ ms = 37.3 h on, [`TICKS_NEVER`] for a pixel without any event yet) and the
-//!   milliseconds left over in `index/tile_change_rests.npy` (`<u2`, (C, 256); 0 where the ticks
-//!   are long ago or never). Every edge of the models' age buckets ([`crate::history::ages`]) is a
-//!   whole number of ticks, so the ticks alone give the bucket of a pixel at any later event
-//!   except where its age may or may not have crossed an edge within the last tick: there the
-//!   rests decide, read for the few rows that need them. An age window thus reads two bytes a
-//!   pixel, not four (8 bytes per event in each file).
+//!   tells), so that the times of a tile's events are read in sequence too (4 bytes per event):
+//!   what the users' features read.
+//! - The ages index, for the models' `age` input ([`crate::history::ages`]): the canvas cut
+//!   again, into age tiles of [`AGE_TILE`]×[`AGE_TILE`] pixels (`ceil(width / 32)` by
+//!   `ceil(height / 32)`, numbered like the tiles), so that a 64×64 window reads 9 of them
+//!   instead of 25. `index/age_tile_offsets.npy` (`<u8`, A + 1) and
+//!   `index/age_tile_event_ids.npy` (`<u4`, N) group the event ids by age tile like the tile
+//!   lists; for the same positions, `index/age_tile_event_times.npy` (`<u4`, N) holds the
+//!   times as `tile_event_times` does and `index/age_tile_event_pixels.npy` (`<u2`, N) the
+//!   pixel inside the age tile (`(y % 32) * 32 + x % 32`). Every [`AGE_CHECKPOINT_EVERY`]
+//!   events of an age tile, a checkpoint (`index/age_checkpoint_offsets.npy`, `<u8`, A + 1;
+//!   `index/age_checkpoint_event_ids.npy`, `<u4`, CA, the id of its last event) holds how long
+//!   ago each of the tile's pixels was last placed on, the time from the pixel's last event to
+//!   the checkpoint's last event, in two parts: whole ticks of [`AGE_TICK_MS`] in
+//!   `index/age_change_ticks.npy` (`<u2`, (CA, 1024); [`TICKS_LONG_AGO`] from 2²⁷ ms = 37.3 h
+//!   on, [`TICKS_NEVER`] for a pixel without any event yet) and the milliseconds left over in
+//!   `index/age_change_rests.npy` (`<u2`, (CA, 1024); 0 where the ticks are long ago or never).
+//!   Every edge of the age buckets is a whole number of ticks, so the ticks alone give the
+//!   bucket of a pixel at any later event except where its age may or may not have crossed an
+//!   edge within the last tick: there the rests decide, read for the few rows that need them.
+//!   42 bytes per event: larger tiles and checkpoints every 128 events made an age window about
+//!   a sixth faster than the 16×16 tiles' checkpoints every 64 (see BENCHMARKS.md).
 //! - Per user, the chain of their events: `index/user_previous.npy` (`<u4`, N) holds for every
 //!   event the id of the same user's previous event ([`NONE`] for a user's first),
 //!   `index/user_rank.npy` (`<u4`, N) how many events the user placed before it (by id), and

@@ -771,16 +771,17 @@ fn write(staging: &Path, ordered: &Ordered, options: &IngestOptions, stop: &Atom
     Ok(())
 }
 
-/// Bytes per event of a dataset besides its snapshots and tile offsets: 17 in the columns, 38 in
+/// Bytes per event of a dataset besides its snapshots and tile offsets: 17 in the columns, 64 in
 /// the index (see [`crate::index`]), about 54 in SQLite's partitions and a few in `meta.sqlite`
-/// (measured on the sample: 115 in all, format 4), with a margin.
-const BYTES_PER_EVENT: u64 = 125;
+/// (measured on the sample: 141 in all, format 5), with a margin.
+const BYTES_PER_EVENT: u64 = 150;
 
 /// Refuses to start writing a dataset that the disk under `staging` cannot hold.
 fn check_free_space(staging: &Path, info: &DatasetInfo, users: &[Box<[u8]>]) -> Result<()> {
     let area = info.canvas_width as u64 * info.canvas_height as u64;
     let snapshots = (info.partitions + 1) * area;
-    let tile_offsets = 2 * 8 * area.div_ceil((crate::index::TILE * crate::index::TILE) as u64);
+    let tile_offsets = 2 * 8 * area.div_ceil((crate::index::TILE * crate::index::TILE) as u64)
+        + 2 * 8 * area.div_ceil((crate::index::AGE_TILE * crate::index::AGE_TILE) as u64);
     let users: u64 = users.iter().map(|hash| hash.len() as u64 + 16).sum();
     let needed = info.events * BYTES_PER_EVENT + snapshots + tile_offsets + users;
     let Some(free) = free_bytes(staging) else { return Ok(()) };
