@@ -36,7 +36,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 /// Bumped whenever the layout above changes in a way old readers cannot follow.
 /// 2: `events/`, `index/` and `manifest.json`; 3: the year and canvas origin in the manifest;
 /// 4: the checkpoints' ages as ticks and rests, the tile event times from the dataset's first
-/// event (see [`crate::index`]).
+/// event; 5: the ages index, on 32×32 tiles with checkpoints every 128 events (see
+/// [`crate::index`]).
 pub const FORMAT_VERSION: i64 = 5;
 
 pub const MANIFEST_FILE: &str = "manifest.json";

@@ -394,7 +394,8 @@ pub fn change_ticks(now: i64, last: i64) -> (u16, u16) {
     }
 }
 
-/// What `tile_event_times` stores for an event at `t`, in a dataset whose first event is at `first`.
+/// What `tile_event_times` and `age_tile_event_times` store for an event at `t`, in a dataset whose
+/// first event is at `first`.
 pub fn event_time(t: i64, first: i64) -> u32 {
     t.saturating_sub(first).clamp(0, NEVER as i64) as u32
 }

@@ -51,7 +51,7 @@ pub fn verify(dataset: &Path, progress: bool, stop: &AtomicBool) -> Result<Vec<P
     bar.set_message("snapshots");
     problems.extend(history.snapshot_problems(stop)?.into_iter().map(|reason| problem(dataset::SNAPSHOTS_FILE, reason)));
     bar.inc(1);
-    bar.set_message("tile index");
+    bar.set_message("tile and ages indexes");
     problems.extend(history.index_problems(stop)?.into_iter().map(|(file, reason)| problem(&file, reason)));
     bar.inc(1);
     bar.set_message("SQLite partitions");

@@ -1,7 +1,7 @@
 //! What the reader checks beyond the files' sizes and headers: the values it would hand on
 //! (a color outside the palette, a pixel off the canvas), which file explains a wrong result, and
-//! the cross-checks of `rplacevit verify` (snapshots and tile index against a replay of the event
-//! columns).
+//! the cross-checks of `rplacevit verify` (snapshots, the tile index and the ages index against a
+//! replay of the event columns).
 
 use super::History;
 use crate::dataset;
@@ -132,8 +132,8 @@ impl History {
         Ok(problems)
     }
 
-    /// What in the tile index disagrees with the event columns, as (file, reason), the first
-    /// problem of each file. Assumes [`History::check_columns`].
+    /// What in the tile index or the ages index disagrees with the event columns, as (file,
+    /// reason), the first problem of each file. Assumes [`History::check_columns`].
     pub fn index_problems(&self, stop: &AtomicBool) -> Result<Vec<(String, String)>> {
         let tiles = self.tile_offsets.len - 1;
         let age_tiles = self.age_tile_offsets.len - 1;

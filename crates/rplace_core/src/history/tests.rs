@@ -607,6 +607,30 @@ fn damaged_datasets_name_the_file() {
     bytes[last] ^= 1;
     std::fs::write(&offsets, &bytes).unwrap();
 
+    for (file, says) in [(crate::index::AGE_TILE_OFFSETS_FILE, "tiles"), (crate::index::AGE_CHECKPOINT_OFFSETS_FILE, "event counts")] {
+        let offsets = dir.path().join(file);
+        let mut bytes = std::fs::read(&offsets).unwrap();
+        let last = bytes.len() - 8;
+        bytes[last] ^= 1;
+        std::fs::write(&offsets, &bytes).unwrap();
+        damaged(file.trim_start_matches("index/"), says);
+        bytes[last] ^= 1;
+        std::fs::write(&offsets, &bytes).unwrap();
+    }
+
+    // A pixel outside its age tile (same size, so it opens) fails the age windows that meet it
+    // as a damaged dataset, never as a panic.
+    let pixels = dir.path().join(crate::index::AGE_TILE_EVENT_PIXELS_FILE);
+    let bytes = std::fs::read(&pixels).unwrap();
+    let header = npy::header_len("<u2", &[500]);
+    let mut wrong = bytes[..header].to_vec();
+    wrong.extend((0..500).flat_map(|_| u16::MAX.to_le_bytes()));
+    std::fs::write(&pixels, wrong).unwrap();
+    let history = History::open(dir.path()).unwrap();
+    let error = history.age_buckets(&[499], 64).unwrap_err();
+    assert!(matches!(&error, Error::Dataset { .. }) && error.to_string().contains("ingest the dataset again"), "{error}");
+    std::fs::write(&pixels, &bytes).unwrap();
+
     // Ids past the end in the tile lists open (checking them would read the whole index) but
     // fail the reads that meet them as a damaged dataset, never as a panic.
     let tile_ids = dir.path().join(TILE_EVENT_IDS_FILE);
