@@ -184,37 +184,14 @@ impl History {
         let (tiles_x, tiles_y) = tile_grid(width, height);
         let tiles = tiles_x * tiles_y;
 
-        let tile_offsets = Array::<u64>::open(folder, TILE_OFFSETS_FILE, &[tiles + 1])?;
-        let offsets = tile_offsets.as_slice();
-        if offsets[0] != 0 || offsets[tiles] != n as u64 || offsets.windows(2).any(|w| w[0] > w[1]) {
-            return Err(damaged(TILE_OFFSETS_FILE, "offsets do not split the events into tiles"));
-        }
-        let checkpoint_offsets = Array::<u64>::open(folder, CHECKPOINT_OFFSETS_FILE, &[tiles + 1])?;
-        let checkpoints = checkpoint_offsets.as_slice();
-        let consistent = checkpoints[0] == 0
-            && (0..tiles)
-                .all(|t| checkpoints[t + 1].checked_sub(checkpoints[t]) == Some((offsets[t + 1] - offsets[t]) / CHECKPOINT_EVERY as u64));
-        if !consistent {
-            return Err(damaged(CHECKPOINT_OFFSETS_FILE, "offsets do not match the tiles' event counts"));
-        }
-        let checkpoint_count = checkpoints[tiles] as usize;
+        let (tile_offsets, checkpoint_offsets) =
+            open_tiling(folder, n, tiles, CHECKPOINT_EVERY, [TILE_OFFSETS_FILE, CHECKPOINT_OFFSETS_FILE])?;
+        let checkpoint_count = checkpoint_offsets.as_slice()[tiles] as usize;
         let (age_tiles_x, age_tiles_y) = age_tile_grid(width, height);
         let age_tiles = age_tiles_x * age_tiles_y;
-        let age_tile_offsets = Array::<u64>::open(folder, AGE_TILE_OFFSETS_FILE, &[age_tiles + 1])?;
-        let offsets = age_tile_offsets.as_slice();
-        if offsets[0] != 0 || offsets[age_tiles] != n as u64 || offsets.windows(2).any(|w| w[0] > w[1]) {
-            return Err(damaged(AGE_TILE_OFFSETS_FILE, "offsets do not split the events into tiles"));
-        }
-        let age_checkpoint_offsets = Array::<u64>::open(folder, AGE_CHECKPOINT_OFFSETS_FILE, &[age_tiles + 1])?;
-        let checkpoints = age_checkpoint_offsets.as_slice();
-        let consistent = checkpoints[0] == 0
-            && (0..age_tiles).all(|t| {
-                checkpoints[t + 1].checked_sub(checkpoints[t]) == Some((offsets[t + 1] - offsets[t]) / AGE_CHECKPOINT_EVERY as u64)
-            });
-        if !consistent {
-            return Err(damaged(AGE_CHECKPOINT_OFFSETS_FILE, "offsets do not match the tiles' event counts"));
-        }
-        let age_checkpoint_count = checkpoints[age_tiles] as usize;
+        let (age_tile_offsets, age_checkpoint_offsets) =
+            open_tiling(folder, n, age_tiles, AGE_CHECKPOINT_EVERY, [AGE_TILE_OFFSETS_FILE, AGE_CHECKPOINT_OFFSETS_FILE])?;
+        let age_checkpoint_count = age_checkpoint_offsets.as_slice()[age_tiles] as usize;
         Ok(History {
             path: dataset.to_path_buf(),
             generation: manifest.generation,
@@ -846,6 +823,27 @@ impl History {
             region[pixel / TILE * stride + pixel % TILE] = cell_color(cell);
         }
     }
+}
+
+/// Opens the offsets files of a tile index of `tiles` tiles over `n` events, `[tile offsets,
+/// checkpoint offsets]`, with a checkpoint every `every` events of a tile; [`Error::Dataset`]
+/// names the first whose offsets do not split the events into tiles or their checkpoints.
+fn open_tiling(folder: &Folder, n: usize, tiles: usize, every: usize, files: [&str; 2]) -> Result<(Array<u64>, Array<u64>)> {
+    let damaged =
+        |file: &str, reason: &str| Error::Dataset { path: folder.path().join(file), reason: format!("{reason}: ingest the dataset again") };
+    let tile_offsets = Array::<u64>::open(folder, files[0], &[tiles + 1])?;
+    let offsets = tile_offsets.as_slice();
+    if offsets[0] != 0 || offsets[tiles] != n as u64 || offsets.windows(2).any(|w| w[0] > w[1]) {
+        return Err(damaged(files[0], "offsets do not split the events into tiles"));
+    }
+    let checkpoint_offsets = Array::<u64>::open(folder, files[1], &[tiles + 1])?;
+    let checkpoints = checkpoint_offsets.as_slice();
+    let consistent = checkpoints[0] == 0
+        && (0..tiles).all(|t| checkpoints[t + 1].checked_sub(checkpoints[t]) == Some((offsets[t + 1] - offsets[t]) / every as u64));
+    if !consistent {
+        return Err(damaged(files[1], "offsets do not match the tiles' event counts"));
+    }
+    Ok((tile_offsets, checkpoint_offsets))
 }
 
 /// What [`History::windows`] reuses from one window to the next.

@@ -168,46 +168,19 @@ pub fn write_index(
         let path = dataset.join(dir);
         std::fs::create_dir_all(&path).at(&path)?;
     }
-    let n = events.len();
     write_column(&dataset.join(TIMESTAMP_FILE), "<i8", events, stop, |e| e.timestamp_ms.to_le_bytes())?;
     write_column(&dataset.join(USER_ID_FILE), "<u4", events, stop, |e| e.user_id.to_le_bytes())?;
     write_column(&dataset.join(COLOR_FILE), "|u1", events, stop, |e| [e.color()])?;
     write_column(&dataset.join(X_FILE), "<u2", events, stop, |e| e.x().to_le_bytes())?;
     write_column(&dataset.join(Y_FILE), "<u2", events, stop, |e| e.y().to_le_bytes())?;
 
-    // A stable counting sort by tile: ids stay ascending inside each tile.
-    let (tiles_x, tiles_y) = tile_grid(width, height);
-    let tile_of = |e: &Event| e.y() as usize / TILE * tiles_x + e.x() as usize / TILE;
-    let mut tile_offsets = vec![0u64; tiles_x * tiles_y + 1];
-    for event in events {
-        tile_offsets[tile_of(event) + 1] += 1;
-    }
-    for t in 1..tile_offsets.len() {
-        tile_offsets[t] += tile_offsets[t - 1];
-    }
-    check(stop)?;
-    let mut next = tile_offsets.clone();
-    let mut ids = filled(n, 0u32, "the tile index")?;
-    let mut cells = filled(n, 0u16, "the tile index")?;
-    for (id, event) in events.iter().enumerate() {
-        let slot = &mut next[tile_of(event)];
-        ids[*slot as usize] = id as u32;
-        let pixel = event.y() as usize % TILE * TILE + event.x() as usize % TILE;
-        cells[*slot as usize] = cell(pixel, event.color());
-        *slot += 1;
-    }
-    check(stop)?;
+    let (tile_offsets, ids, cells) =
+        tile_lists(events, TILE, tile_grid(width, height), "the tile index", stop, |e, pixel| cell(pixel, e.color()))?;
     write_column(&dataset.join(TILE_OFFSETS_FILE), "<u8", &tile_offsets, stop, |o| o.to_le_bytes())?;
     write_column(&dataset.join(TILE_EVENT_IDS_FILE), "<u4", &ids, stop, |id| id.to_le_bytes())?;
     write_column(&dataset.join(TILE_EVENT_CELLS_FILE), "<u2", &cells, stop, |cell| cell.to_le_bytes())?;
 
-    let mut checkpoint_offsets = vec![0u64; tile_offsets.len()];
-    let mut checkpoint_ids = Vec::with_capacity(n / CHECKPOINT_EVERY);
-    for t in 1..tile_offsets.len() {
-        let tile_ids = &ids[tile_offsets[t - 1] as usize..tile_offsets[t] as usize];
-        checkpoint_ids.extend(tile_ids.chunks_exact(CHECKPOINT_EVERY).map(|block| block[CHECKPOINT_EVERY - 1]));
-        checkpoint_offsets[t] = checkpoint_ids.len() as u64;
-    }
+    let (checkpoint_offsets, checkpoint_ids) = checkpoints_of(&tile_offsets, &ids, CHECKPOINT_EVERY);
     let first = events.first().map_or(0, |e| e.timestamp_ms);
     write_column(&dataset.join(TILE_EVENT_TIMES_FILE), "<u4", &ids, stop, |&id| {
         event_time(events[id as usize].timestamp_ms, first).to_le_bytes()
@@ -225,9 +198,34 @@ pub fn write_index(
 /// [`AGE_TILE`]×[`AGE_TILE`] tile, and every [`AGE_CHECKPOINT_EVERY`] of them how long ago each
 /// of its pixels was placed on.
 fn write_age_index(dataset: &Path, events: &[Event], width: usize, height: usize, stop: &AtomicBool) -> Result<()> {
-    let n = events.len();
-    let (tiles_x, tiles_y) = age_tile_grid(width, height);
-    let tile_of = |e: &Event| e.y() as usize / AGE_TILE * tiles_x + e.x() as usize / AGE_TILE;
+    let grid = age_tile_grid(width, height);
+    let (offsets, ids, pixels) = tile_lists(events, AGE_TILE, grid, "the ages index", stop, |_, pixel| pixel as u16)?;
+    let first = events.first().map_or(0, |e| e.timestamp_ms);
+    write_column(&dataset.join(AGE_TILE_OFFSETS_FILE), "<u8", &offsets, stop, |o| o.to_le_bytes())?;
+    write_column(&dataset.join(AGE_TILE_EVENT_IDS_FILE), "<u4", &ids, stop, |id| id.to_le_bytes())?;
+    write_column(&dataset.join(AGE_TILE_EVENT_TIMES_FILE), "<u4", &ids, stop, |&id| {
+        event_time(events[id as usize].timestamp_ms, first).to_le_bytes()
+    })?;
+    write_column(&dataset.join(AGE_TILE_EVENT_PIXELS_FILE), "<u2", &pixels, stop, |p| p.to_le_bytes())?;
+    let (checkpoint_offsets, checkpoint_ids) = checkpoints_of(&offsets, &ids, AGE_CHECKPOINT_EVERY);
+    write_column(&dataset.join(AGE_CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
+    write_column(&dataset.join(AGE_CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
+    write_change_ticks(dataset, &offsets, &ids, &pixels, events, checkpoint_ids.len(), stop)
+}
+
+/// The events grouped by `side`×`side` tile of a canvas cut into `grid` tiles (across, down), by
+/// a stable counting sort (ids stay ascending inside each tile): the tiles' offsets, the event
+/// ids, and for the same positions `value(event, pixel inside its tile)`; `what` names the index
+/// for an allocation error.
+fn tile_lists(
+    events: &[Event],
+    side: usize,
+    (tiles_x, tiles_y): (usize, usize),
+    what: &str,
+    stop: &AtomicBool,
+    value: impl Fn(&Event, usize) -> u16,
+) -> Result<(Vec<u64>, Vec<u32>, Vec<u16>)> {
+    let tile_of = |e: &Event| e.y() as usize / side * tiles_x + e.x() as usize / side;
     let mut offsets = vec![0u64; tiles_x * tiles_y + 1];
     for event in events {
         offsets[tile_of(event) + 1] += 1;
@@ -237,33 +235,29 @@ fn write_age_index(dataset: &Path, events: &[Event], width: usize, height: usize
     }
     check(stop)?;
     let mut next = offsets.clone();
-    let mut ids = filled(n, 0u32, "the ages index")?;
-    let mut pixels = filled(n, 0u16, "the ages index")?;
+    let mut ids = filled(events.len(), 0u32, what)?;
+    let mut values = filled(events.len(), 0u16, what)?;
     for (id, event) in events.iter().enumerate() {
         let slot = &mut next[tile_of(event)];
         ids[*slot as usize] = id as u32;
-        pixels[*slot as usize] = (event.y() as usize % AGE_TILE * AGE_TILE + event.x() as usize % AGE_TILE) as u16;
+        values[*slot as usize] = value(event, event.y() as usize % side * side + event.x() as usize % side);
         *slot += 1;
     }
-    drop(next);
     check(stop)?;
-    let first = events.first().map_or(0, |e| e.timestamp_ms);
-    write_column(&dataset.join(AGE_TILE_OFFSETS_FILE), "<u8", &offsets, stop, |o| o.to_le_bytes())?;
-    write_column(&dataset.join(AGE_TILE_EVENT_IDS_FILE), "<u4", &ids, stop, |id| id.to_le_bytes())?;
-    write_column(&dataset.join(AGE_TILE_EVENT_TIMES_FILE), "<u4", &ids, stop, |&id| {
-        event_time(events[id as usize].timestamp_ms, first).to_le_bytes()
-    })?;
-    write_column(&dataset.join(AGE_TILE_EVENT_PIXELS_FILE), "<u2", &pixels, stop, |p| p.to_le_bytes())?;
+    Ok((offsets, ids, values))
+}
+
+/// The checkpoints of tiles whose events are `ids`, split by `offsets`, one every `every` events
+/// of a tile: their offsets per tile and the id of each one's last event.
+fn checkpoints_of(offsets: &[u64], ids: &[u32], every: usize) -> (Vec<u64>, Vec<u32>) {
     let mut checkpoint_offsets = vec![0u64; offsets.len()];
-    let mut checkpoint_ids = Vec::with_capacity(n / AGE_CHECKPOINT_EVERY);
+    let mut checkpoint_ids = Vec::with_capacity(ids.len() / every);
     for t in 1..offsets.len() {
         let tile_ids = &ids[offsets[t - 1] as usize..offsets[t] as usize];
-        checkpoint_ids.extend(tile_ids.chunks_exact(AGE_CHECKPOINT_EVERY).map(|block| block[AGE_CHECKPOINT_EVERY - 1]));
+        checkpoint_ids.extend(tile_ids.chunks_exact(every).map(|block| block[every - 1]));
         checkpoint_offsets[t] = checkpoint_ids.len() as u64;
     }
-    write_column(&dataset.join(AGE_CHECKPOINT_OFFSETS_FILE), "<u8", &checkpoint_offsets, stop, |o| o.to_le_bytes())?;
-    write_column(&dataset.join(AGE_CHECKPOINT_EVENT_IDS_FILE), "<u4", &checkpoint_ids, stop, |id| id.to_le_bytes())?;
-    write_change_ticks(dataset, &offsets, &ids, &pixels, events, checkpoint_ids.len(), stop)
+    (checkpoint_offsets, checkpoint_ids)
 }
 
 /// Age tiles across and down a `width`×`height` canvas (pixels).
