@@ -196,7 +196,7 @@ impl History {
                 }
             }
         }
-        under.crop(region, out, AGE_OUTSIDE, |window, buckets| window.copy_from_slice(buckets));
+        under.crop(region, out, AGE_OUTSIDE);
     }
 
     /// The timestamp of the event at `position` in the ages index, whose
