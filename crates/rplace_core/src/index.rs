@@ -56,8 +56,7 @@ use crate::error::{filled, Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
 use crate::stop::check;
-use std::fs::File;
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
@@ -287,7 +286,7 @@ fn write_user_chains(dataset: &Path, events: &[Event], users: usize, stop: &Atom
 /// Writes `items` as the one-dimensional array `path` of numpy type `descr`, each item as the
 /// little-endian bytes `encode` gives.
 fn write_column<T, const B: usize>(path: &Path, descr: &str, items: &[T], stop: &AtomicBool, encode: impl Fn(&T) -> [u8; B]) -> Result<()> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+    let mut out = npy::create(path)?;
     npy::write_header(&mut out, descr, &[items.len()]).at(path)?;
     for block in items.chunks(STOP_CHECK_EVENTS) {
         check(stop)?;
@@ -301,7 +300,7 @@ fn write_column<T, const B: usize>(path: &Path, descr: &str, items: &[T], stop: 
 /// Replays every tile from white and writes its state after each [`CHECKPOINT_EVERY`] events,
 /// tile after tile: the rows come out in file order, so nothing is held in memory.
 fn write_checkpoints(path: &Path, tile_offsets: &[u64], cells: &[u16], checkpoints: usize, white: u8, stop: &AtomicBool) -> Result<()> {
-    let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+    let mut out = npy::create(path)?;
     npy::write_header(&mut out, "|u1", &[checkpoints, TILE * TILE]).at(path)?;
     let mut replayed = 0;
     for bounds in tile_offsets.windows(2) {
@@ -337,7 +336,7 @@ fn write_change_ticks(
     let files = [dataset.join(AGE_CHANGE_TICKS_FILE), dataset.join(AGE_CHANGE_RESTS_FILE)];
     let mut outs = Vec::new();
     for path in &files {
-        let mut out = BufWriter::with_capacity(1 << 20, File::create(path).at(path)?);
+        let mut out = npy::create(path)?;
         npy::write_header(&mut out, "<u2", &[checkpoints, CELLS]).at(path)?;
         outs.push(out);
     }

@@ -900,7 +900,7 @@ fn write_snapshots(
     stop: &AtomicBool,
 ) -> Result<()> {
     let partitions = events.len().div_ceil(partition_size);
-    let mut out = BufWriter::new(File::create(path).at(path)?);
+    let mut out = npy::create(path)?;
     npy::write_u8_header(&mut out, &[partitions + 1, height, width]).at(path)?;
     let mut canvas = vec![white; width * height];
     for part in events.chunks(partition_size) {
