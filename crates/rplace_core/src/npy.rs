@@ -6,8 +6,8 @@ use crate::error::{Context, Error, Result};
 use memmap2::Mmap;
 use std::fs::File;
 use std::io::{self, Write};
-use std::path::Path;
 use std::marker::PhantomData;
+use std::path::Path;
 
 // The files are little-endian and mapped as they are.
 #[cfg(target_endian = "big")]
@@ -24,10 +24,10 @@ pub fn create(path: &Path) -> Result<ArrayWriter<File>> {
 /// A buffered writer whose writes reach the file as whole [`HUGE_PAGE`]s at offsets that are
 /// multiples of it (the last one shorter). A kernel whose page cache holds large folios (Linux
 /// 6.16 and later on ext4; XFS) then keeps the freshly written file in huge pages, which the
-/// readers' mappings map whole from the first read after an ingest ([`Array::open`]; a tenth
-/// faster age windows, see BENCHMARKS.md). `BufWriter` flushes what it holds whenever the next
-/// write does not fit, so its writes drift off those offsets. Nothing is written on drop: call
-/// `flush`.
+/// readers map whole from their first read after an ingest (see [`Array::open`]); the kernel's
+/// copy into them makes the ingest's writes up to a fifth slower at times (BENCHMARKS.md).
+/// `BufWriter` flushes what it holds whenever the next write does not fit, so its writes drift
+/// off those offsets. Nothing is written on drop: call `flush`.
 pub struct ArrayWriter<W: Write> {
     file: W,
     piece: Vec<u8>,
@@ -128,7 +128,8 @@ pub struct Array<T> {
 }
 
 impl<T: Element> Array<T> {
-    /// Maps `file` of the dataset folder and checks that it holds a `T` array of `shape`.
+    /// Maps `file` of the dataset folder, with huge-page advice, and checks that it holds a `T`
+    /// array of `shape`.
     pub fn open(folder: &Folder, file: &str, shape: &[usize]) -> Result<Array<T>> {
         let path = folder.path().join(file);
         let damaged = |reason: String| Error::Dataset { path: path.clone(), reason: format!("{reason}: ingest the dataset again") };
@@ -174,8 +175,9 @@ impl<T: Element> Array<T> {
 
 /// Asks the kernel to map the file with huge pages: where it reads the file in (or finds it
 /// already in) 2 MiB pieces, one TLB entry covers 512 times the memory, and the readers, which
-/// jump between the tiles of arrays hundreds of MB long, run about a tenth faster (measured: see
-/// BENCHMARKS.md). Advice only: a kernel without transparent huge pages ignores it.
+/// jump between the tiles of arrays hundreds of MB long, build age windows 6–10 % faster
+/// (measured: see BENCHMARKS.md). Advice only: a kernel without transparent huge pages ignores
+/// it.
 fn huge_pages(map: &Mmap) {
     #[cfg(target_os = "linux")]
     let _ = map.advise(memmap2::Advice::HugePage);
