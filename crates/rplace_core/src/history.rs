@@ -903,8 +903,8 @@ impl Under {
 
     /// Crops the window out of `region` into `window` (`size`×`size`, row-major), `outside`
     /// off the canvas. Rows are copied in 32-byte pieces, which compile to vector moves: a call
-    /// to `memcpy` and two to `memset` for each row took longer than the copy (age windows are
-    /// 8 % faster without them: see BENCHMARKS.md).
+    /// to `memcpy` and two to `memset` for each row took longer than the copy (see
+    /// BENCHMARKS.md).
     pub(crate) fn crop(&self, region: &[u8], window: &mut [u8], outside: u8) {
         const PIECE: usize = 32;
         let on = (self.xs.start as i64 - self.left) as usize..(self.xs.end as i64 - self.left) as usize;

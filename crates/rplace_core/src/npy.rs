@@ -14,31 +14,53 @@ use std::path::Path;
 compile_error!("rplace_core reads its little-endian dataset files in place");
 
 /// The size of a huge page on x86-64 and of each write of a dataset array ([`ArrayWriter`]).
-pub const HUGE_PAGE: usize = 2 << 20;
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
 /// Creates the array file `path` for writing through an [`ArrayWriter`].
-pub fn create(path: &Path) -> Result<ArrayWriter<File>> {
-    Ok(ArrayWriter { file: File::create(path).at(path)?, piece: Vec::with_capacity(HUGE_PAGE) })
+pub(crate) fn create(path: &Path) -> Result<ArrayWriter<File>> {
+    Ok(ArrayWriter::new(File::create(path).at(path)?))
 }
 
 /// A buffered writer whose writes reach the file as whole [`HUGE_PAGE`]s at offsets that are
-/// multiples of it (the last one shorter). A kernel whose page cache holds large folios (Linux
-/// 6.16 and later on ext4; XFS) then keeps the freshly written file in huge pages, which the
-/// readers map whole from their first read after an ingest (see [`Array::open`]); the kernel's
-/// copy into them makes the ingest's writes up to a fifth slower at times (BENCHMARKS.md).
-/// `BufWriter` flushes what it holds whenever the next write does not fit, so its writes drift
-/// off those offsets. Nothing is written on drop: call `flush`.
-pub struct ArrayWriter<W: Write> {
+/// multiples of it (the last one shorter), where `BufWriter` writes what it holds whenever the
+/// next write does not fit, drifting off those offsets. A kernel whose page cache holds large
+/// folios (see the README's reader section) then keeps the freshly written file in huge pages,
+/// which the readers map whole from their first read after an ingest ([`Array::open`]); what it
+/// gains and costs is in BENCHMARKS.md. Nothing is written on drop: call `flush`.
+pub(crate) struct ArrayWriter<W: Write> {
     file: W,
     piece: Vec<u8>,
+    /// How much of `piece` the file already holds (after a short write that then failed).
+    written: usize,
+}
+
+impl<W: Write> ArrayWriter<W> {
+    fn new(file: W) -> ArrayWriter<W> {
+        ArrayWriter { file, piece: Vec::with_capacity(HUGE_PAGE), written: 0 }
+    }
+
+    /// Writes out what the file does not hold yet of the piece, then empties it; after an error
+    /// the piece keeps what is left, so that nothing reaches the file twice.
+    fn drain(&mut self) -> io::Result<()> {
+        while self.written < self.piece.len() {
+            match self.file.write(&self.piece[self.written..]) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => self.written += n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        self.piece.clear();
+        self.written = 0;
+        Ok(())
+    }
 }
 
 impl<W: Write> Write for ArrayWriter<W> {
     fn write(&mut self, data: &[u8]) -> io::Result<usize> {
-        // A full piece goes out before more is taken, so an error consumes nothing.
+        // A full piece goes out before more is taken, so an error consumes nothing of `data`.
         if self.piece.len() == HUGE_PAGE {
-            self.file.write_all(&self.piece)?;
-            self.piece.clear();
+            self.drain()?;
         }
         let taken = data.len().min(HUGE_PAGE - self.piece.len());
         self.piece.extend_from_slice(&data[..taken]);
@@ -62,8 +84,7 @@ impl<W: Write> Write for ArrayWriter<W> {
     }
 
     fn flush(&mut self) -> io::Result<()> {
-        self.file.write_all(&self.piece)?;
-        self.piece.clear();
+        self.drain()?;
         self.file.flush()
     }
 }
@@ -175,9 +196,8 @@ impl<T: Element> Array<T> {
 
 /// Asks the kernel to map the file with huge pages: where it reads the file in (or finds it
 /// already in) 2 MiB pieces, one TLB entry covers 512 times the memory, and the readers, which
-/// jump between the tiles of arrays hundreds of MB long, build age windows 6–10 % faster
-/// (measured: see BENCHMARKS.md). Advice only: a kernel without transparent huge pages ignores
-/// it.
+/// jump between the tiles of arrays hundreds of MB long, run faster (measured: see
+/// BENCHMARKS.md). Advice only: a kernel without transparent huge pages ignores it.
 fn huge_pages(map: &Mmap) {
     #[cfg(target_os = "linux")]
     let _ = map.advise(memmap2::Advice::HugePage);
@@ -205,8 +225,8 @@ mod tests {
         }
         let mut state = 1u64;
         let mut expected = Vec::new();
-        let mut out = ArrayWriter { file: Recorder(Vec::new(), Vec::new()), piece: Vec::new() };
-        for round in 0..4000 {
+        let mut out = ArrayWriter::new(Recorder(Vec::new(), Vec::new()));
+        for round in 0..200 {
             state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             let len = [0, 1, 2, 3, 7, 2048, 4096, 300_000, HUGE_PAGE + 5][(state >> 33) as usize % 9];
             let data: Vec<u8> = (0..len).map(|i| (i + round) as u8).collect();
@@ -221,12 +241,50 @@ mod tests {
         assert_eq!(*last, (pieces.len() * HUGE_PAGE, expected.len() - pieces.len() * HUGE_PAGE));
     }
 
+    /// A file that takes half of a write, then fails the next one: retried, every byte reaches
+    /// it once, in order.
+    #[test]
+    fn array_writers_lose_and_repeat_nothing_after_an_error() {
+        struct Flaky(Vec<u8>, usize);
+        impl Write for Flaky {
+            fn write(&mut self, data: &[u8]) -> io::Result<usize> {
+                self.1 += 1;
+                match self.1 % 3 {
+                    1 => {
+                        let half = data.len().div_ceil(2);
+                        self.0.extend_from_slice(&data[..half]);
+                        Ok(half)
+                    }
+                    2 => Err(io::Error::other("the disk is full")),
+                    _ => {
+                        self.0.extend_from_slice(data);
+                        Ok(data.len())
+                    }
+                }
+            }
+            fn flush(&mut self) -> io::Result<()> {
+                Ok(())
+            }
+        }
+        let expected: Vec<u8> = (0..5 * HUGE_PAGE + 12_345).map(|i| (i % 251) as u8).collect();
+        let mut out = ArrayWriter::new(Flaky(Vec::new(), 0));
+        let mut rest = &expected[..];
+        while !rest.is_empty() {
+            if let Ok(taken) = out.write(&rest[..rest.len().min(100_000)]) {
+                rest = &rest[taken..];
+            }
+        }
+        while out.flush().is_err() {}
+        assert!(out.file.0 == expected, "the bytes differ");
+    }
+
     /// The kernel's record of the advice: `hg` among the mapping's flags in `/proc/self/smaps`.
     #[cfg(target_os = "linux")]
     #[test]
     fn arrays_are_mapped_with_huge_page_advice() {
         if !Path::new("/sys/kernel/mm/transparent_hugepage/enabled").exists() {
-            return; // a kernel without transparent huge pages: nothing to advise
+            eprintln!("skipped: this kernel has no transparent huge pages to advise");
+            return;
         }
         let dir = tempfile::tempdir().unwrap();
         let mut bytes = Vec::new();

@@ -163,7 +163,7 @@ impl History {
         for &(from, row, since_ticks, since_left) in undecided.iter() {
             let row_ticks = ticks[from..from + AGE_TILE].iter().zip(&rests[from..from + AGE_TILE]);
             // Every pixel bucketed, then the never-placed ones chosen out: a loop without a
-            // branch, which vectorises (a tenth faster than skipping them: see BENCHMARKS.md).
+            // branch, which vectorises (faster than skipping them: see BENCHMARKS.md).
             for (bucket, (&tick, &left)) in region[row..row + AGE_TILE].iter_mut().zip(row_ticks) {
                 let carry = u32::from(left as u32 + since_left as u32 >= AGE_TICK_MS as u32);
                 let aged = tick_bucket(tick as u32 + since_ticks + carry);
