@@ -82,15 +82,18 @@ pub fn filled<T: Clone>(len: usize, value: T, what: &str) -> Result<Vec<T>> {
     Ok(items)
 }
 
+/// The size of a huge page on x86-64: what [`huge_pages`] advises, and each write of a dataset
+/// array ([`crate::npy::create`]).
+pub(crate) const HUGE_PAGE: usize = 2 << 20;
+
 /// Asks the kernel to back a large, not yet touched allocation with huge pages: a buffer that is
 /// read or written at random (an event's slot among a user's) then misses the TLB far less.
 pub fn huge_pages<T>(items: &Vec<T>) {
     #[cfg(target_os = "linux")]
     {
-        const HUGE: usize = 2 << 20;
         let bytes = items.capacity() * size_of::<T>();
-        let start = (items.as_ptr() as usize).next_multiple_of(HUGE);
-        let end = (items.as_ptr() as usize + bytes) / HUGE * HUGE;
+        let start = (items.as_ptr() as usize).next_multiple_of(HUGE_PAGE);
+        let end = (items.as_ptr() as usize + bytes) / HUGE_PAGE * HUGE_PAGE;
         if end > start {
             // SAFETY: advice on whole pages inside this allocation; it changes no contents.
             unsafe { libc::madvise(start as *mut libc::c_void, end - start, libc::MADV_HUGEPAGE) };

@@ -2,7 +2,7 @@
 //! `np.load(path, mmap_mode="r")` and our reader can memory-map them ([`Array`]).
 
 use crate::dataset::Folder;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Error, Result, HUGE_PAGE};
 use memmap2::Mmap;
 use std::fs::File;
 use std::io::{self, Write};
@@ -12,9 +12,6 @@ use std::path::Path;
 // The files are little-endian and mapped as they are.
 #[cfg(target_endian = "big")]
 compile_error!("rplace_core reads its little-endian dataset files in place");
-
-/// The size of a huge page on x86-64 and of each write of a dataset array ([`ArrayWriter`]).
-pub(crate) const HUGE_PAGE: usize = 2 << 20;
 
 /// Creates the array file `path` for writing through an [`ArrayWriter`].
 pub(crate) fn create(path: &Path) -> Result<ArrayWriter<File>> {
