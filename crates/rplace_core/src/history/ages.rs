@@ -69,8 +69,8 @@ fn bucket_row(ticks: &[u16; AGE_TILE], since_ticks: u32, buckets: &mut [u8; AGE_
 }
 
 /// [`bucket_row`] in AVX2 instructions, the sums in 16-bit lanes and only the float conversion
-/// of [`bucket_below`] in 32-bit ones, with about half the instructions of the compiler's
-/// vectorisation of `bucket_row` (tested against it for every tick).
+/// of [`bucket_below`] in 32-bit ones: fewer instructions than the compiler's vectorisation of
+/// `bucket_row` (measured: see BENCHMARKS.md; tested against it for every tick).
 ///
 /// # Safety
 /// The CPU must have AVX2.
@@ -78,9 +78,11 @@ fn bucket_row(ticks: &[u16; AGE_TILE], since_ticks: u32, buckets: &mut [u8; AGE_
 #[target_feature(enable = "avx2")]
 unsafe fn bucket_row_avx2(ticks: &[u16; AGE_TILE], since_ticks: u32, buckets: &mut [u8; AGE_TILE]) -> bool {
     use std::arch::x86_64::*;
+    // Two loads of 16 ticks and one store of 32 buckets: a row of 32 pixels.
+    const { assert!(AGE_TILE == 32) };
     const HALF: usize = AGE_TILE / 2;
     // The sums clamped at one past the last edge, as `bucket_below` clamps them: a saturating
-    // add is exact below it (the ticks are at most TICKS_LONG_AGO, or TICKS_NEVER, chosen out).
+    // add of the clamped `since_ticks + 1` then a clamp give the same for every tick.
     let since = _mm256_set1_epi16((since_ticks + 1).min(TICKS_LONG_AGO as u32 + 1) as u16 as i16);
     let past_last = _mm256_set1_epi16((TICKS_LONG_AGO + 1) as i16);
     let (zero, least, mantissa) = (_mm256_setzero_si256(), _mm256_set1_ps(1.75), _mm256_set1_epi32((1 << 22) - 1));
@@ -425,7 +427,8 @@ mod tests {
             eprintln!("skipped: this CPU has no AVX2");
             return;
         }
-        let mut since_values = vec![0, 1, 2, 3, 4, 5, 7, 100, 4_095, 4_096, 16_383, 32_766, 32_767, TICKS_LONG_AGO as u32];
+        let mut since_values =
+            vec![0, 1, 2, 3, 4, 5, 7, 100, 4_095, 4_096, 16_383, 32_766, 32_767, 32_768, 32_769, 65_535, 65_536, 1 << 20];
         since_values.extend((1..16).flat_map(|k| [(1 << k) - 2, (3 << k) / 2 - 2, (1 << k) - 1]));
         let every_tick: Vec<u16> = (0..=u16::MAX).collect();
         let mixed: Vec<u16> = (0..=u16::MAX).map(|t| if t % 3 == 0 { TICKS_NEVER } else { t / 2 }).collect();
