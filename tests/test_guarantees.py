@@ -419,13 +419,41 @@ def test_7_a_color_outside_the_palette_is_reported_with_its_file_never_as_an_ind
 def test_7_verify_cross_checks_files_rewritten_with_matching_checksums(intact, tmp_path, file, offset_from_end, value, says):
     # A file changed and the manifest's checksums recomputed: only the replay tells.
     copy = damaged_copy(intact, tmp_path, file, offset_from_end=offset_from_end, value=value)
+    recompute_checksums(copy)
+    problems = rplacevit.verify(copy)
+    assert len(problems) == 1 and says in problems[0], problems
+
+
+def recompute_checksums(copy: Path) -> None:
+    """Makes the manifest's checksums agree with the files as they are now."""
     manifest = json.loads((copy / "manifest.json").read_text())
     block = manifest["checksum_block"]
     for entry in manifest["files"]:
         data = (copy / entry["path"]).read_bytes()
         entry["crc32"] = [f"{zlib.crc32(data[k:k + block]):08x}" for k in range(0, len(data), block)]
     (copy / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("index, side, name", [("tile", 16, "tile"), ("age_tile", 32, "age tile")])
+def test_7_verify_finds_a_tile_listing_an_event_of_another_tile(intact, tmp_path, index, side, name):
+    # The last event of a tile replaced by a later one from elsewhere: its list still ascends.
+    copy = tmp_path / index
+    shutil.copytree(intact, copy)
+    offsets = np.load(copy / f"index/{index}_offsets.npy")
+    ids = np.load(copy / f"index/{index}_event_ids.npy")
+    history = rplacevit.open(intact)
+    columns = history.events()
+    tiles_x = -(-history.canvas_width // side)
+    tile = next(t for t in range(len(offsets) - 1) if offsets[t + 1] - offsets[t] >= 2)
+    last = int(offsets[tile + 1]) - 1
+    tile_of = columns["y"].astype(np.int64) // side * tiles_x + columns["x"].astype(np.int64) // side
+    stranger = next(e for e in range(int(ids[last - 1]) + 1, len(tile_of)) if tile_of[e] != tile)
+    ids[last] = stranger
+    with open(copy / f"index/{index}_event_ids.npy", "r+b") as out:
+        np.save(out, ids)
+    recompute_checksums(copy)
     problems = rplacevit.verify(copy)
+    says = f"{index}_event_ids.npy: {name} {tile} lists event {stranger}, which lies in another tile"
     assert len(problems) == 1 and says in problems[0], problems
 
 

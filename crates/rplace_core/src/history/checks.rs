@@ -160,6 +160,28 @@ impl History {
         Ok(problems)
     }
 
+    /// Event `e` of a tile's list, after `previous`: its id and pixel where it is a later id of
+    /// the history that lies in tile `(tx, ty)` of `side`-pixel tiles; else what is wrong, to
+    /// follow the tile's name.
+    fn listed_event(
+        &self,
+        e: u32,
+        previous: &mut Option<usize>,
+        (tx, ty): (usize, usize),
+        side: usize,
+    ) -> Result<(usize, usize, usize), String> {
+        let id = e as usize;
+        if id >= self.len() || previous.is_some_and(|p| p >= id) {
+            return Err(": its events are not ascending ids of the history".into());
+        }
+        *previous = Some(id);
+        let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
+        if (x / side, y / side) != (tx, ty) {
+            return Err(format!(" lists event {id}, which lies in another tile"));
+        }
+        Ok((id, x, y))
+    }
+
     /// The first disagreement of tile `tile` with the columns: its event list, cells, checkpoints.
     fn tile_problem(&self, tile: usize) -> Option<(&'static str, String)> {
         let span = self.tile_span(tile);
@@ -169,15 +191,10 @@ impl History {
         let mut state = [self.white; TILE * TILE];
         let mut previous = None;
         for (k, (&e, &cell)) in ids.iter().zip(cells).enumerate() {
-            let id = e as usize;
-            if id >= self.len() || previous.is_some_and(|p| p >= id) {
-                return Some((TILE_EVENT_IDS_FILE, format!("tile {tile}: its events are not ascending ids of the history")));
-            }
-            previous = Some(id);
-            let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
-            if (x / TILE, y / TILE) != (tx, ty) {
-                return Some((TILE_EVENT_IDS_FILE, format!("tile {tile} lists event {id}, which lies in another tile")));
-            }
+            let (id, x, y) = match self.listed_event(e, &mut previous, (tx, ty), TILE) {
+                Ok(event) => event,
+                Err(reason) => return Some((TILE_EVENT_IDS_FILE, format!("tile {tile}{reason}"))),
+            };
             if cell != index::cell(y % TILE * TILE + x % TILE, self.colors()[id]) {
                 return Some((TILE_EVENT_CELLS_FILE, format!("tile {tile}: the cell of event {id} differs from its pixel and color")));
             }
@@ -212,15 +229,10 @@ impl History {
         let mut placed_at = [i64::MIN; CELLS];
         let mut previous = None;
         for (k, ((&e, &time), &pixel)) in ids.iter().zip(times).zip(pixels).enumerate() {
-            let id = e as usize;
-            if id >= self.len() || previous.is_some_and(|p| p >= id) {
-                return Some((AGE_TILE_EVENT_IDS_FILE, format!("age tile {tile}: its events are not ascending ids of the history")));
-            }
-            previous = Some(id);
-            let (x, y) = (self.xs()[id] as usize, self.ys()[id] as usize);
-            if (x / AGE_TILE, y / AGE_TILE) != (tx, ty) {
-                return Some((AGE_TILE_EVENT_IDS_FILE, format!("age tile {tile} lists event {id}, which lies in another tile")));
-            }
+            let (id, x, y) = match self.listed_event(e, &mut previous, (tx, ty), AGE_TILE) {
+                Ok(event) => event,
+                Err(reason) => return Some((AGE_TILE_EVENT_IDS_FILE, format!("age tile {tile}{reason}"))),
+            };
             if pixel as usize != y % AGE_TILE * AGE_TILE + x % AGE_TILE {
                 return Some((AGE_TILE_EVENT_PIXELS_FILE, format!("age tile {tile}: the pixel of event {id} differs from its own")));
             }
