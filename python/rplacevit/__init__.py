@@ -8,6 +8,7 @@ The heavy work (CSV ingestion, SQLite partitions, canvas reconstruction) runs in
 from pathlib import Path
 
 from ._core import CANVAS_SIZE, OUTSIDE, PALETTE_HEX, PALETTE_RGB, WHITE, ArgumentError, DatasetError, FormatError
+from ._core import OutputExistsError
 from ._core import __version__
 from .history import History, open
 from .store import info, ingest, synth, verify
@@ -37,6 +38,7 @@ __all__ = [
     "WHITE",
     "DatasetError",
     "FormatError",
+    "OutputExistsError",
     "History",
     "info",
     "ingest",

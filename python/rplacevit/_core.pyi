@@ -20,6 +20,9 @@ class DatasetError(ValueError):
 class ArgumentError(ValueError):
     """A bad argument from the caller (not from a file): what the command line reports as a usage error."""
 
+class OutputExistsError(ArgumentError):
+    """An output path holds something the command may not write into or replace (see rplacevit.outputs)."""
+
 __version__: str
 PALETTE_RGB: list[tuple[int, int, int]]
 PALETTE_HEX: list[str]
@@ -36,6 +39,8 @@ PROGRESS_LINE_INTERVAL_S: float
 COLOR_TARGETS: list[str]
 OVERWRITTEN_WITHIN_MS: int
 AGE_BUCKETS: int
+OUTPUT_MARKER: str
+OUTPUT_KINDS: list[str]
 
 def ingest(
     inputs: list[_Path], out: _Path, partition_size: int, on_error: str, force: bool, progress: bool, max_rectangle_pixels: int,
@@ -44,6 +49,8 @@ def ingest(
 def dataset_info(dataset: _Path) -> dict: ...
 def verify(dataset: _Path, progress: bool) -> list[str]: ...
 def synth(out: _Path, rows: int, seed: int, progress: bool, year: int) -> dict: ...
+def check_output(path: _Path, kind: str, allowed: bool, flag: str) -> bool: ...
+def mark_output(folder: _Path, kind: str) -> None: ...
 def age_buckets_of(ages_ms: npt.NDArray[np.int64]) -> npt.NDArray[np.uint8]: ...
 
 class History:

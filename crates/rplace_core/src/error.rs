@@ -29,6 +29,11 @@ pub enum Error {
     #[error("{0}")]
     Argument(String),
 
+    /// An output path holds something the command may not write into or replace
+    /// ([`crate::output_folder`]).
+    #[error("{}: {reason}", path.display())]
+    OutputExists { path: PathBuf, reason: String },
+
     /// An event id (or other index) outside the dataset.
     #[error("{0}")]
     Index(String),

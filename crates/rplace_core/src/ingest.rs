@@ -13,6 +13,7 @@ use crate::dataset::{self, DatasetInfo, Meta, PartitionInfo, SourceInfo};
 use crate::error::{filled, reserve, Context, Error, Result};
 use crate::event::Event;
 use crate::npy;
+use crate::output_folder;
 use crate::progress;
 use crate::publish::Output;
 use crate::stop::{check, run_stoppable};
@@ -136,6 +137,7 @@ pub fn ingest(inputs: &[PathBuf], out: &Path, options: &IngestOptions, should_st
     check_destination(out, options.force)?;
     let staging = output.staging().to_path_buf();
     std::fs::create_dir_all(staging.join(dataset::PARTITIONS_DIR)).at(&staging)?;
+    output_folder::mark(&staging, "dataset")?;
     let summary = run_stoppable(should_stop, |stop| {
         let mut summary = build(inputs, &sizes, format, &staging, options, stop)?;
         let clock = Instant::now();
@@ -147,22 +149,10 @@ pub fn ingest(inputs: &[PathBuf], out: &Path, options: &IngestOptions, should_st
     Ok(summary)
 }
 
-/// Refuses to overwrite anything but a dataset, and a dataset only with `force`.
+/// The output folder rule ([`crate::output_folder`]) for a dataset: a dataset is replaced only
+/// with `force`, and nothing else ever.
 fn check_destination(out: &Path, force: bool) -> Result<()> {
-    if std::fs::symlink_metadata(out).is_err() {
-        return Ok(());
-    }
-    let is_dataset = dataset::is_dataset(out);
-    let is_empty_dir = out.is_dir() && std::fs::read_dir(out).at(out)?.next().is_none();
-    if is_empty_dir || (force && is_dataset) {
-        return Ok(());
-    }
-    let reason = if is_dataset {
-        "a dataset already exists here: pass `force=True` to replace it"
-    } else {
-        "exists and is not a dataset: refusing to replace it"
-    };
-    Err(Error::Dataset { path: out.to_path_buf(), reason: reason.into() })
+    output_folder::check(out, "dataset", force, "force=True").map(|_| ())
 }
 
 /// A run of whole lines of one input.

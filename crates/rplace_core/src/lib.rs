@@ -14,6 +14,7 @@ pub mod history;
 pub mod index;
 pub mod ingest;
 pub mod npy;
+pub mod output_folder;
 pub mod palette;
 pub mod pool;
 pub mod progress;

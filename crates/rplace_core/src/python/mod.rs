@@ -32,6 +32,14 @@ create_exception!(
     "A bad argument from the caller (not from a file): what the command line reports as a usage error."
 );
 
+create_exception!(
+    _core,
+    OutputExistsError,
+    ArgumentError,
+    "An output path holds something the command may not write into or replace: a folder rplacevit did not write, \
+     an output of another kind, or one of its kind without `force` (see rplacevit.outputs)."
+);
+
 /// The Python exception of a core error, with the same message.
 fn to_py(error: Error) -> PyErr {
     let message = error.to_string();
@@ -44,6 +52,7 @@ fn to_py(error: Error) -> PyErr {
         Error::Row { .. } | Error::File { .. } => FormatError::new_err(message),
         Error::Sqlite { .. } | Error::Dataset { .. } => DatasetError::new_err(message),
         Error::Argument(_) => ArgumentError::new_err(message),
+        Error::OutputExists { .. } => OutputExistsError::new_err(message),
         Error::Index(_) => PyIndexError::new_err(message),
         Error::OutOfMemory { .. } => PyMemoryError::new_err(message),
         Error::Internal(_) => PyRuntimeError::new_err(message),
@@ -133,6 +142,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("FormatError", py.get_type::<FormatError>())?;
     m.add("DatasetError", py.get_type::<DatasetError>())?;
     m.add("ArgumentError", py.get_type::<ArgumentError>())?;
+    m.add("OutputExistsError", py.get_type::<OutputExistsError>())?;
     m.add("PALETTE_RGB", palette::PALETTE_RGB.iter().map(|c| (c[0], c[1], c[2])).collect::<Vec<_>>())?;
     m.add("PALETTE_HEX", (0..palette::N_COLORS as u8).map(palette::hex_string).collect::<Vec<_>>())?;
     m.add("OUTSIDE", palette::OUTSIDE)?;

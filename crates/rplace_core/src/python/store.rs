@@ -14,6 +14,10 @@ pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(dataset_info, m)?)?;
     m.add_function(wrap_pyfunction!(verify, m)?)?;
     m.add_function(wrap_pyfunction!(synth, m)?)?;
+    m.add_function(wrap_pyfunction!(check_output, m)?)?;
+    m.add_function(wrap_pyfunction!(mark_output, m)?)?;
+    m.add("OUTPUT_MARKER", crate::output_folder::MARKER_FILE)?;
+    m.add("OUTPUT_KINDS", crate::output_folder::kinds())?;
     m.add("PARTITION_SIZE", PARTITION_SIZE)?;
     m.add("MIN_PARTITION_SIZE", MIN_PARTITION_SIZE)?;
     m.add("MAX_RECTANGLE_PIXELS", MAX_RECTANGLE_PIXELS)?;
@@ -119,4 +123,17 @@ fn verify(py: Python<'_>, dataset: PathBuf, progress: bool) -> PyResult<Vec<Stri
         .detach(|| run_stoppable(&|| signals.should_stop(), |stop| crate::verify::verify(&dataset, progress, stop)))
         .map_err(|e| signals.error(e))?;
     Ok(problems.iter().map(|p| p.to_string()).collect())
+}
+
+/// The output folder rule (`crate::output_folder::check`): False when nothing is at `path` (or
+/// an empty folder), True when an output of `kind` is there and `allowed`; else OutputExistsError.
+#[pyfunction]
+fn check_output(path: PathBuf, kind: &str, allowed: bool, flag: &str) -> PyResult<bool> {
+    crate::output_folder::check(&path, kind, allowed, flag).map_err(to_py)
+}
+
+/// Writes the marker of `kind` into the folder `folder`.
+#[pyfunction]
+fn mark_output(folder: PathBuf, kind: &str) -> PyResult<()> {
+    crate::output_folder::mark(&folder, kind).map_err(to_py)
 }
