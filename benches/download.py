@@ -1,9 +1,12 @@
 """Download and folder-ingest benchmark: a synthetic history split into official-named gzip
 parts, served by a Range-capable HTTP server on 127.0.0.1 and fetched with ``rplacevit.download``
 (bytes/s; the disk's write rate beside it), then the ingest of the folder of parts against the
-ingest of one file with the same rows, in the same run.
+ingest of one file with the same rows, in the same run. ``--stop`` measures instead how long
+``rplacevit download`` takes to end after SIGTERM while its server stalls the GET (before the
+answer, and midway through the body).
 
     python benches/download.py --rows 10000000 --parts 10     # parts made once in bench-data/
+    python benches/download.py --stop
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ import http.server
 import os
 import platform
 import shutil
+import signal
+import subprocess
 import sys
 import tempfile
 import threading
@@ -49,6 +54,55 @@ class Files(http.server.SimpleHTTPRequestHandler):
         return f
 
 
+class Stalling(http.server.BaseHTTPRequestHandler):
+    """Announces a file on HEAD, then holds the GET until the server closes: ``/silent`` sends
+    nothing, ``/midway`` its headers and the first half of the body."""
+
+    protocol_version = "HTTP/1.1"
+    SIZE = 1 << 17
+
+    def log_message(self, *args):
+        pass
+
+    def do_HEAD(self):
+        self.send_response(200)
+        self.send_header("Content-Length", str(self.SIZE))
+        self.end_headers()
+
+    def do_GET(self):
+        if self.path.endswith("midway"):
+            self.do_HEAD()
+            self.wfile.write(bytes(self.SIZE // 2))
+            self.wfile.flush()
+        self.server.stalled.set()
+        self.server.closing.wait()
+
+
+def stop_seconds(where: str, scratch: Path) -> tuple[float, int]:
+    """Seconds from SIGTERM to the end of a ``rplacevit download`` whose GET the server holds
+    (``where``: ``silent`` or ``midway``), and its exit status."""
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Stalling)
+    server.daemon_threads, server.stalled, server.closing = True, threading.Event(), threading.Event()
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    listing = scratch / f"{where}.txt"
+    listing.write_text(f"http://127.0.0.1:{server.server_address[1]}/{where}\n")
+    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "download", "--url-list", str(listing), "-o", str(scratch / where),
+                                "--quiet"], stderr=subprocess.DEVNULL)
+    try:
+        if not server.stalled.wait(60):
+            raise RuntimeError("the download never sent its GET")
+        time.sleep(1.0)  # the transfer is now blocked in its read
+        started = time.perf_counter()
+        process.send_signal(signal.SIGTERM)
+        status = process.wait(timeout=300)
+        return time.perf_counter() - started, status
+    finally:
+        process.kill()
+        server.closing.set()
+        server.shutdown()
+        server.server_close()
+
+
 def make_parts(rows: int, seed: int, parts: int, data: Path) -> tuple[Path, Path]:
     """The single file, and a folder of ``parts`` gzip parts with the same rows (made once)."""
     single = data / f"synth_{rows}_{seed}.csv.gz"
@@ -80,7 +134,15 @@ def main() -> None:
     parser.add_argument("--parts", type=int, default=10)
     parser.add_argument("--jobs", type=int, default=4)
     parser.add_argument("--data-dir", type=Path, default=ROOT / "bench-data")
+    parser.add_argument("--stop", action="store_true", help="measure only how long a stop takes while the server stalls")
     args = parser.parse_args()
+    if args.stop:
+        with tempfile.TemporaryDirectory() as scratch:
+            for where in ("silent", "midway"):
+                seconds, status = stop_seconds(where, Path(scratch))
+                print(f"stop, GET stalled {'before its answer' if where == 'silent' else 'midway through the body'}: "
+                      f"{seconds:.2f} s from SIGTERM to exit (status {status})")
+        return
     single, folder = make_parts(args.rows, args.seed, args.parts, args.data_dir)
     size = sum(p.stat().st_size for p in folder.glob("*.csv.gzip"))
     print(f"data: {args.rows:,} synthetic rows as {args.parts} parts ({size / 2**20:,.0f} MiB of gzip); "

@@ -18,7 +18,8 @@ import torch
 
 import rplacevit
 from rplacevit.cli import build_parser
-from rplacevit.demo import MARKER, PAINT_STEPS, demo, prepare
+from rplacevit.demo import PAINT_STEPS, demo, prepare
+from rplacevit.outputs import MARKER
 from rplacevit.models import load_model
 
 
@@ -77,7 +78,7 @@ def test_demo_without_the_asked_device_touches_nothing(tmp_path):
 
 def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
     (tmp_path / "thesis.tex").write_text("years of work")
-    with pytest.raises(ValueError, match="not empty and was not written by rplacevit demo"):
+    with pytest.raises(ValueError, match="not empty and was not written by rplacevit"):
         prepare(tmp_path)
     assert (tmp_path / "thesis.tex").read_text() == "years of work"
     # Its own folder is emptied for the next run.
@@ -87,6 +88,7 @@ def test_demo_refuses_a_folder_it_did_not_write(tmp_path):
     (own / "final.png").write_bytes(b"old")
     prepare(own)
     assert sorted(p.name for p in own.iterdir()) == [MARKER]
+    assert json.loads((own / MARKER).read_text())["kind"] == "demo"
 
 
 def test_demo_evaluates_its_models_on_later_events(demo_run):

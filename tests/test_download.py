@@ -1,6 +1,7 @@
 """rplacevit download against a server on 127.0.0.1 that serves official-named parts made from
 the shipped sample, and misbehaves on demand: drops a connection midway, ignores Range,
-answers 404 or 503, sends fewer bytes than it announces, serves a corrupt gzip."""
+answers 404 or 503, sends fewer or more bytes than it announces (or an endless body), announces
+no size, redirects in a loop, stalls or trickles, serves a corrupt gzip."""
 
 from __future__ import annotations
 
@@ -17,8 +18,12 @@ import pytest
 import rplacevit
 from conftest import DATA
 from rplacevit import download as dl
+from rplacevit import outputs
 from rplacevit.cli import main
 
+#: What the misbehaving bodies add after the file (``longer``, ``endless``): enough to see that
+#: the download stops at the announced size, little enough to send in a moment.
+EXTRA = 8 << 20
 
 
 class Server(http.server.ThreadingHTTPServer):
@@ -29,6 +34,10 @@ class Server(http.server.ThreadingHTTPServer):
         self.files: dict[str, bytes] = {}
         self.faults: dict[str, list[str]] = {}  # name → faults, the first used (and removed) per GET
         self.requests: list[tuple[str, str, str | None]] = []  # method, name, Range
+        self.authorizations: list[str | None] = []  # the Authorization header of each request
+        self.no_length: set[str] = set()  # names announced without Content-Length and sent chunked
+        self.loops: set[str] = set()  # names whose HEAD and GET redirect to themselves
+        self.closing = threading.Event()  # ends the handlers that stall
 
     def handle_error(self, request, client_address):
         pass  # a client that hung up (the tests make some do) is no news
@@ -54,6 +63,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         server: Server = self.server
         name = self.path.rsplit("/", 1)[-1]
         server.requests.append((self.command, name, self.headers.get("Range")))
+        server.authorizations.append(self.headers.get("Authorization"))
         data = server.files.get(name)
         if data is None:
             self.send_error(404)
@@ -67,12 +77,26 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.end_headers()
             self.wfile.write(b"slow down")  # an error page: never part of the file
             return
+        if name in server.loops or fault == "redirect":
+            self.send_response(302)
+            self.send_header("Location", self.path)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return
+        if fault == "stall":  # not even an answer
+            server.closing.wait(60)
+            return
         start = 0
         ranged = self.headers.get("Range")
         if ranged and fault != "ignore-range":
             start = int(re.fullmatch(r"bytes=(\d+)-", ranged).group(1))
+        payload = data[start:]
+        chunked = name in server.no_length or fault == "endless"
         self.send_response(206 if start else 200)
-        self.send_header("Content-Length", str(len(data) - start))
+        if chunked:
+            self.send_header("Transfer-Encoding", "chunked")
+        else:
+            self.send_header("Content-Length", str(len(payload) + (EXTRA if fault == "longer" else 0)))
         self.send_header("ETag", '"' + hashlib.md5(data).hexdigest() + '"')
         if start:
             self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
@@ -80,14 +104,17 @@ class Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         if not body:
             return
-        payload = data[start:]
+        try:
+            self.send_body(payload, fault, chunked)
+        except OSError:
+            pass  # the client hung up
+
+    def send_body(self, payload: bytes, fault: str | None, chunked: bool):
+        server: Server = self.server
         if fault == "slow":  # 64 kB every 50 ms: seconds for a part
             for at in range(0, len(payload), 1 << 16):
-                try:
-                    self.wfile.write(payload[at:at + (1 << 16)])
-                    self.wfile.flush()
-                except OSError:
-                    return
+                self.wfile.write(payload[at:at + (1 << 16)])
+                self.wfile.flush()
                 time.sleep(0.05)
             return
         if fault in ("drop", "short"):  # half the body, then the connection closes
@@ -95,7 +122,28 @@ class Handler(http.server.BaseHTTPRequestHandler):
             self.wfile.flush()
             self.close_connection = True
             return
-        self.wfile.write(payload)
+        if fault == "stall-body":  # half the body, then nothing
+            self.wfile.write(payload[: len(payload) // 2])
+            self.wfile.flush()
+            server.closing.wait(60)
+            return
+        if fault == "trickle":  # 20 bytes a second, for 20 s at most
+            until = time.monotonic() + 20
+            for at in range(len(payload)):
+                if time.monotonic() > until or server.closing.is_set():
+                    self.close_connection = True
+                    return
+                self.wfile.write(payload[at:at + 1])
+                self.wfile.flush()
+                time.sleep(0.05)
+            return
+        extra = EXTRA if fault in ("longer", "endless") else 0
+        if not chunked:
+            self.wfile.write(payload + bytes(extra))
+            return
+        for piece in (payload, *[bytes(1 << 16)] * (extra >> 16)):
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        self.wfile.write(b"0\r\n\r\n")
 
 
 @pytest.fixture()
@@ -104,6 +152,7 @@ def server():
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
+    server.closing.set()
     server.shutdown()
     server.server_close()
 
@@ -315,7 +364,7 @@ def test_a_second_download_into_the_same_folder_is_refused(server, parts, tmp_pa
     from filelock import FileLock
 
     server.files.update(parts)
-    tmp_path.mkdir(exist_ok=True)
+    outputs.create(tmp_path, "download", allowed=True)  # as the first download did, before its lock
     with FileLock(tmp_path / ".download.lock"):
         with pytest.raises(dl.DownloadError, match="another download is writing this folder"):
             dl.download(tmp_path, parts="0", base_url=server.url, progress=False)
@@ -402,3 +451,185 @@ def test_listed_urls_need_a_plain_file_name(tmp_path):
         listing.write_text(bad + "\n")
         with pytest.raises(rplacevit.ArgumentError, match="usable file name"):
             dl.plan(url_list=listing)
+
+
+def test_a_body_longer_than_announced_stops_at_the_announced_size(server, parts, tmp_path, capsys):
+    """A server that sends more than HEAD announced (declared or chunked without end) fills no
+    more than the announced size, and leaves no .part of it behind."""
+    name = dl.part_name(2022, 0)
+    server.files[name] = parts[name]
+    url = server.url + name
+    for fault in ("longer", "endless"):
+        server.faults[name] = [fault]
+        assert fetch(server, tmp_path, "--retries", "0", parts="0") == 1
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"rplacevit: error: {url}: ") and f"{len(parts[name]):,} bytes announced" in err, err
+        assert "\n" not in err and not (tmp_path / name).exists() and not (tmp_path / (name + ".part")).exists()
+    assert fetch(server, tmp_path, parts="0") == 0  # the next run, the server mended, fetches it whole
+    assert (tmp_path / name).read_bytes() == parts[name]
+
+
+def test_a_body_without_a_size_is_refused_unless_the_size_is_known(server, parts, tmp_path, capsys):
+    """No Content-Length on HEAD nor GET: nothing bounds the body, so the download needs the size
+    from the URL list (``URL BYTES``) or from the folder's manifest."""
+    name = dl.part_name(2022, 0)
+    server.files[name] = parts[name]
+    server.no_length.add(name)
+    url = server.url + name
+    assert fetch(server, tmp_path / "a", parts="0") == 1
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rplacevit: error: {url}: no size announced") and "\n" not in err, err
+    assert not list((tmp_path / "a").glob("*.csv.gzip*"))
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"{url} {len(parts[name])}\n")
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "b"), "--quiet"]) == 0
+    assert (tmp_path / "b" / name).read_bytes() == parts[name]
+    server.faults[name] = ["endless"]  # the listed size bounds it too
+    (tmp_path / "b" / name).write_bytes(bytes(len(parts[name])))
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "b"), "--quiet", "--verify", "--retries", "0"]) == 1
+    assert f"{url}: " in capsys.readouterr().err and not (tmp_path / "b" / (name + ".part")).exists()
+    # The manifest's size serves as well: a damaged file is fetched again without a listed size.
+    listing.write_text(f"{url}\n")
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "b"), "--quiet", "--verify"]) == 0
+    assert (tmp_path / "b" / name).read_bytes() == parts[name]
+    listing.write_text(f"{url} {len(parts[name]) + 1}\n")
+    server.no_length.clear()
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "c"), "--quiet"]) == 1
+    assert f"{url}: the server announces {len(parts[name]):,} bytes, the URL list {len(parts[name]) + 1:,}" in capsys.readouterr().err
+
+
+def test_a_redirect_loop_is_one_line_naming_the_url(server, parts, tmp_path, capsys):
+    server.files.update(parts)
+    looping, later = dl.part_name(2022, 0), dl.part_name(2022, 1)
+    server.loops.add(looping)  # at the HEAD already
+    server.faults[later] = ["redirect"] * 25  # only at the GET
+    for name, part in ((looping, "0"), (later, "1")):
+        assert fetch(server, tmp_path, parts=part) == 1
+        assert capsys.readouterr().err.strip() == f"rplacevit: error: {server.url + name}: too many redirects"
+
+
+def test_a_deeply_nested_manifest_is_named_not_a_recursion_error(server, parts, tmp_path, capsys):
+    server.files.update(parts)
+    folder = tmp_path / "files"
+    folder.mkdir()
+    (folder / "manifest.json").write_text("[" * 100_000)
+    assert fetch(server, folder) == 1
+    assert capsys.readouterr().err.strip() == (f"rplacevit: error: {folder / 'manifest.json'}: not a download manifest (remove it to "
+                                               "start over)")
+    (folder / dl.part_name(2022, 0)).write_bytes(parts[dl.part_name(2022, 0)])
+    with pytest.raises(dl.DownloadError, match=re.escape(f"{folder / 'manifest.json'}: not a download manifest")):
+        rplacevit.ingest(folder, tmp_path / "dataset", progress=False)
+    assert not (tmp_path / "dataset").exists()
+
+
+@pytest.mark.parametrize("fault", ["stall", "stall-body"])
+def test_a_stop_ends_a_stalled_transfer_within_seconds(server, parts, tmp_path, fault):
+    """The server answers HEAD, then holds the GET (before its answer, or midway through the
+    body): SIGTERM ends the run at once, not after the read timeout."""
+    import signal
+    import subprocess
+    import sys
+
+    name = dl.part_name(2022, 0)
+    server.files[name] = parts[name]
+    server.faults[name] = [fault]
+    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "download", "--parts", "0", "-o", str(tmp_path), "--base-url",
+                                server.url, "--quiet"], stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while not any(r[0] == "GET" for r in server.requests):
+            assert time.monotonic() < deadline and process.poll() is None
+            time.sleep(0.05)
+        time.sleep(0.5)  # the transfer is in its read now
+        started = time.monotonic()
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=10) == 143
+        assert time.monotonic() - started < 3
+        assert process.stderr.read().strip() == "rplacevit: terminated"
+    finally:
+        process.kill()
+        process.wait()
+    assert not (tmp_path / name).exists()
+
+
+def test_a_transfer_slower_than_the_floor_is_retried(server, parts, tmp_path, capsys, monkeypatch):
+    """A server trickling 20 bytes a second: the transfer fails when a window brings less than
+    the floor, and the retry continues what it kept."""
+    monkeypatch.setattr(dl, "STALL_WINDOW_S", 0.5)
+    name = dl.part_name(2022, 0)
+    server.files[name] = parts[name]
+    server.faults[name] = ["trickle"]
+    started = time.monotonic()
+    assert fetch(server, tmp_path, parts="0") == 0
+    assert time.monotonic() - started < 8
+    assert (tmp_path / name).read_bytes() == parts[name]
+    assert [r[2] is not None for r in server.requests if r[0] == "GET"] == [False, True]  # continued with a Range
+    (tmp_path / name).unlink()
+    (tmp_path / "manifest.json").unlink()
+    server.faults[name] = ["trickle"]
+    assert fetch(server, tmp_path, "--retries", "0", parts="0") == 1
+    err = capsys.readouterr().err.strip()
+    assert re.fullmatch(rf"rplacevit: error: {re.escape(server.url + name)}: slower than 1,024 bytes/s over 0.5 s, after 1 attempts "
+                        rf"\([\d,]+ of {len(parts[name]):,} bytes; the \.part is kept: run again to continue\)", err), err
+
+
+def test_listed_names_with_control_or_format_characters_are_refused(tmp_path):
+    listing = tmp_path / "urls.txt"
+    for bad in ("https://e.org/a%0Ab.csv", "https://e.org/a%E2%80%AEvsc.exe", "https://e.org/a\u202evsc.csv", "https://e.org/a%00.csv",
+                "https://e.org/a%7F.csv", "https://e.org/a%C2%85.csv", "https://e.org/a%E2%80%8B.csv"):
+        listing.write_text(bad + "\n")
+        with pytest.raises(rplacevit.ArgumentError, match="usable file name") as error:
+            dl.plan(url_list=listing)
+        assert repr(bad) in str(error.value) and "\n" not in str(error.value)
+
+
+def test_credentials_in_a_listed_url_are_used_but_never_written_or_shown(server, parts, tmp_path, capsys):
+    import base64
+
+    server.files.update(parts)
+    name = dl.part_name(2022, 0)
+    host = server.url.removeprefix("http://")
+    listing = tmp_path / "urls.txt"
+    listing.write_text(f"http://user:secret@{host}{name}\n")
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "files"), "--quiet"]) == 0
+    assert (tmp_path / "files" / name).read_bytes() == parts[name]
+    assert set(server.authorizations) == {"Basic " + base64.b64encode(b"user:secret").decode()}
+    assert json.loads((tmp_path / "files" / "manifest.json").read_text())["files"][name]["url"] == server.url + name
+    assert not [p for p in (tmp_path / "files").iterdir() if b"secret" in p.read_bytes()]
+    listing.write_text(f"http://user:secret@{host}missing.csv.gzip\n")
+    assert main(["download", "--url-list", str(listing), "-o", str(tmp_path / "more")]) == 1
+    err = capsys.readouterr().err
+    assert f"rplacevit: error: {server.url}missing.csv.gzip: HTTP 404" in err and "secret" not in err
+
+
+def test_a_file_no_download_wrote_is_never_replaced(server, parts, tmp_path, capsys):
+    server.files.update(parts)
+    server.files["notes.csv"] = b"theirs\n"
+    folder = tmp_path / "files"
+    assert fetch(server, folder, parts="0") == 0
+    listing = tmp_path / "urls.txt"
+    for mine in ("notes.csv", "notes.csv.part"):
+        (folder / mine).write_text("my notes\n")
+        listing.write_text(f"{server.url}notes.csv\n")
+        assert main(["download", "--url-list", str(listing), "-o", str(folder), "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith(f"rplacevit download: error: {folder / mine}: ") and "not written by rplacevit download" in err, err
+        assert (folder / mine).read_text() == "my notes\n"
+        (folder / mine).unlink()
+    assert [r for r in server.requests if r[1] == "notes.csv"] == []
+
+
+def test_a_download_into_a_folder_of_the_users_is_refused(server, parts, tmp_path, capsys):
+    server.files.update(parts)
+    folder = tmp_path / "work"
+    folder.mkdir()
+    (folder / "thesis.tex").write_text("\\documentclass{article}\n")
+    assert fetch(server, folder) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"rplacevit download: error: {folder}") and "not written by rplacevit" in err, err
+    assert [p.name for p in folder.iterdir()] == ["thesis.tex"] and server.requests == []
+    # A download folder made before the marker (its files say what it is) is resumed into.
+    assert fetch(server, tmp_path / "old", parts="0") == 0
+    (tmp_path / "old" / outputs.MARKER).unlink()
+    assert fetch(server, tmp_path / "old", parts="0-1") == 0
+    assert "1 downloaded, 1 complete" in capsys.readouterr().out

@@ -314,7 +314,7 @@ def test_refusals(crafted, tmp_path):
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "todo.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not empty and holds no report"):
+    with pytest.raises(ValueError, match="not empty and was not written by rplacevit"):
         evaluate(data, color, t0=t_from + 5_000, device="cpu", progress=False, out=foreign)
     assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]
     report = tmp_path / "report"

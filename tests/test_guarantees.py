@@ -21,6 +21,7 @@ import pytest
 import torch
 
 import rplacevit
+import rplacevit.outputs
 from conftest import DATA
 
 QUIRKS = DATA / "quirks_2022.csv"
@@ -126,7 +127,7 @@ def test_2_a_folder_created_at_the_output_while_an_ingest_runs_is_kept(tmp_path)
     out.mkdir()
     (out / "notes.txt").write_text("mine")
     _, stderr = process.communicate(timeout=120)
-    assert process.returncode == 1 and f"{out}: exists and is not a dataset" in stderr, stderr
+    assert process.returncode == 2 and f"{out}: is not empty and was not written by rplacevit" in stderr, stderr
     assert (out / "notes.txt").read_text() == "mine" and names(out) == ["notes.txt"]
     assert names(tmp_path) == ["d"]
 
@@ -151,7 +152,7 @@ def test_2_force_never_replaces_a_folder_that_only_looks_like_a_dataset(tmp_path
         project.mkdir()
         (project / marker).write_text("{}")
         (project / "code.py").write_text("keep me")
-        one_line_error(run_cli("ingest", QUIRKS, "-o", project, "--force"), 1, f"{project}: exists and is not a dataset")
+        one_line_error(run_cli("ingest", QUIRKS, "-o", project, "--force"), 2, f"{project}: is not empty and was not written by rplacevit")
         assert names(project) == sorted(["code.py", marker])
 
 
@@ -166,7 +167,7 @@ def test_3_the_leftovers_of_a_replacement_killed_midway_are_recovered(tmp_path):
     os.rename(out, tmp_path / ".d.replaced")
     (tmp_path / ".d.staging").mkdir()
     (tmp_path / ".d.staging" / "meta.sqlite").write_text("half written")
-    one_line_error(run_cli("ingest", QUIRKS, "-o", out), 1, f"{out}: a dataset already exists here")
+    one_line_error(run_cli("ingest", QUIRKS, "-o", out), 2, f"{out}: already holds a dataset: pass --force")
     assert rplacevit.open(out).generation == generation and names(tmp_path) == ["d"]
     # Killed after them: the old dataset is still beside the new one; --force replaces cleanly.
     shutil.copytree(out, tmp_path / ".d.replaced")
@@ -535,7 +536,7 @@ def test_10_a_timelapse_plans_a_bounded_number_of_frames_and_times_print_exactly
     from rplacevit.times import format_time
 
     clock = time.monotonic()
-    one_line_error(run_cli("timelapse", intact, "-o", tmp_path / "t.mp4", "--every", "1ms"), 2, "frames, more than 200,000")
+    one_line_error(run_cli("timelapse", intact, "-o", tmp_path / "t.mp4", "--every", "1ms"), 2, "frames are more than 200,000", "choose a longer interval")
     assert time.monotonic() - clock < 30 and names(tmp_path) == []
     assert format_time(253_402_300_799_999) == "9999-12-31T23:59:59.999Z"
     assert format_time(1_648_817_050_001) == "2022-04-01T12:44:10.001Z"
@@ -575,8 +576,8 @@ def test_11_broken_checkpoints_in_infer_and_evaluate_are_one_line(intact, tmp_pa
 def test_11_resume_from_files_that_are_not_training_states_is_one_line(sample_dataset, tmp_path, capsys):
     from rplacevit.models import ModelConfig, build_model, to_checkpoint
 
-    run = tmp_path / "run"
-    (run / "checkpoints").mkdir(parents=True)
+    run = rplacevit.outputs.create(tmp_path / "run", "run", False)  # a run folder, as train makes it
+    (run / "checkpoints").mkdir()
     step = run / "checkpoints" / "step_00000010.pt"
     model = tmp_path / "model.pt"
     torch.save(to_checkpoint(build_model(ModelConfig.preset("tiny", "color", window=16, centre=4))), model)

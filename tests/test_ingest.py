@@ -252,7 +252,7 @@ def test_result_does_not_depend_on_the_number_of_threads(tmp_path):
 def test_existing_dataset_needs_force(tmp_path):
     out = tmp_path / "d"
     rplacevit.ingest(QUIRKS, out)
-    with pytest.raises(rplacevit.DatasetError, match="`force=True`"):
+    with pytest.raises(rplacevit.OutputExistsError, match="already holds a dataset: pass `force=True`"):
         rplacevit.ingest(MALFORMED, out, on_error="skip")
     assert rplacevit.info(out)["events"] == 19
     rplacevit.ingest(MALFORMED, out, on_error="skip", force=True)
@@ -260,7 +260,7 @@ def test_existing_dataset_needs_force(tmp_path):
     assert leftovers(tmp_path) == ["d"]
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "keep.txt").write_text("mine")
-    with pytest.raises(rplacevit.DatasetError, match="not a dataset"):
+    with pytest.raises(rplacevit.OutputExistsError, match="was not written by rplacevit"):
         rplacevit.ingest(QUIRKS, tmp_path / "other", force=True)
     assert (tmp_path / "other" / "keep.txt").read_text() == "mine"
 

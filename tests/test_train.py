@@ -183,7 +183,7 @@ def test_clear_errors(rule_dataset, tmp_path):
     foreign = tmp_path / "notes"
     foreign.mkdir()
     (foreign / "todo.txt").write_text("keep me")
-    with pytest.raises(ValueError, match="not empty and holds no run"):
+    with pytest.raises(ValueError, match="not empty and was not written by rplacevit"):
         train(TrainConfig(**base_config(rule_dataset, foreign)), progress=False)
     assert sorted(p.name for p in foreign.iterdir()) == ["todo.txt"]
     with pytest.raises(ValueError, match="exactly one of `steps` and `epochs`"):
@@ -247,7 +247,7 @@ def test_checkpoints_are_periodic_and_only_the_last_few_kept(rule_dataset, tmp_p
     assert kept == ["step_00000015.pt", "step_00000020.pt", "step_00000025.pt"]
     state = torch.load(tmp_path / "run" / "checkpoints" / kept[-1], weights_only=False)
     assert state["step"] == 25 and {"model", "optimizer", "scheduler", "rng", "train_config"} <= state.keys()
-    with pytest.raises(ValueError, match="already holds a run"):
+    with pytest.raises(rplacevit.OutputExistsError, match="already holds a run: pass `resume=True` to continue it"):
         train(config, progress=False)
 
 

@@ -248,8 +248,9 @@ def cmd_users_cluster(args: argparse.Namespace) -> None:
     from . import users
 
     written = users.cluster(history.open(args.dataset), args.out, clusters=args.clusters, until=args.until, seed=args.seed,
-                            sample=args.sample, vectors=args.vectors, progress=progress_wanted(args))
-    print(f"wrote {', '.join(str(p) for p in written.values())}")
+                            sample=args.sample, vectors=args.vectors, progress=progress_wanted(args), force=args.force)
+    if not args.quiet:
+        print(f"wrote {', '.join(str(p) for p in written.values())}")
 
 
 def cmd_user(args: argparse.Namespace) -> None:
@@ -590,7 +591,8 @@ def options_users_cluster(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sample", type=positive, default=20_000, metavar="N", help="at most N users drawn in the PCA plots (default: %(default)s)")
     p.add_argument("--vectors", choices=("seed+behaviour", "seed"), default="seed+behaviour",
                    help="what k-means sees: the original's 38-number vector with or without how each user plays (default: %(default)s)")
-    add_quiet(p, "show no progress")
+    p.add_argument("--force", action="store_true", help="replace a clusters folder written before")
+    add_quiet(p)
 
 
 def options_user(p: argparse.ArgumentParser) -> None:

@@ -12,12 +12,10 @@ import os
 import shutil
 from pathlib import Path
 
-from . import SAMPLE_CSV, history, render, store
+from . import SAMPLE_CSV, history, outputs, render, store
 from .devices import DEFAULT_THREADS
 from .times import format_time
 
-#: Written into the output folder, so that a second run may replace what the first one wrote.
-MARKER = ".rplacevit-demo"
 #: The models the demo trains: 16-pixel windows, the tiny preset's width and depth, seeing the
 #: inputs that won the ablation on the sample the demo paints (README "Can the canvas be
 #: predicted?"): the colors and the pixels' ages, and for the time model their previous colors.
@@ -28,18 +26,16 @@ PAINT_STEPS = 3000
 
 
 def prepare(out: Path) -> None:
-    """Creates ``out``, or empties a folder a previous demo wrote; refuses any other folder that
-    holds files, so the demo never deletes what it did not write."""
-    if out.exists() and any(out.iterdir()):
-        if not (out / MARKER).exists():
-            raise ValueError(f"{out} is not empty and was not written by rplacevit demo: choose another folder")
+    """Creates and marks ``out``, or empties a folder a previous demo wrote; refuses any other
+    folder that holds files (:mod:`rplacevit.outputs`), so the demo never deletes what it did not
+    write."""
+    if outputs.check(out, "demo", True, flag=""):
         for child in out.iterdir():
             if child.is_dir() and not child.is_symlink():
                 shutil.rmtree(child)
             else:
                 child.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    (out / MARKER).write_text("written by rplacevit demo; the next run replaces this folder's contents\n")
+    outputs.create(out, "demo", True, flag="")
 
 
 def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", progress: bool = True,

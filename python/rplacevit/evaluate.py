@@ -51,7 +51,7 @@ from typing import Mapping, Sequence, Union
 import numpy as np
 import torch
 
-from . import ArgumentError
+from . import ArgumentError, outputs
 from .baselines import (
     PER_EVENT_BASELINES,
     RECENT_MS,
@@ -71,7 +71,7 @@ from .history import COLOR_HORIZON_MS, COLOR_TARGET, TIME_HORIZON_MS, History
 from .history import open as open_history
 from .models import PALETTE_SIZE, WindowModel, check_palette, model_on
 from .progress import bar as progress_bar
-from .report import EXAMPLES, is_report, write_report
+from .report import EXAMPLES, write_report
 from .times import format_time, parse_time
 
 _Path = Union[str, os.PathLike]
@@ -223,11 +223,7 @@ def evaluate(
         raise ArgumentError(f"`batch_size` = {batch_size!r}: expected a positive integer")
     if out is not None:
         out = Path(out)
-        if out.exists() and any(out.iterdir()):
-            if not is_report(out):
-                raise ArgumentError(f"{out} is not empty and holds no report: choose another folder")
-            if not force:
-                raise ArgumentError(f"{out} already holds a report: pass `force=True` to replace it")
+        outputs.check(out, "report", force)
     device = resolve_device(device)
     use_threads(threads)
     colors, timers = load_models(color_model, "color", device), load_models(time_model, "time", device)

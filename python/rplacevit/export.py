@@ -70,27 +70,33 @@ def export(dataset, out, region: tuple[int, int, int, int] | None = None, t0: in
                  "rplacevit.dataset_generation": h.generation})
     started = time.perf_counter()
     written, groups = 0, 0
-    with atomic_path(out) as temporary, progress_bar("export", "event", progress, total=max(end - first, 0)) as bar:
-        with pa.parquet.ParquetWriter(temporary, schema, compression="zstd") as writer:
-            for start in range(first, max(end, first), row_group_events):
-                stop = min(start + row_group_events, end)
-                block = {name: np.asarray(columns[name][start:stop]) for name in ("timestamp", "user_id", "color", "x", "y")}
-                if region is not None:
-                    x0, y0, x1, y1 = region
-                    keep = (block["x"] >= x0) & (block["x"] < x1) & (block["y"] >= y0) & (block["y"] < y1)
-                    block = {name: values[keep] for name, values in block.items()}
-                if len(block["timestamp"]):
-                    colors = pa.array(block["color"], pa.uint8())
-                    table = pa.table([
-                        pa.array(block["timestamp"], pa.timestamp("ms", tz="UTC")),
-                        pa.array(block["user_id"], pa.uint32()),
-                        colors,
-                        pa.DictionaryArray.from_arrays(colors, palette),
-                        pa.array(block["x"].astype(np.int32) + origin_x).cast(coordinate),
-                        pa.array(block["y"].astype(np.int32) + origin_y).cast(coordinate),
-                    ], schema=schema)
-                    writer.write_table(table, row_group_size=len(table))
-                    written += len(table)
-                    groups += 1
-                bar.update(stop - start)
+    try:
+        with atomic_path(out, keep_suffix=False) as temporary, progress_bar("export", "event", progress, total=max(end - first, 0)) as bar:
+            with pa.parquet.ParquetWriter(temporary, schema, compression="zstd") as writer:
+                for start in range(first, max(end, first), row_group_events):
+                    stop = min(start + row_group_events, end)
+                    block = {name: np.asarray(columns[name][start:stop]) for name in ("timestamp", "user_id", "color", "x", "y")}
+                    if region is not None:
+                        x0, y0, x1, y1 = region
+                        keep = (block["x"] >= x0) & (block["x"] < x1) & (block["y"] >= y0) & (block["y"] < y1)
+                        block = {name: values[keep] for name, values in block.items()}
+                    if len(block["timestamp"]):
+                        colors = pa.array(block["color"], pa.uint8())
+                        table = pa.table([
+                            pa.array(block["timestamp"], pa.timestamp("ms", tz="UTC")),
+                            pa.array(block["user_id"], pa.uint32()),
+                            colors,
+                            pa.DictionaryArray.from_arrays(colors, palette),
+                            pa.array(block["x"].astype(np.int32) + origin_x).cast(coordinate),
+                            pa.array(block["y"].astype(np.int32) + origin_y).cast(coordinate),
+                        ], schema=schema)
+                        writer.write_table(table, row_group_size=len(table))
+                        written += len(table)
+                        groups += 1
+                    bar.update(stop - start)
+    except OSError as error:  # pyarrow's own (a full disk) names no file
+        if os.fspath(out) in str(error):
+            raise
+        message = f"{os.fspath(out)}: {error.strerror or error}"
+        raise (OSError(error.errno, message) if error.errno else OSError(message)) from None
     return {"path": os.fspath(out), "events": written, "row_groups": groups, "seconds": time.perf_counter() - started}

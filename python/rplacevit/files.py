@@ -12,15 +12,21 @@ from ._core import ArgumentError
 
 
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike[str], replaceable: Callable[[Path], bool] | None = None) -> Iterator[Path]:
-    """Yields a temporary path beside ``path`` (same suffix, so writers pick the same format)
-    and renames it to ``path`` only when the block completes; on error it is removed. The block
-    may make it a file or a folder. A file at ``path`` is replaced, as any writer does; a folder
-    only when ``replaceable(folder)`` says so (checked when the block completes), else the
-    block fails with ValueError and nothing is replaced."""
+def atomic_path(path: str | os.PathLike[str], replaceable: Callable[[Path], bool] | None = None, keep_suffix: bool = True) -> Iterator[Path]:
+    """Yields a temporary path beside ``path`` and renames it to ``path`` only when the block
+    completes; on error it is removed. Its name is ``.NAME.partial-PID`` plus, with
+    ``keep_suffix``, ``path``'s suffix (for writers that pick the format by it); without, no
+    glob of the suffix (``*.parquet``) ever takes a partial file for a finished one. What a
+    killed run (a process that no longer exists) left under such a name is removed first. The
+    block may make it a file or a folder. A file at ``path`` is replaced, as any writer does; a
+    folder only when ``replaceable(folder)`` says so (checked when the block completes), else
+    the block fails with ValueError and nothing is replaced."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.stem}.partial-{os.getpid()}{path.suffix}")
+    stem = path.stem if keep_suffix else path.name
+    for prefix in {f".{path.stem}.partial-", f".{path.name}.partial-"}:  # the suffix kept or not (as written before)
+        remove_dead_partials(path.parent, prefix)
+    temporary = path.with_name(f".{stem}.partial-{os.getpid()}{path.suffix if keep_suffix else ''}")
     try:
         yield temporary
         if path.is_dir() and not path.is_symlink():
@@ -37,6 +43,36 @@ def atomic_path(path: str | os.PathLike[str], replaceable: Callable[[Path], bool
             shutil.rmtree(temporary, ignore_errors=True)
         else:
             temporary.unlink(missing_ok=True)
+
+
+def remove_dead_partials(folder: Path, prefix: str) -> None:
+    """Removes the entries of ``folder`` named ``PREFIX<pid>…`` whose process is gone: what a
+    killed writer left. A live process's (another run writing the same output) is kept, and so
+    is one whose pid a new process took since (it is left, never wrongly removed)."""
+    try:
+        entries = [entry for entry in os.scandir(folder) if entry.name.startswith(prefix)]
+    except OSError:
+        return
+    for entry in entries:
+        digits = entry.name[len(prefix):]
+        digits = digits[: len(digits) - len(digits.lstrip("0123456789"))]
+        if not digits or int(digits) == os.getpid() or process_exists(int(digits)):
+            continue
+        with contextlib.suppress(OSError):
+            if entry.is_dir(follow_symlinks=False):
+                shutil.rmtree(entry.path)
+            else:
+                os.unlink(entry.path)
+
+
+def process_exists(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OverflowError, ValueError):
+        return True  # someone else's process, or a number that cannot be checked: keep its file
+    return True
 
 
 def check_suffix(path: str | os.PathLike[str] | None, suffix: str, argument: str) -> None:

@@ -71,11 +71,16 @@ from .history import open as open_history
 from .models import AGE_NEVER, AGE_OUTSIDE, PALETTE_SIZE, ModelConfig, WindowModel, age_bucket, check_palette, model_on, trained_palette
 from .options import option, parse_region
 from .progress import bar as progress_bar
-from .render import frames_to, to_rgb
+from .render import check_frames, frames_to, to_rgb
 from .times import parse_time
 
 #: (width, height) of the white canvas painted when neither an image nor a dataset is given.
 DEFAULT_CANVAS_SIZE = (256, 256)
+#: The most pixels a painted canvas may have (a white one, or an image to start from): 4096×4096,
+#: 2.8 times r/place 2023's whole canvas; checked before anything is allocated.
+MAX_CANVAS_PIXELS = 1 << 24
+#: Pixels of an image converted to palette colors at a time (:func:`image_to_canvas`).
+CONVERT_PIXELS = 1 << 18
 #: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
 VIEW_ROUNDS = 8
 #: Simulated time between placements without a dataset to take it from (models that see ages).
@@ -174,26 +179,59 @@ def color_weight_vector(weights: Mapping[int, float] | None, avoid_current: bool
 def image_to_canvas(path: _Path, palette: Sequence[str] | None = None) -> np.ndarray:
     """(H, W) uint8: each pixel of an image file (PNG, JPEG…, any mode) as the nearest color of
     ``palette`` (``#RRGGBB`` by index; None: 2022's) in RGB; transparent pixels are first
-    blended onto white, the blank canvas' color.
-    Raises FileNotFoundError for a missing file and ValueError naming a file that is no image."""
+    blended onto white, the blank canvas' color. The size is checked from the image's header
+    before its pixels are read (at most :data:`MAX_CANVAS_PIXELS`), and the pixels are
+    converted a band of rows at a time, so memory stays near the image's own size.
+    Raises FileNotFoundError for a missing file, ArgumentError for a too large image and
+    ValueError naming a file that is no image."""
     from PIL import Image, UnidentifiedImageError
 
+    name = os.fspath(path)
     try:
         with Image.open(path) as image:
-            rgba = np.asarray(image.convert("RGBA"), dtype=np.float32)
+            width, height = image.size
+            if width * height > MAX_CANVAS_PIXELS:
+                raise ArgumentError(f"`init` {name}: a {width}×{height} image, more than the {MAX_CANVAS_PIXELS:,} pixels "
+                                    "a canvas may have: crop or scale it down")
+            image.load()
+            canvas = np.empty((height, width), dtype=np.uint8)
+            nearest = ColorLookup(palette)
+            band = max(1, CONVERT_PIXELS // max(width, 1))
+            for top in range(0, height, band):
+                rgba = np.asarray(image.crop((0, top, width, min(height, top + band))).convert("RGBA"), dtype=np.int32)
+                alpha = rgba[..., 3:]
+                # Blended onto white in integers: rint(c·a/255 + 255·(1 − a/255)).
+                rgb = (rgba[..., :3] * alpha + 255 * (255 - alpha) + 127) // 255
+                canvas[top: top + band] = nearest(rgb)
+            return canvas
     except FileNotFoundError:
-        raise FileNotFoundError(f"{os.fspath(path)}: no such image file") from None
+        raise FileNotFoundError(f"{name}: no such image file") from None
+    except Image.DecompressionBombError as error:  # Pillow's own limit, met before the header check
+        raise ArgumentError(f"`init` {name}: more than the {MAX_CANVAS_PIXELS:,} pixels a canvas may have ({error})") from None
     except (UnidentifiedImageError, OSError, ValueError) as error:
-        raise ValueError(f"{os.fspath(path)} is not a readable image ({error})") from error
-    alpha = rgba[..., 3:] / 255
-    rgb = np.rint(rgba[..., :3] * alpha + 255 * (1 - alpha)).astype(np.int32)
-    # Distances for each distinct color only: a photo has far fewer colors than pixels.
-    keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    colors, inverse = np.unique(keys.ravel(), return_inverse=True)
-    distinct = np.stack([colors >> 16, (colors >> 8) & 255, colors & 255], axis=1)
-    palette = np.array(PALETTE_RGB if palette is None else rgb_of(palette), dtype=np.int32)
-    nearest = ((distinct[:, None, :] - palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
-    return nearest.astype(np.uint8)[inverse].reshape(keys.shape)
+        if isinstance(error, ArgumentError):
+            raise
+        raise ValueError(f"{name} is not a readable image ({error})") from error
+
+
+class ColorLookup:
+    """Maps (..., 3) RGB arrays to the nearest palette index, computing each distinct color's
+    distances once (a photo has far fewer colors than pixels) into a table of all 2²⁴ colors."""
+
+    def __init__(self, palette: Sequence[str] | None):
+        self.palette = np.array(PALETTE_RGB if palette is None else rgb_of(palette), dtype=np.int32)
+        self.known = np.zeros(1 << 24, dtype=bool)
+        self.table = np.zeros(1 << 24, dtype=np.uint8)
+
+    def __call__(self, rgb: np.ndarray) -> np.ndarray:
+        rgb = rgb.astype(np.int32)
+        keys = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+        new = np.unique(keys[~self.known[keys]])
+        if len(new):
+            distinct = np.stack([new >> 16, (new >> 8) & 255, new & 255], axis=1)
+            self.table[new] = ((distinct[:, None, :] - self.palette[None, :, :]) ** 2).sum(axis=2).argmin(axis=1)
+            self.known[new] = True
+        return self.table[keys]
 
 
 def rgb_of(palette: Sequence[str]) -> list[tuple[int, int, int]]:
@@ -294,6 +332,8 @@ def check_start(init, dataset, at, canvas_size, region) -> None:
     """ArgumentError unless the start arguments of :func:`start_canvas` go together."""
     if canvas_size is not None and not (len(canvas_size) == 2 and all(isinstance(side, int) and side > 0 for side in canvas_size)):
         raise ArgumentError(f"`canvas_size` {canvas_size!r}: expected two positive integers (width, height)")
+    if canvas_size is not None and canvas_size[0] * canvas_size[1] > MAX_CANVAS_PIXELS:
+        raise ArgumentError(f"`canvas_size` {canvas_size[0]}×{canvas_size[1]}: more than the {MAX_CANVAS_PIXELS:,} pixels a canvas may have")
     if init is not None and dataset is not None:
         raise ArgumentError("start from an image (`init`) or from a dataset (`dataset`), not both")
     if (dataset is None) != (at is None):
@@ -459,7 +499,7 @@ class InferConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for name, low in [("steps", 0), ("batch_views", 1), ("frame_every", 1), ("fps", 1), ("scale", 1), ("interval_ms", 1)]:
+        for name, low in [("steps", 0), ("batch_views", 1), ("frame_every", 1), ("fps", 1), ("scale", 1), ("interval_ms", 1), ("seed", 0)]:
             value = getattr(self, name)
             if name == "interval_ms" and value is None:
                 continue
@@ -506,6 +546,9 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
     window = max(geometry.time_window, geometry.color_window)
     if height < window or width < window:
         raise ArgumentError(f"the canvas is {width}x{height} pixels, smaller than the models' {window}x{window} window")
+    if config.video is not None or config.gif is not None:
+        check_frames(1 + -(-config.steps // config.frame_every), height * config.scale, width * config.scale, config.gif,
+                     f"{config.steps:,} placements with a frame every {config.frame_every:,}: choose a larger `frame_every`")
 
     pad = geometry.pad
     padded = torch.full((height + 2 * pad, width + 2 * pad), OUTSIDE, dtype=torch.uint8, device=device)

@@ -28,8 +28,8 @@ __all__ = ["KINDS", "MARKER", "OutputExistsError", "check", "create", "staged_fo
 
 def check(path: str | os.PathLike[str], kind: str, allowed: bool, flag: str = "force=True") -> bool:
     """False when nothing is at ``path`` (or an empty folder), True when an output of ``kind`` is
-    there and ``allowed`` (the command's own flag, named ``flag`` in the refusal); else
-    :class:`OutputExistsError`."""
+    there and ``allowed`` (the command's own flag, named ``flag`` in the refusal; ``""`` for a
+    command that always replaces its own output); else :class:`OutputExistsError`."""
     return check_output(os.fspath(path), kind, allowed, flag)
 
 

@@ -29,8 +29,21 @@ def palette_lookup(palette: list[tuple[int, int, int]] | None = None) -> np.ndar
 #: scale 8.
 MAX_IMAGE_PIXELS = 1 << 28
 
-#: The most frames a timelapse may plan: an hour of video at 30 fps, and then some.
+#: The most frames a timelapse or a painting may plan: an hour of video at 30 fps, and then some.
 MAX_FRAMES = 200_000
+#: The most bytes a gif's frames may take: they are kept in memory until the end.
+MAX_GIF_BYTES = 1 << 31
+
+
+def check_frames(frames: int, height: int, width: int, gif: object, what: str) -> None:
+    """ArgumentError before any work when ``frames`` frames of ``height``×``width`` pixels are
+    more than :data:`MAX_FRAMES`, or, with a ``gif``, more than :data:`MAX_GIF_BYTES` of RGB
+    kept in memory; ``what`` says how to make fewer (e.g. "choose a longer interval")."""
+    if frames > MAX_FRAMES:
+        raise ArgumentError(f"{frames:,} frames are more than {MAX_FRAMES:,}: {what}")
+    if gif is not None and frames * height * width * 3 > MAX_GIF_BYTES:
+        raise ArgumentError(f"a gif of {frames:,} frames of {width}×{height} pixels would keep {frames * height * width * 3:,} bytes "
+                            f"in memory, more than {MAX_GIF_BYTES:,}: {what}, a smaller region or scale, or no gif")
 
 
 def padded_hex(palette: list[str] | None = None) -> list[str]:
@@ -142,9 +155,7 @@ def frame_times(history: History, every_ms: int) -> list[int]:
     if every_ms <= 0:
         raise ArgumentError("the frame interval must be positive")
     frames = (stop - start) // every_ms + 2
-    if frames > MAX_FRAMES:
-        raise ArgumentError(f"a frame every {every_ms:,} ms over the {stop - start:,} ms of the history makes {frames:,} frames, "
-                            f"more than {MAX_FRAMES:,}: choose a longer interval")
+    check_frames(frames, 0, 0, None, f"a frame every {every_ms:,} ms over the {stop - start:,} ms of the history: choose a longer interval")
     return [*range(start, stop, every_ms), stop]
 
 
@@ -169,8 +180,10 @@ def timelapse(
     check_suffix(gif, ".gif", "gif")
     if fps < 1 or scale < 1:
         raise ArgumentError(f"fps = {fps}, scale = {scale}: both must be at least 1")
-    to_rgb(history.canvas_at(history.time_range[0]), region, scale, history.palette_rgb)  # a bad region fails before the video starts
+    # A bad region fails before the video starts, and so does a gif too large to keep.
+    first = to_rgb(history.canvas_at(history.time_range[0]), region, scale, history.palette_rgb)
     times = frame_times(history, every_ms)
+    check_frames(len(times), first.shape[0] + (CLOCK_HEIGHT if clock else 0), first.shape[1], gif, "choose a longer interval")
     with frames_to(out, gif, fps) as add:
         for t in bar("timelapse", "frame", progress, iterable=times):
             rgb = to_rgb(history.canvas_at(t), region, scale, history.palette_rgb)

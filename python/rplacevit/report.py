@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from .baselines import COLOR_BASELINES, RECENT_SIZE
-from .files import atomic_path
+from .outputs import staged_folder
 from .history import History
 from .models import PALETTE_SIZE
 from .render import padded_hex, to_rgb
@@ -74,19 +74,13 @@ def model_rows(section: dict) -> list[tuple[str, dict]]:
     return [(f"model `{label}`", metrics) for label, metrics in section["models"].items()]
 
 
-def is_report(folder: Path) -> bool:
-    """A report folder (what ``force`` may replace)."""
-    return (folder / "report.json").is_file()
-
-
 def write_report(out: Path, report: dict, ids: np.ndarray, scores: Scores, shown: str, history: History, examples: np.ndarray,
                  probabilities: np.ndarray, force: bool) -> None:
-    """Writes the report folder ``out`` (built beside, renamed into place when complete; an
-    existing folder is replaced only when empty, or a report with ``force``). The pictures show
+    """Writes the report folder ``out`` (built beside, renamed into place when complete; what is
+    there already is replaced as :mod:`rplacevit.outputs` says: a report, with ``force``). The pictures show
     the color model labelled ``shown``: ``examples`` are positions in ``ids`` and
     ``probabilities`` that model's (EXAMPLES, 32) for them."""
-    with atomic_path(out, replaceable=lambda found: not any(found.iterdir()) or (force and is_report(found))) as staging:
-        staging.mkdir()
+    with staged_folder(out, "report", force) as staging:
         np.save(staging / "events.npy", ids.astype(np.int64))
         plot_confusion(staging / "confusion.png", scores.targets, scores.models[shown][:, 0], history.palette)
         ranks = {"model": scores.models[shown], **scores.ranks}

@@ -31,6 +31,7 @@ from .history import COLOR_HORIZON_MS, COLOR_TARGET, COLOR_TARGETS, TIME_HORIZON
 from .data import ColorDataset, EpochBatchSampler, TimeDataset, UserVectors, keep_batch, select_events, to_device
 from ._core import ArgumentError
 from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
+from . import outputs
 from .files import atomic_path
 from .models import KINDS as TASKS
 from .models import BEFORE_FIELDS, PRESETS, ModelConfig, build_model, parameter_groups, check_checkpoint, check_weights, load_file, parameter_count, to_checkpoint
@@ -327,6 +328,8 @@ def train(config: TrainConfig, resume: bool = False, progress: bool = True) -> t
 
 def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int, world_size: int) -> torch.nn.Module:
     out = Path(config.out)
+    if rank == 0:  # the others would find the folder rank 0 is creating
+        outputs.check(out, "run", resume, "resume=True")
     history = history_module.open(config.dataset)
     model_config = ModelConfig.preset(config.preset, config.task, **{**config.model, "palette": tuple(history.palette)})
     train_ids, val_ids, until = split(history, config)
@@ -365,10 +368,6 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
         except (KeyError, ValueError, TypeError, RuntimeError, IndexError) as error:
             raise ValueError(f"{found[-1]} holds a damaged training state ({type(error).__name__}: {error})") from None
         start, running = state["step"], state["running"]
-    elif checkpoint_files(out) or (out / "model.pt").exists():
-        raise ValueError(f"{out} already holds a run: pass `resume=True` to continue it, or choose another folder")
-    elif out.exists() and any(out.iterdir()) and not (out / "metrics.csv").exists():
-        raise ValueError(f"{out} is not empty and holds no run: choose another folder")
 
     net = model
     if world_size > 1:
@@ -383,7 +382,7 @@ def _train(config: TrainConfig, resume: bool, progress: bool, device, rank: int,
 
     metrics_path = out / "metrics.csv"
     if rank == 0:
-        out.mkdir(parents=True, exist_ok=True)
+        outputs.create(out, "run", resume, "resume=True")
         kept = []
         if resume and metrics_path.exists():
             with open(metrics_path, newline="") as f:

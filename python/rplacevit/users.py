@@ -15,7 +15,7 @@ from typing import Callable
 
 import numpy as np
 
-from . import ArgumentError
+from . import ArgumentError, outputs
 from .render import padded_hex, palette_lookup
 from ._core import OVERWRITTEN_WITHIN_MS
 from .files import atomic_path
@@ -238,14 +238,17 @@ def picture(history: History, user: str | int, out: str | os.PathLike[str]) -> P
 
 #: Side, in pixels, of the squares counted in the heatmaps of ``clusters.png``.
 HEAT_BIN = 40
+#: clusters.png shows at most this many clusters (the largest), so that its size is bounded
+#: whatever ``--clusters`` is (2,963 tiles took 5 GB).
+MOSAIC_CLUSTERS = 100
 #: Up to this many users, k-means is scikit-learn's exact KMeans, which finds small tight
 #: groups (the bots of a synthetic history); above, MiniBatchKMeans, which 10 million users need.
 EXACT_KMEANS_USERS = 100_000
 
 
 def cluster(history: History, out: str | os.PathLike[str], clusters: int = 100, until: int | None = None, seed: int = 0,
-            sample: int = 20_000, vectors: str = CLUSTER_VECTORS[0], progress: bool = True,
-            say: Callable[[str], None] = print) -> dict[str, Path]:
+            sample: int = 20_000, vectors: str = CLUSTER_VECTORS[0], progress: bool = True, force: bool = False,
+            say: Callable[[str], None] | None = None) -> dict[str, Path]:
     """Clusters the users with events before ``until``: their vectors (:func:`cluster_vectors`:
     the standardised :func:`seed_vector`, with the :func:`behaviour_vector` unless ``vectors``
     is ``"seed"``, the original's choice) → scikit-learn's k-means (``clusters`` clusters,
@@ -254,7 +257,10 @@ def cluster(history: History, out: str | os.PathLike[str], clusters: int = 100, 
     −1 without events), ``clusters.csv`` (per cluster: size, mean count, top 3 colors, centre of
     activity, median gap), ``pca2d.png`` and ``pca3d.png`` (at most ``sample`` users drawn,
     colored by cluster) and ``clusters.png`` (per cluster, where its users placed and its color
-    histogram). Deterministic for a seed. Needs scikit-learn (``pip install 'rplacevit[analysis]'``)."""
+    histogram; the :data:`MOSAIC_CLUSTERS` largest clusters when there are more, so the picture
+    stays bounded). ``out`` is replaced as :mod:`rplacevit.outputs` says: a clusters folder, with
+    ``force``. Deterministic for a seed. ``say`` gets one line per stage (``print`` unless
+    ``progress`` is off). Needs scikit-learn (``pip install 'rplacevit[analysis]'``)."""
     try:
         from sklearn.cluster import KMeans, MiniBatchKMeans
         from sklearn.decomposition import PCA
@@ -262,7 +268,11 @@ def cluster(history: History, out: str | os.PathLike[str], clusters: int = 100, 
         raise ImportError("rplacevit users cluster needs scikit-learn: pip install 'rplacevit[analysis]'") from None
     if not (isinstance(clusters, int) and clusters >= 1) or not (isinstance(sample, int) and sample >= 1):
         raise ArgumentError(f"`clusters` = {clusters!r}, `sample` = {sample!r}: expected positive integers")
+    if not (isinstance(seed, int) and 0 <= seed < 2**32):  # what scikit-learn's random_state takes
+        raise ArgumentError(f"`seed` = {seed!r}: expected an integer from 0 to {2**32 - 1}")
+    say = say or (print if progress else (lambda _: None))
     out = Path(out)
+    outputs.check(out, "clusters", force)
     say("user features…")
     columns = features(history, until)
     active = np.flatnonzero(np.asarray(columns["count"]) > 0)
@@ -280,17 +290,18 @@ def cluster(history: History, out: str | os.PathLike[str], clusters: int = 100, 
     labels = kmeans.fit_predict(standardised)
     say("PCA…")
     solver = "covariance_eigh" if len(active) > 10 * standardised.shape[1] else "full"
+    components = min(3, len(active))  # two users have one principal component; the plots show 0 for the missing
     try:
-        projected = PCA(n_components=3, random_state=seed, svd_solver=solver).fit_transform(standardised)
+        projected = PCA(n_components=components, random_state=seed, svd_solver=solver).fit_transform(standardised)
     except ValueError:  # scikit-learn before 1.5 has no covariance_eigh
-        projected = PCA(n_components=3, random_state=seed).fit_transform(standardised)
+        projected = PCA(n_components=components, random_state=seed).fit_transform(standardised)
+    projected = np.pad(projected, ((0, 0), (0, 3 - components)))
     by_user = np.full(len(columns["count"]), -1, dtype=np.int32)
     by_user[active] = labels
     drawn = np.sort(np.random.default_rng(seed).permutation(len(active))[:sample])
 
     written = {}
-    with atomic_path(out, replaceable=lambda found: not any(found.iterdir()) or (found / "clusters.npy").exists()) as staging:
-        staging.mkdir()
+    with outputs.staged_folder(out, "clusters", force) as staging:
         np.save(staging / "clusters.npy", by_user)
         write_cluster_table(staging / "clusters.csv", columns, by_user, clusters, history.palette)
         say("pictures…")
@@ -369,41 +380,44 @@ def plot_projection(path: Path, points: np.ndarray, labels: np.ndarray, clusters
 
 
 def plot_clusters(path: Path, history: History, columns, by_user: np.ndarray, clusters: int, until: int | None, progress: bool) -> None:
-    """Per cluster: a heatmap of its placements (in squares of :data:`HEAT_BIN` pixels, the
-    events before ``until``) and its users' color histogram."""
+    """Per cluster (the :data:`MOSAIC_CLUSTERS` largest): a heatmap of its placements (in squares
+    of :data:`HEAT_BIN` pixels, the events before ``until``) and its users' color histogram."""
     from .progress import bar as progress_bar
 
     plt = _pyplot()
+    sizes = np.bincount(by_user[by_user >= 0], minlength=clusters)
+    shown = np.sort(np.argsort(-sizes, kind="stable")[:MOSAIC_CLUSTERS])  # the largest, in cluster order
+    tile_of = np.full(clusters + 1, -1, dtype=np.int64)  # cluster → tile; index -1 (no cluster) → -1
+    tile_of[shown] = np.arange(len(shown))
+    tiles = len(shown)
     bins_x, bins_y = -(-history.canvas_width // HEAT_BIN), -(-history.canvas_height // HEAT_BIN)
-    heat = np.zeros((clusters, bins_y * bins_x), dtype=np.int64)
+    heat = np.zeros((tiles, bins_y * bins_x), dtype=np.int64)
     events = history.events()
     end = len(history) if until is None else int(np.searchsorted(events["timestamp"], until))
     step = 1 << 22
     for start in progress_bar("clusters.png", "block", progress, iterable=range(0, end, step)):
         stop = min(start + step, end)
-        label = by_user[events["user_id"][start:stop]]
+        tile = tile_of[by_user[events["user_id"][start:stop]]]
         cell = (events["y"][start:stop] // HEAT_BIN).astype(np.int64) * bins_x + events["x"][start:stop] // HEAT_BIN
-        keep = label >= 0
-        heat += np.bincount(label[keep].astype(np.int64) * (bins_x * bins_y) + cell[keep],
-                            minlength=clusters * bins_x * bins_y).reshape(clusters, -1)
+        keep = tile >= 0
+        heat += np.bincount(tile[keep] * (bins_x * bins_y) + cell[keep], minlength=tiles * bins_x * bins_y).reshape(tiles, -1)
     colors = np.zeros((clusters, 32), dtype=np.int64)
     np.add.at(colors, by_user[by_user >= 0], np.asarray(columns["colors"])[by_user >= 0])
-    sizes = np.bincount(by_user[by_user >= 0], minlength=clusters)
 
     # One picture of tiles (a single image, not one plot per cluster: a hundred clusters draw
     # in a second): each tile a heatmap over its color histogram.
     rgb = palette_lookup(history.palette_rgb)
     side, strip, pad = 100, 24, 6
     scale_y, scale_x = max(1, side // bins_y), max(1, side // bins_x)
-    per_row = min(clusters, 10)
-    rows = -(-clusters // per_row)
+    per_row = min(tiles, 10)
+    rows = -(-tiles // per_row)
     tile_h, tile_w = bins_y * scale_y + strip + pad, bins_x * scale_x + pad
     mosaic = np.full((rows * tile_h + pad, per_row * tile_w + pad, 3), 255, dtype=np.uint8)
     cmap = plt.get_cmap("magma")
     bar = max(1, (bins_x * scale_x) // 32)
-    for k in range(clusters):
-        top, left = pad + (k // per_row) * tile_h, pad + (k % per_row) * tile_w
-        counts = np.log1p(heat[k].reshape(bins_y, bins_x))
+    for t, k in enumerate(shown):
+        top, left = pad + (t // per_row) * tile_h, pad + (t % per_row) * tile_w
+        counts = np.log1p(heat[t].reshape(bins_y, bins_x))
         shaded = (cmap(counts / max(counts.max(), 1e-9))[..., :3] * 255).astype(np.uint8)
         mosaic[top: top + bins_y * scale_y, left: left + bins_x * scale_x] = shaded.repeat(scale_y, 0).repeat(scale_x, 1)
         shares = colors[k] / max(colors[k].sum(), 1)
@@ -415,8 +429,9 @@ def plot_clusters(path: Path, history: History, columns, by_user: np.ndarray, cl
     axes = figure.add_axes([0, 0, 1, mosaic.shape[0] / (mosaic.shape[0] + 32)])
     axes.imshow(mosaic, interpolation="nearest")
     axes.set_axis_off()
-    for k in range(clusters):
-        axes.text(pad + (k % per_row) * tile_w + 2, pad + (k // per_row) * tile_h + 9, f"{k}: {sizes[k]:,}", color="white", fontsize=7)
-    figure.suptitle("where each cluster placed (log counts, squares of 40 pixels) and its colors; cluster: users", fontsize=9)
+    for t, k in enumerate(shown):
+        axes.text(pad + (t % per_row) * tile_w + 2, pad + (t // per_row) * tile_h + 9, f"{k}: {sizes[k]:,}", color="white", fontsize=7)
+    which = "each cluster" if tiles == clusters else f"the {tiles} largest of {clusters} clusters"
+    figure.suptitle(f"where {which} placed (log counts, squares of {HEAT_BIN} pixels) and its colors; cluster: users", fontsize=9)
     figure.savefig(path)
     plt.close(figure)

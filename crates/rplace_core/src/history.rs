@@ -22,7 +22,7 @@ use crate::pool::in_pool;
 use rayon::prelude::*;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 /// What a batch of `color_targets` returns for each event.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -89,8 +89,10 @@ impl TilePart {
 pub struct History {
     /// The dataset folder, for errors.
     path: PathBuf,
-    /// The folder itself, for the files read later (`meta.sqlite`).
-    folder: Folder,
+    /// `meta.sqlite`, for user lookups: opened with the other files, so that it is this
+    /// dataset's even after an ingest replaced (and removed) the folder. A connection serves
+    /// one thread at a time.
+    meta: Mutex<rusqlite::Connection>,
     generation: String,
     info: DatasetInfo,
     /// The year's format: its palette, canvas and growth.
@@ -230,7 +232,7 @@ impl History {
             partition_size,
             columns_checked: OnceLock::new(),
             snapshots_checked: (0..n.div_ceil(partition_size) + 1).map(|_| OnceLock::new()).collect(),
-            folder: owned,
+            meta: Mutex::new(open_meta(folder)?),
         })
     }
 
@@ -828,6 +830,20 @@ impl History {
 /// Opens the offsets files of a tile index of `tiles` tiles over `n` events, `[tile offsets,
 /// checkpoint offsets]`, with a checkpoint every `every` events of a tile; [`Error::Dataset`]
 /// names the first whose offsets do not split the events into tiles or their checkpoints.
+/// `meta.sqlite` of `folder`, read-only and `immutable` (a published dataset never changes:
+/// SQLite then takes no locks and looks for no journal by name, which matters once the folder
+/// may have been replaced).
+fn open_meta(folder: &Folder) -> Result<rusqlite::Connection> {
+    use rusqlite::OpenFlags;
+    let path = folder.path().join(dataset::META_FILE);
+    let through = folder.path_of(dataset::META_FILE).to_string_lossy().replace('%', "%25").replace('?', "%3f").replace('#', "%23");
+    let meta = rusqlite::Connection::open_with_flags(format!("file:{through}?immutable=1"), OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_URI)
+        .at(&path)?;
+    // Reading the schema now checks the file is there (SQLite would wait for the first query).
+    meta.query_row("SELECT count(*) FROM sqlite_master", [], |_| Ok(())).at(&path)?;
+    Ok(meta)
+}
+
 fn open_tiling(folder: &Folder, n: usize, tiles: usize, every: usize, files: [&str; 2]) -> Result<(Array<u64>, Array<u64>)> {
     let damaged =
         |file: &str, reason: &str| Error::Dataset { path: folder.path().join(file), reason: format!("{reason}: ingest the dataset again") };

@@ -674,8 +674,10 @@ fn order(
         });
     }
     if events.is_empty() {
+        // The inputs' fault, not the arguments': a runtime error naming them (exit status 1).
         let why = first_reject.map_or(String::new(), |first| format!("; the first rejected: {first}"));
-        return Err(Error::Argument(format!("no events to ingest: {rows} data rows, {rejected_rows} rejected{why}")));
+        let names = inputs.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ");
+        return Err(Error::File { path: names.into(), reason: format!("no events to ingest: {rows} data rows, {rejected_rows} rejected{why}") });
     }
 
     // The parallel merge sort allocates a buffer as large as the events, infallibly: the same

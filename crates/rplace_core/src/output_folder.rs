@@ -76,9 +76,10 @@ fn refuse(path: &Path, reason: String) -> Error {
 }
 
 /// What is at `path`, for a command writing an output folder of kind `kind_name`: `Nothing`,
-/// `Own`, or [`Error::OutputExists`] saying why the folder is not the command's to touch. The
-/// caller decides what its own flag allows for `Own` (see [`check`]).
-pub fn found(path: &Path, kind_name: &str) -> Result<Found> {
+/// `Own`, or [`Error::OutputExists`] saying why the folder is not the command's to touch (`flag`:
+/// the command's flag that would allow `Own`, named in the refusal; empty for a command that
+/// replaces its own output always). See [`check`].
+pub fn found(path: &Path, kind_name: &str, flag: &str) -> Result<Found> {
     let wanted = kind(kind_name)?;
     let meta = match std::fs::symlink_metadata(path) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Found::Nothing),
@@ -114,10 +115,8 @@ pub fn found(path: &Path, kind_name: &str) -> Result<Found> {
     if earlier_output(path, wanted, &names) {
         return Ok(Found::Own);
     }
-    Err(refuse(
-        path,
-        format!("is not empty and was not written by rplacevit (no {MARKER_FILE} in it): refusing to write into it or replace it, with or without `force=True`"),
-    ))
+    let whatever = if flag.is_empty() { String::new() } else { format!(", with or without `{flag}`") };
+    Err(refuse(path, format!("is not empty and was not written by rplacevit (no {MARKER_FILE} in it): refusing to write into it or replace it{whatever}")))
 }
 
 /// `names` (the folder's entries) are those of an output of `kind` written before the marker.
@@ -139,10 +138,13 @@ fn earlier_output(path: &Path, kind: &Kind, names: &[String]) -> bool {
 /// kind is there and `allowed` (the command's own flag, named `flag` in the refusal) lets it be
 /// written into or replaced; else [`Error::OutputExists`] naming the folder and why.
 pub fn check(path: &Path, kind_name: &str, allowed: bool, flag: &str) -> Result<bool> {
-    match found(path, kind_name)? {
+    match found(path, kind_name, flag)? {
         Found::Nothing => Ok(false),
         Found::Own if allowed => Ok(true),
-        Found::Own => Err(refuse(path, format!("already holds a {kind_name}: pass `{flag}` to replace it, or choose another folder"))),
+        Found::Own => {
+            let what = if flag.starts_with("resume") { "continue it" } else { "replace it" };
+            Err(refuse(path, format!("already holds a {kind_name}: pass `{flag}` to {what}, or choose another folder")))
+        }
     }
 }
 
@@ -169,31 +171,31 @@ mod tests {
     fn only_marked_or_recognised_folders_of_the_same_kind_are_own() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("out");
-        assert_eq!(found(&out, "report").unwrap(), Found::Nothing);
+        assert_eq!(found(&out, "report", "force=True").unwrap(), Found::Nothing);
         std::fs::create_dir(&out).unwrap();
-        assert_eq!(found(&out, "report").unwrap(), Found::Nothing);
+        assert_eq!(found(&out, "report", "force=True").unwrap(), Found::Nothing);
         // A user's folder holding one file of the kind's name is not a report.
         std::fs::write(out.join("report.json"), "{}").unwrap();
         std::fs::write(out.join("paper.tex"), "mine").unwrap();
-        is_refused(found(&out, "report"), "was not written by rplacevit");
+        is_refused(found(&out, "report", "force=True"), "was not written by rplacevit");
         is_refused(check(&out, "report", true, "force=True"), "with or without `force=True`");
         // Marked: its own kind only.
         mark(&out, "report").unwrap();
-        assert_eq!(found(&out, "report").unwrap(), Found::Own);
-        is_refused(found(&out, "clusters"), "holds a rplacevit report");
+        assert_eq!(found(&out, "report", "force=True").unwrap(), Found::Own);
+        is_refused(found(&out, "clusters", "force=True"), "holds a rplacevit report");
         is_refused(check(&out, "report", false, "force=True"), "pass `force=True`");
         assert!(check(&out, "report", true, "force=True").unwrap());
         std::fs::write(out.join(MARKER_FILE), "{\"kind\": \"report\"}").unwrap();
-        is_refused(found(&out, "report"), "not a marker rplacevit wrote");
+        is_refused(found(&out, "report", "force=True"), "not a marker rplacevit wrote");
         // A file, a link.
         std::fs::write(dir.path().join("file"), "x").unwrap();
-        is_refused(found(&dir.path().join("file"), "report"), "is a file");
+        is_refused(found(&dir.path().join("file"), "report", "force=True"), "is a file");
         #[cfg(unix)]
         {
             std::os::unix::fs::symlink(&out, dir.path().join("link")).unwrap();
-            is_refused(found(&dir.path().join("link"), "report"), "symbolic link");
+            is_refused(found(&dir.path().join("link"), "report", "force=True"), "symbolic link");
         }
-        is_refused(found(&out, "nonsense").map_err(|e| Error::OutputExists { path: out.clone(), reason: e.to_string() }), "expected one of");
+        is_refused(found(&out, "nonsense", "force=True").map_err(|e| Error::OutputExists { path: out.clone(), reason: e.to_string() }), "expected one of");
     }
 
     #[test]
@@ -204,24 +206,24 @@ mod tests {
         for name in ["clusters.npy", "clusters.csv", "pca2d.png", "pca3d.png"] {
             std::fs::write(out.join(name), "x").unwrap();
         }
-        is_refused(found(&out, "clusters"), "not written by rplacevit"); // one missing
+        is_refused(found(&out, "clusters", "force=True"), "not written by rplacevit"); // one missing
         std::fs::write(out.join("clusters.png"), "x").unwrap();
-        assert_eq!(found(&out, "clusters").unwrap(), Found::Own);
+        assert_eq!(found(&out, "clusters", "force=True").unwrap(), Found::Own);
         std::fs::write(out.join("thesis.tex"), "x").unwrap();
-        is_refused(found(&out, "clusters"), "not written by rplacevit"); // one too many
+        is_refused(found(&out, "clusters", "force=True"), "not written by rplacevit"); // one too many
         let run = dir.path().join("run");
         std::fs::create_dir_all(run.join("checkpoints")).unwrap();
         std::fs::write(run.join("metrics.csv"), "x").unwrap();
-        assert_eq!(found(&run, "run").unwrap(), Found::Own);
+        assert_eq!(found(&run, "run", "force=True").unwrap(), Found::Own);
         std::fs::create_dir(run.join("src")).unwrap();
-        is_refused(found(&run, "run"), "not written by rplacevit");
+        is_refused(found(&run, "run", "force=True"), "not written by rplacevit");
         let download = dir.path().join("files");
         std::fs::create_dir(&download).unwrap();
         for name in ["manifest.json", "a.csv.gzip", "b.csv.gzip.part", ".b.csv.gzip.part.json"] {
             std::fs::write(download.join(name), "x").unwrap();
         }
-        assert_eq!(found(&download, "download").unwrap(), Found::Own);
+        assert_eq!(found(&download, "download", "force=True").unwrap(), Found::Own);
         std::fs::write(download.join("notes.txt"), "x").unwrap();
-        is_refused(found(&download, "download"), "not written by rplacevit");
+        is_refused(found(&download, "download", "force=True"), "not written by rplacevit");
     }
 }

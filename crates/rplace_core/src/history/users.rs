@@ -49,11 +49,7 @@ impl History {
     ) -> Result<Option<T>> {
         use rusqlite::OptionalExtension;
         let path = self.path.join(crate::dataset::META_FILE);
-        let meta = rusqlite::Connection::open_with_flags(
-            self.folder.path_of(crate::dataset::META_FILE),
-            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY,
-        )
-        .at(&path)?;
+        let meta = self.meta.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
         meta.query_row(sql, [parameter], read).optional().at(&path)
     }
 
