@@ -82,8 +82,8 @@ def in_process(history, rng) -> None:
     print(f"png:      what the viewer uses (P, level 1) on 512×512: {ms:.2f} ms")
 
 
-def start_server(dataset: Path) -> tuple[subprocess.Popen, str]:
-    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "view", str(dataset), "--port", "0"], stdout=subprocess.PIPE,
+def start_server(dataset: Path, *flags: str) -> tuple[subprocess.Popen, str]:
+    process = subprocess.Popen([sys.executable, "-m", "rplacevit", "view", str(dataset), "--port", "0", *flags], stdout=subprocess.PIPE,
                                text=True)
     line = process.stdout.readline()
     if "http://" not in line:

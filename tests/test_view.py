@@ -1,17 +1,24 @@
 """rplacevit view: every API answer against a plain computation from the events (canvas PNGs,
-pixel histories, heat, users, the models' overlays), 400s that name the parameter, nothing
-served outside the page's folder, a real server under concurrent clients, the command line
-(port 0, SIGTERM, the warning off loopback), and a real browser (headless Chromium) that moves
-the slider, clicks a pixel and draws exactly the reader's canvas."""
+pixel histories, heat, users, the models' overlays), 400s that name the parameter and 500s of
+the same shape, nothing served outside the page's folder, only its own Host names, a real server
+under concurrent clients (a fixed pool of answering threads) and under connections that send
+nothing (closed, counted), the command line (port 0, SIGTERM, the warning off loopback, no empty
+host, a flood of connections), and a real browser (headless Chromium) that moves the slider,
+clicks a pixel and draws exactly the reader's canvas."""
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import io
+import json
 import os
+import resource
+import select
 import shlex
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -32,7 +39,8 @@ with warnings.catch_warnings():  # starlette would rather its test client ran on
 from conftest import replay
 from rplacevit.history import AGE_NEVER, AGE_OUTSIDE
 from rplacevit.models import ModelConfig, age_bucket, build_model, load_model, to_checkpoint
-from rplacevit.view import LOOPBACK_NAMES, MAX_USER_PLACEMENTS, STATIC, Viewer, create_app, listen
+from rplacevit.view import CONCURRENT_ANSWERS, LOOPBACK_NAMES, MAX_USER_PLACEMENTS, STATIC, Viewer, create_app, listen
+from rplacevit.view import server as http_server
 
 SAMPLE_REGION = (250, 375, 378, 503)
 #: Events per page of a pixel's history here: the busiest pixels of the sample have a few dozen.
@@ -267,34 +275,54 @@ def test_a_model_of_another_palette_is_refused(sample_dataset, tmp_path):
 # A real server ------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def server(viewer):
-    """The app on uvicorn in a thread, on a free loopback port, answering loopback names only."""
-    import uvicorn
-
+@contextlib.contextmanager
+def serving(app, **limits):
+    """``app`` on the command's uvicorn server (rplacevit.view.server, given ``limits``) in a
+    thread, on a free loopback port: yields the port."""
     sock = listen("127.0.0.1", 0)
-    app = create_app(viewer, LOOPBACK_NAMES)
-    running = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    running = http_server(app, **limits)
     thread = threading.Thread(target=running.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
+    deadline = time.monotonic() + 30
     while not running.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.01)
-    yield sock.getsockname()[1]
-    running.should_exit = True
-    thread.join(10)
-    sock.close()
+    try:
+        yield sock.getsockname()[1]
+    finally:
+        running.should_exit = True
+        thread.join(10)
+        sock.close()
 
 
-def raw_get(port: int, path: str, method: str = "GET", host: str = "127.0.0.1") -> tuple[int, bytes]:
-    """One request with ``path`` sent exactly as written (no client normalises it)."""
+@pytest.fixture(scope="module")
+def server(viewer):
+    """The app in a thread, on a free loopback port, answering loopback names only."""
+    with serving(create_app(viewer, LOOPBACK_NAMES)) as port:
+        yield port
+
+
+def raw_get(port: int, path: str, method: str = "GET", host: str = "127.0.0.1",
+            hosts: tuple[str, ...] | None = None) -> tuple[int, bytes]:
+    """One request with ``path`` sent exactly as written (no client normalises it); its Host
+    header ``host``:``port``, or each of ``hosts`` exactly as written."""
     connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     connection.putrequest(method, path, skip_host=True, skip_accept_encoding=True)
-    connection.putheader("Host", f"{host}:{port}")
+    for value in (f"{host}:{port}",) if hosts is None else hosts:
+        connection.putheader("Host", value)
     connection.endheaders()
     response = connection.getresponse()
     body = response.read()
     connection.close()
     return response.status, body
+
+
+def status_of(port: int) -> int | None:
+    """The status of /api/info (None: no answer)."""
+    try:
+        return raw_get(port, "/api/info")[0]
+    except (OSError, http.client.HTTPException):
+        return None
 
 
 def test_nothing_outside_the_page_folder_is_served(server):
@@ -322,6 +350,101 @@ def test_the_server_only_reads_and_only_answers_its_own_names(server):
         assert raw_get(server, "/api/info", host=host)[0] == 200, host
 
 
+@pytest.mark.parametrize("hosts", [
+    # What a lenient URL parser reads as localhost (issue 29): a user, a path, junk after the brackets, a port not a number.
+    ("evil.com@localhost",), ("localhost/evil",), ("[::1]evil",), ("localhost:abc",), ("localhost@evil.com:80",),
+    ("localhost:0",), ("localhost:65536",), ("localhost:",), ("[::1",), ("::1",), ("[localhost]",), ("localhost:80:80",),
+    ("localhost#evil",), ("localhost?",), ("localhost\\evil",), ("127.0.0.1:\xb2",), (), ("localhost", "evil.com"),
+])
+def test_the_host_header_is_parsed_strictly(server, hosts):
+    assert raw_get(server, "/api/info", hosts=hosts)[0] == 400, hosts
+
+
+@pytest.mark.parametrize("host", ["localhost", "LOCALHOST:8000", "[::1]:8000", "[::1]", "127.0.0.1:65535", "127.0.0.1:1"])
+def test_the_host_header_may_name_a_port(server, host):
+    assert raw_get(server, "/api/info", hosts=(host,))[0] == 200, host
+
+
+def test_an_unexpected_failure_is_a_500_in_the_apis_shape_and_one_line(sample_dataset, monkeypatch, capfd):
+    viewer = Viewer(sample_dataset)
+
+    def broken(*values):
+        raise RuntimeError("the disk\nwent away")
+
+    monkeypatch.setattr(viewer, "canvas_png", broken)
+    with serving(create_app(viewer)) as port:
+        capfd.readouterr()
+        status, body = raw_get(port, "/api/canvas.png?t=0")
+        assert raw_get(port, "/api/info")[0] == 200
+    assert status == 500
+    assert json.loads(body) == {"error": "/api/canvas.png: internal error (RuntimeError: the disk went away)", "parameter": None}
+    assert capfd.readouterr().err == "rplacevit view: error: /api/canvas.png: RuntimeError: the disk went away\n"
+
+
+def test_answers_are_computed_on_a_fixed_pool_of_threads(sample_dataset, monkeypatch):
+    """However many clients wait, the same few threads compute every answer: the allocator keeps
+    memory for each thread that allocated, so the server's grew with its clients (issue 29)."""
+    viewer = Viewer(sample_dataset)
+    threads = set()
+
+    def info():
+        threads.add(threading.get_ident())
+        time.sleep(0.02)
+        return {}
+
+    monkeypatch.setattr(viewer, "info", info)
+    with serving(create_app(viewer)) as port:
+        with ThreadPoolExecutor(32) as pool:
+            assert set(pool.map(lambda _: raw_get(port, "/api/info")[0], range(96))) == {200}
+    assert 0 < len(threads) <= CONCURRENT_ANSWERS, len(threads)
+
+
+def closing(socks: list[socket.socket], opened: list[float], within: float) -> list[tuple[float | None, bytes]]:
+    """For each socket, the seconds from its opening to the server's closing it (None: still
+    open after ``within`` seconds) and what the server sent before."""
+    closed: list[float | None] = [None] * len(socks)
+    received = [b""] * len(socks)
+    deadline = time.monotonic() + within
+    while None in closed and time.monotonic() < deadline:
+        for sock in select.select([s for s, c in zip(socks, closed) if c is None], [], [], 0.05)[0]:
+            k = socks.index(sock)
+            try:
+                received[k] += (data := sock.recv(4096))
+            except ConnectionResetError:  # what it sent may be lost: the reset wins
+                data = b""
+            if not data:
+                closed[k] = time.monotonic() - opened[k]
+    return list(zip(closed, received))
+
+
+def test_connections_that_send_nothing_or_half_a_head_are_closed_and_counted(viewer):
+    """Issue 29: against a server that holds 30 connections, 30 that send nothing or half a
+    request head are closed after the idle timeout, and 20 more meanwhile are refused at once
+    (a 503 where it can be read); then the server answers."""
+    timeout, held = 2.0, 30
+    with serving(create_app(viewer, LOOPBACK_NAMES), idle_timeout=timeout, max_connections=held) as port:
+        socks, opened = [], []
+        for k in range(held + 20):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=10))
+            opened.append(time.monotonic())
+            if k % 2:
+                socks[-1].sendall(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: ")
+            if k == held - 1:
+                time.sleep(0.2)  # the server has them all before any more come
+        try:
+            closed = closing(socks, opened, timeout + 10)
+        finally:
+            for sock in socks:
+                sock.close()
+        assert all(seconds is not None for seconds, _ in closed), closed
+        assert all(timeout - 0.1 < seconds < timeout + 3 for seconds, _ in closed[:held]), closed[:held]
+        assert all(seconds < timeout / 2 for seconds, _ in closed[held:]), closed[held:]
+        assert all(sent == b"" for _, sent in closed[:held])
+        assert all(json.loads(sent.split(b"\r\n\r\n")[1])["error"].startswith("too many connections")
+                   for _, sent in closed[held::2]), closed[held::2]
+        assert raw_get(port, "/api/info")[0] == 200
+
+
 def test_concurrent_clients_get_exact_answers(server, sample_dataset, moments):
     import httpx
 
@@ -342,9 +465,9 @@ def test_concurrent_clients_get_exact_answers(server, sample_dataset, moments):
 # The command line -----------------------------------------------------------------------------
 
 
-def start_view(*args: str, env: dict | None = None) -> tuple[subprocess.Popen, str]:
+def start_view(*args: str, **popen) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen([sys.executable, "-m", "rplacevit", "view", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                               env=env)
+                               **popen)
     line = process.stdout.readline()
     assert "http://" in line, (line, process.stderr.read() if process.poll() is not None else "")
     return process, line.split(" at ")[1].split()[0]
@@ -394,6 +517,46 @@ def test_the_command_warns_off_loopback_and_names_a_busy_port(sample_dataset):
         process.send_signal(signal.SIGINT)
         out, err = process.communicate(timeout=20)
     assert "warning: listening on 0.0.0.0" in err and process.returncode == 130
+
+
+@pytest.mark.parametrize("host", ["", " "])
+def test_the_command_refuses_an_empty_host(sample_dataset, host):
+    """An empty address is every interface to the socket module, not the loopback one."""
+    done = subprocess.run([sys.executable, "-m", "rplacevit", "view", str(sample_dataset), "--port", "0", "--host", host],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2 and "--host" in done.stderr and "empty" in done.stderr, done.stderr
+    assert done.stdout == "" and "Traceback" not in done.stderr
+
+
+def test_a_flood_of_connections_neither_silences_the_command_nor_floods_its_log(sample_dataset):
+    """Issue 29: 300 connections that send nothing or half a request, against a server allowed
+    128 file descriptors: it keeps its own (no "Too many open files", which asyncio logged in a
+    tight loop), answers once they are gone, and its log stays empty."""
+    hard = resource.getrlimit(resource.RLIMIT_NOFILE)[1]
+    process, url = start_view(str(sample_dataset), "--port", "0",
+                              preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (128, hard)))
+    port = int(url.rsplit(":", 1)[1].strip("/"))
+    try:
+        socks = [socket.socket() for _ in range(300)]
+        for sock in socks:
+            # All at once, not one by one: those the server's queue drops retry together a second later.
+            sock.setblocking(False)
+            sock.connect_ex(("127.0.0.1", port))
+        time.sleep(2)
+        for sock in socks[1::2]:
+            with contextlib.suppress(OSError):  # refused already
+                sock.send(b"GET /api/info HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+        time.sleep(1)
+        for sock in socks:
+            sock.close()
+        deadline = time.monotonic() + 20
+        while (answer := status_of(port)) != 200 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert answer == 200
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, err = process.communicate(timeout=20)
+    assert err == "rplacevit: terminated\n", err[:2000]
 
 
 # A real browser -------------------------------------------------------------------------------

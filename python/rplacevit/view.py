@@ -2,28 +2,34 @@
 panned in the browser, a time slider, each pixel's story, one user's placements, and what the
 models expect next (see :func:`view`).
 
-The server is Starlette on uvicorn: the one ASGI stack with a test client of its own, signal
-handling (Ctrl-C, SIGTERM: a graceful stop) and a thread pool for the synchronous endpoints,
-where the reader and the PNG encoder release the GIL, so concurrent clients use both cores
-(BENCHMARKS.md, "Viewer"). Every endpoint is a GET that reads; the page (``viewer/``: HTML, JS
-and CSS, no build step, nothing fetched from the network) is served by Starlette's
-``StaticFiles``, which serves nothing outside that folder.
+The server is Starlette on uvicorn: the one ASGI stack with a test client of its own and signal
+handling (Ctrl-C, SIGTERM: a graceful stop). Answers are computed on a fixed pool of
+:data:`CONCURRENT_ANSWERS` threads, where the reader and the PNG encoder release the GIL, so
+concurrent clients use both cores and the memory does not grow with them (BENCHMARKS.md,
+"Viewer"); connections that send nothing, or half a request, are closed (:func:`server`).
+Every endpoint is a GET that reads; the page (``viewer/``: HTML, JS and CSS, no build step,
+nothing fetched from the network) is served by Starlette's ``StaticFiles``, which serves
+nothing outside that folder.
 
 The HTTP API (README, "View"): ``/api/info``, ``/api/canvas.png``, ``/api/pixel``,
 ``/api/heat.png``, ``/api/user``, ``/api/predict`` and ``/api/predict.png``. A bad parameter is
-a 400 whose JSON names it: ``{"error": "...", "parameter": "t"}``.
+a 400 whose JSON names it: ``{"error": "...", "parameter": "t"}``; any other failure a 500 of the
+same shape (``"parameter": null``) and one line on stderr.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import io
 import ipaddress
 import os
+import re
+import resource
 import socket
 import sys
 import threading
-import urllib.parse
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Callable, Union
 
@@ -51,10 +57,19 @@ MAX_SCALE = 16
 PIXEL_PAGE = 100
 #: The most placements /api/user lists (it counts them all).
 MAX_USER_PLACEMENTS = 10_000
-#: Answers computed at once; more requests wait their turn. Two cores are busy with two, and
-#: each answer holds at most a canvas and its PNG (about 12 MB for 2023's), so the server's
-#: memory stays bounded whatever the number of clients (BENCHMARKS.md, "Viewer").
+#: Answers computed at once, each on one of as many threads that the server keeps; more requests
+#: wait their turn. Two cores are busy with two; an answer holds at most about 32 MB (the heat of
+#: 2023's 3000×2000 canvas: 4-byte counts, grey levels, PNG); and as no other thread computes
+#: one, the allocator keeps memory for these alone: the server's memory stays bounded whatever
+#: the number of clients (a thread per waiting request made it grow with them: BENCHMARKS.md,
+#: "Viewer").
 CONCURRENT_ANSWERS = 4
+#: Seconds a connection may take to send a whole request head, from its opening or from its
+#: last answer (uvicorn's keep-alive default): then it is closed, whether it sent nothing or half.
+IDLE_TIMEOUT = 5.0
+#: Connections held at once (at most an eighth of the process's file descriptors: see
+#: :func:`server`); a new one past them gets a 503 and is closed at once.
+MAX_CONNECTIONS = 256
 #: Windows per forward pass of a model.
 PREDICT_BATCH = 256
 #: Predicted maps kept, per (time, region).
@@ -90,7 +105,7 @@ def png(image: np.ndarray, palette: list[tuple[int, int, int]] | None = None) ->
 class Viewer:
     """What the API answers, without HTTP: each method takes the query's values as text (as a
     browser sends them) and returns JSON-ready dicts or PNG bytes; :class:`BadParameter` for
-    what it cannot use. Thread-safe: the server calls it from many threads at once.
+    what it cannot use. Thread-safe: the server calls it from its answering threads at once.
 
     color_model, time_model: checkpoints (or model objects) for the overlays; they must have
     been trained on the dataset's palette, unless ``allow_other_palette``. page_size: events per
@@ -122,7 +137,6 @@ class Viewer:
         # One forward pass at a time: the models' threads are the server's to share.
         self.model_lock = threading.Lock()
         self.predict_map = functools.lru_cache(maxsize=PREDICT_CACHE)(self._predict_map)
-        self.answering = threading.BoundedSemaphore(CONCURRENT_ANSWERS)
 
     # Parameters ---------------------------------------------------------------------------
 
@@ -203,7 +217,8 @@ class Viewer:
         if stop < start:
             raise BadParameter("t1", "t1: before t0")
         counts = self.history.event_counts(start, stop, self.region(region, MAX_REGION_PIXELS))
-        return png(np.minimum(counts, 255).astype(np.uint8)), int(counts.max(initial=0))
+        largest = int(counts.max(initial=0))
+        return png(np.minimum(counts, 255, out=counts).astype(np.uint8)), largest
 
     def pixel(self, x: str | None, y: str | None, page: str | None, t: str | None) -> dict:
         """Every event at one pixel, oldest first, :attr:`page_size` a page: when each came,
@@ -364,13 +379,25 @@ class Viewer:
         return answer
 
 
+#: A Host header: a name or an IPv4 address, or an IPv6 address in brackets; then maybe a port.
+_HOST = re.compile(r"(\[[0-9a-f:.]+\]|[a-z0-9.-]+)(?::([0-9]{1,5}))?", re.IGNORECASE)
+
+
 def host_name(header: str) -> str | None:
-    """The host of a Host header (``[::1]:8000`` → ``::1``, ``localhost:80`` → ``localhost``);
-    None when it is not one."""
-    try:
-        return urllib.parse.urlsplit("//" + header).hostname
-    except ValueError:
+    """The host of a Host header, in lower case (``[::1]:8000`` → ``::1``, ``LOCALHOST:80`` →
+    ``localhost``); None unless the header is exactly a host name, an IPv4 address or an IPv6
+    address in brackets, then maybe ``:`` and a port from 1 to 65535 (``evil.com@localhost``,
+    ``localhost/evil``, ``[::1]evil`` and ``localhost:abc`` are none)."""
+    match = _HOST.fullmatch(header)
+    if match is None or (match[2] is not None and not 1 <= int(match[2]) <= 65535):
         return None
+    host = match[1].lower()
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+    return host.strip("[]")
 
 
 class OnlyHosts:
@@ -384,9 +411,10 @@ class OnlyHosts:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] in ("http", "websocket"):
-            headers = dict(scope["headers"])
-            host = host_name(headers.get(b"host", b"").decode("latin-1"))
-            if host is None or host.lower() not in self.names:
+            # HTTP/1.1 asks for exactly one (RFC 9112, 3.2): with two, which one a proxy read is unknown.
+            hosts = [value for name, value in scope["headers"] if name == b"host"]
+            host = host_name(hosts[0].decode("latin-1")) if len(hosts) == 1 else None
+            if host not in self.names:
                 from starlette.responses import PlainTextResponse
 
                 await PlainTextResponse("Invalid host header", status_code=400)(scope, receive, send)
@@ -403,37 +431,46 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None):
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    def endpoint(answer: Callable, *names: str, media: str = "application/json", cache: bool = False):
-        def handle(request):
+    answering = ThreadPoolExecutor(CONCURRENT_ANSWERS, thread_name_prefix="rplacevit-answer")
+
+    def endpoint(path: str, answer: Callable, *names: str, media: str = "application/json", cache: bool = False) -> Route:
+        def respond(query) -> Response:
+            try:
+                result = answer(*(query.get(name) for name in names))
+                headers = {"Cache-Control": "max-age=3600" if cache else "no-store"}
+                if isinstance(result, tuple):  # (body, largest count) of a heat map
+                    result, largest = result
+                    headers["X-Heat-Max"] = str(largest)
+                # JSON is encoded here too: neither its memory nor its time on the event loop's thread.
+                if media == "application/json":
+                    return JSONResponse(result, headers=headers)
+                return Response(result, media_type=media, headers=headers)
+            except BadParameter as error:
+                return JSONResponse({"error": str(error), "parameter": error.parameter}, status_code=400)
+            except Exception as error:
+                what = f"{type(error).__name__}: {' '.join(str(error).split())}"[:300]
+                print(f"rplacevit view: error: {path}: {what}", file=sys.stderr, flush=True)
+                return JSONResponse({"error": f"{path}: internal error ({what})", "parameter": None}, status_code=500)
+
+        async def handle(request) -> Response:
             query = request.query_params
             unknown = sorted(set(query) - set(names))
             if unknown:
                 return JSONResponse({"error": f"{unknown[0]}: unknown parameter (this endpoint takes {', '.join(names) or 'none'})",
                                      "parameter": unknown[0]}, status_code=400)
-            try:
-                with viewer.answering:
-                    result = answer(*(query.get(name) for name in names))
-            except BadParameter as error:
-                return JSONResponse({"error": str(error), "parameter": error.parameter}, status_code=400)
-            headers = {"Cache-Control": "max-age=3600" if cache else "no-store"}
-            if isinstance(result, tuple):  # (body, largest count) of a heat map
-                result, largest = result
-                headers["X-Heat-Max"] = str(largest)
-            if media == "application/json":
-                return JSONResponse(result, headers=headers)
-            return Response(result, media_type=media, headers=headers)
+            return await asyncio.get_running_loop().run_in_executor(answering, respond, query)
 
-        return handle
+        return Route(path, handle)
 
     png_type = "image/png"
     routes = [
-        Route("/api/info", endpoint(viewer.info)),
-        Route("/api/canvas.png", endpoint(viewer.canvas_png, "t", "region", "scale", media=png_type, cache=True)),
-        Route("/api/heat.png", endpoint(viewer.heat_png, "t0", "t1", "region", media=png_type, cache=True)),
-        Route("/api/pixel", endpoint(viewer.pixel, "x", "y", "page", "t")),
-        Route("/api/user", endpoint(viewer.user, "id")),
-        Route("/api/predict", endpoint(viewer.predict, "x", "y", "t")),
-        Route("/api/predict.png", endpoint(viewer.predict_png, "t", "region", media=png_type, cache=True)),
+        endpoint("/api/info", viewer.info),
+        endpoint("/api/canvas.png", viewer.canvas_png, "t", "region", "scale", media=png_type, cache=True),
+        endpoint("/api/heat.png", viewer.heat_png, "t0", "t1", "region", media=png_type, cache=True),
+        endpoint("/api/pixel", viewer.pixel, "x", "y", "page", "t"),
+        endpoint("/api/user", viewer.user, "id"),
+        endpoint("/api/predict", viewer.predict, "x", "y", "t"),
+        endpoint("/api/predict.png", viewer.predict_png, "t", "region", media=png_type, cache=True),
         Mount("/", StaticFiles(directory=STATIC, html=True)),
     ]
     middleware = [] if allowed_hosts is None else [Middleware(OnlyHosts, names=tuple(allowed_hosts))]
@@ -455,7 +492,10 @@ def is_loopback(host: str) -> bool:
 
 def listen(host: str, port: int) -> socket.socket:
     """A socket listening on ``host``:``port`` (0: a free port); ArgumentError naming the
-    address when it cannot (in use, not an address of this machine)."""
+    address when it cannot (in use, not an address of this machine, empty)."""
+    if not host.strip():
+        # The socket module reads "" as every interface: never what an empty option meant.
+        raise ArgumentError("`host` is empty: give the address to listen on (127.0.0.1, this machine alone; 0.0.0.0, every interface)")
     try:
         family = socket.AF_INET6 if ":" in host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_STREAM)
@@ -470,6 +510,58 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
+def server(app, idle_timeout: float = IDLE_TIMEOUT, max_connections: int = MAX_CONNECTIONS):
+    """A uvicorn server of ``app`` (``.run(sockets=[listen(...)])``) whose clients cannot hold
+    what they do not use: a connection that has not sent a whole request head ``idle_timeout``
+    seconds after it opened or after its last answer is closed, and past ``max_connections`` (or
+    an eighth of the process's file descriptors) a new one gets a 503 and is closed at once."""
+    import uvicorn
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    # asyncio accepts up to `backlog` connections a turn of its loop; one past the limit is refused
+    # the next turn and closed the turn after. So the limit, and three backlogs of its size, take
+    # at most half the descriptors: out of them, asyncio logged every failed accept, in a tight loop.
+    limit = min(max_connections, resource.getrlimit(resource.RLIMIT_NOFILE)[0] // 8)
+    body = b'{"error": "too many connections at once: try again later", "parameter": null}'
+    busy = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\ncontent-length: %d\r\nconnection: close\r\n\r\n%s" % (
+        len(body), body)
+
+    class Connection(H11Protocol):
+        """uvicorn's HTTP/1.1 connection with a deadline on each request head: uvicorn's own
+        keep-alive timer waits only after an answer, and the first byte of a head cancels it."""
+
+        deadline: asyncio.TimerHandle | None = None
+
+        def wait_for_head(self, wait: bool) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline = self.loop.call_later(idle_timeout, self.transport.close) if wait else None
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            if len(self.connections) > limit:
+                transport.write(busy)
+                transport.close()
+            else:
+                self.wait_for_head(True)
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.cycle is not None and not self.cycle.response_complete:  # a whole head came: it is being answered
+                self.wait_for_head(False)
+
+        def on_response_complete(self) -> None:
+            # Before uvicorn's, which goes on to a pipelined request's head if one came.
+            self.wait_for_head(True)
+            super().on_response_complete()
+
+        def connection_lost(self, exc) -> None:
+            self.wait_for_head(False)
+            super().connection_lost(exc)
+
+    return uvicorn.Server(uvicorn.Config(app, http=Connection, backlog=limit, log_level="warning", access_log=False))
+
+
 def view(dataset: _Path, port: int = 8000, host: str = "127.0.0.1", color_model: _Path | None = None, time_model: _Path | None = None,
          open_browser: bool = False, device: str = "auto", threads: int = DEFAULT_THREADS, allow_other_palette: bool = False,
          ready: Callable[[str], None] | None = None) -> None:
@@ -477,8 +569,6 @@ def view(dataset: _Path, port: int = 8000, host: str = "127.0.0.1", color_model:
     URL (and calls ``ready(url)``); opens it in a browser with ``open_browser``. Binds the
     loopback address by default; any other ``host`` is reachable by other machines, which a
     warning on stderr says."""
-    import uvicorn
-
     viewer = Viewer(dataset, color_model, time_model, device, threads, allow_other_palette)
     loopback = is_loopback(host)
     sock = listen(host, port)
@@ -496,8 +586,7 @@ def view(dataset: _Path, port: int = 8000, host: str = "127.0.0.1", color_model:
 
         webbrowser.open(url)
     app = create_app(viewer, (*LOOPBACK_NAMES, host) if loopback else None)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
     try:
-        server.run(sockets=[sock])
+        server(app).run(sockets=[sock])
     finally:
         sock.close()
