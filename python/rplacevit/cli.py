@@ -203,6 +203,15 @@ def cmd_infer(args: argparse.Namespace) -> None:
     print(f"placed {len(result.placements):,} pixels ({rate:,.0f}/s, {result.frames} frames) → {outputs}")
 
 
+def cmd_forecast(args: argparse.Namespace) -> None:
+    from .forecast import ForecastConfig, forecast, markdown
+
+    report = forecast(from_options(args, ForecastConfig, progress=progress_wanted(args)))
+    if not args.quiet:
+        print(markdown(report).split("\n\n| step start")[0].rstrip())
+        print(f"wrote the forecast to {args.out} (report.json, report.md, {', '.join(report['pictures'])})")
+
+
 def cmd_demo(args: argparse.Namespace) -> None:
     from .demo import demo
 
@@ -557,6 +566,13 @@ def options_infer(p: argparse.ArgumentParser) -> None:
     add_quiet(p, "show no progress")
 
 
+def options_forecast(p: argparse.ArgumentParser) -> None:
+    from .forecast import ForecastConfig
+
+    add_options(p, ForecastConfig)
+    add_quiet(p)
+
+
 def options_evaluate(p: argparse.ArgumentParser) -> None:
     p.add_argument("dataset", metavar="DATASET", help=DATASET_HELP)
     p.add_argument("--color-model", required=True, action="append", metavar="[NAME=]CKPT",
@@ -639,6 +655,8 @@ COMMANDS = {
     "train": ("train a color or time model (torchrun for several GPUs)", options_train, cmd_train),
     "infer": ("let the models paint a canvas; write mp4, gif and png", options_infer, cmd_infer),
     "evaluate": ("score the models against simple baselines on later events", options_evaluate, cmd_evaluate),
+    "forecast": ("forecast the canvas one horizon ahead, step by step, and score it against the real one and simple rules",
+                 options_forecast, cmd_forecast),
     "users": ("per-user features over the events before a moment, summarised (rplacevit.users.features for all)", options_users,
               cmd_users),
     "users cluster": ("cluster the users by the original's feature vector; write the clusters and their pictures",

@@ -19,6 +19,16 @@ Windows have the training layout, ``window[r, c] = canvas[y − w//2 + r, x − 
 OUTSIDE off the canvas, and are sliced from a uint8 copy of the canvas on the device, padded once
 with OUTSIDE. Each model uses its own window size, so the two sizes may differ.
 
+**The map painter** (``pixel_choice="map"``). Instead of random views, the time model maps the
+whole canvas (:func:`time_map`: the canvas cut into squares of its centre from the top-left
+corner, each the centre of one window, as the viewer's "changes soon" overlay), each place of
+the squares is ranked on its own (:func:`ranks_by_position`), and the ``refresh`` pixels ranked
+soonest (``rank + noise``, noise uniform in [0, time_noise)), none
+placed before in the run, are placed next, each colored by the color model as above; then the
+map is computed again on the canvas and clocks as they now are. A refresh's pixels are colored
+on the canvas before any of them is placed. It spends the placements where the model expects
+changes, which the original's loop does not (it places one pixel per uniformly random view).
+
 **Groups.** Up to ``batch_views`` placements form a group: each model runs once on the group's
 windows, and the group's pixels are then placed in order. Every view of a group lies at least
 :attr:`Geometry.separation` (in rows or in columns) from the others, so no window of the group
@@ -31,7 +41,9 @@ draws kept because they lie clear of the views kept before them.
 **Random numbers.** A single ``numpy.random.Generator`` seeded with ``seed``, nothing else; per
 group, in this order:
 
-1. view candidates, in rounds (at most :data:`VIEW_ROUNDS`) until the group is full:
+1. view candidates, in rounds (at most :data:`VIEW_ROUNDS`) until the group is full (the map
+   painter draws ``rng.random((H, W), dtype=float32) * float32(time_noise)`` instead, when
+   ``time_noise > 0``, and nothing in steps 2):
    ``rng.integers(0, (H − grid + 1, W − grid + 1), size=(missing, 2))`` (rows, cols);
    a group of one is a single draw of size (1, 2);
 2. with a time model and ``time_noise > 0``: ``rng.random((n, grid, grid), dtype=float32)
@@ -81,6 +93,11 @@ DEFAULT_CANVAS_SIZE = (256, 256)
 MAX_CANVAS_PIXELS = 1 << 24
 #: Pixels of an image converted to palette colors at a time (:func:`image_to_canvas`).
 CONVERT_PIXELS = 1 << 18
+#: How a placement's pixel is chosen (:attr:`InferConfig.pixel_choice`): the original's random
+#: views, or the time model's map of the whole canvas.
+PIXEL_CHOICES = ("views", "map")
+#: Windows the time model reads in one forward pass when it maps a canvas (:func:`time_map`).
+MAP_BATCH = 1024
 #: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
 VIEW_ROUNDS = 8
 #: Simulated time between placements without a dataset to take it from (models that see ages).
@@ -314,6 +331,21 @@ def start_previous(dataset: _Path | None, at: str | int | None, start: np.ndarra
     return previous if canvas_size is None else crop_or_pad(previous, tuple(canvas_size), white_of(palette))
 
 
+def start_open(dataset: _Path | None, at: str | int | None, shape: tuple[int, int], canvas_size, region) -> np.ndarray:
+    """(H, W) bool: the pixels of a start canvas of ``shape`` (as :func:`start_canvas` made it)
+    open (drawable) at its moment: a dataset's canvas bounds at ``at``, cut and cropped like
+    the canvas (padding is closed); every pixel of an image or a white canvas."""
+    if dataset is None:
+        return np.ones(shape, dtype=bool)
+    history = open_history(dataset)
+    x0, y0, x1, y1 = history.canvas_bounds_at(parse_time(at))
+    ys, xs = np.arange(history.canvas_height)[:, None], np.arange(history.canvas_width)[None, :]
+    cells = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
+    if region is not None:
+        cells = cells[region[1]:region[3], region[0]:region[2]]
+    return cells if canvas_size is None else crop_or_pad(cells, tuple(canvas_size), False)
+
+
 def mean_interval(dataset: _Path, region: tuple[int, int, int, int] | None) -> int:
     """The mean time between consecutive events of ``dataset`` (in ``region``), in ms (≥ 1;
     :data:`DEFAULT_INTERVAL_MS` with fewer than two events)."""
@@ -428,6 +460,81 @@ def choose_pixels(
     return rows + cell // geometry.grid, cols + cell % geometry.grid
 
 
+def time_map(model: WindowModel, state: Canvas, top: int, left: int, height: int, width: int, clock: int) -> torch.Tensor:
+    """(height, width) float32: the time model's time-like score (lower = sooner, as
+    :meth:`WindowModel.time_fraction`) of each pixel of the rectangle whose top-left cell is
+    (top, left) in ``state``'s coordinates, all seen at the moment ``clock`` (ms). The rectangle
+    is cut into squares of the model's centre from its top-left cell, each the centre of one
+    window (so a pixel's score depends only on where its square lies); cells the state does not
+    hold are OUTSIDE (off the canvas)."""
+    window, centre, offset = model.config.window, model.config.centre, model.config.centre_start
+    rows, cols = -(-height // centre), -(-width // centre)
+    # Every window reaches `offset` cells before its square and `window − offset` after it.
+    extra = window
+    grown = Canvas(bordered(state.colors, extra, OUTSIDE), None if state.times is None else bordered(state.times, extra, OFF_CANVAS),
+                   None if state.previous is None else bordered(state.previous, extra, OUTSIDE))
+    square_rows, square_cols = np.divmod(np.arange(rows * cols), cols)
+    device = state.colors.device
+    out = torch.empty((rows * cols, centre, centre), dtype=torch.float32, device=device)
+    for first in range(0, rows * cols, MAP_BATCH):
+        part = slice(first, first + MAP_BATCH)
+        r = torch.as_tensor(square_rows[part] * centre + top + extra - offset, device=device)
+        c = torch.as_tensor(square_cols[part] * centre + left + extra - offset, device=device)
+        clocks = torch.full((len(r),), clock, dtype=torch.int64, device=device)
+        out[part] = model.time_fraction(model(grown.inputs(model, r, c, clocks))).float()
+    grid = out.reshape(rows, cols, centre, centre).permute(0, 2, 1, 3).reshape(rows * centre, cols * centre)
+    return grid[:height, :width]
+
+
+def bordered(plane: torch.Tensor, extra: int, fill: int) -> torch.Tensor:
+    """``plane`` with ``extra`` cells of ``fill`` all round (exact for int64 fills, which
+    ``F.pad``'s float value is not)."""
+    out = torch.full((plane.shape[0] + 2 * extra, plane.shape[1] + 2 * extra), fill, dtype=plane.dtype, device=plane.device)
+    out[extra:-extra, extra:-extra] = plane
+    return out
+
+
+POSITION_RANKS = False
+
+
+def ranks_by_position(score: np.ndarray, centre: int) -> np.ndarray:
+    """``score`` with each value replaced by its rank (0..1) among the values at the same place
+    of their squares: the time model learned from windows centred on an event, so in each of its
+    squares the cell of that event is "soon" whatever the canvas shows; ranking each place of
+    the square on its own takes that bias out and keeps what the canvas tells."""
+    h, w = score.shape
+    out = np.empty_like(score, dtype=np.float64)
+    for dy in range(centre):
+        for dx in range(centre):
+            values = score[dy::centre, dx::centre]
+            order = np.argsort(values, axis=None, kind="stable")
+            ranks = np.empty(values.size)
+            ranks[order] = np.arange(values.size) / max(values.size - 1, 1)
+            out[dy::centre, dx::centre] = ranks.reshape(values.shape)
+    return out
+
+
+def map_pixels(time_model: WindowModel, state: Canvas, geometry: Geometry, height: int, width: int, clock: int, count: int,
+               noise: np.ndarray | None, placed: np.ndarray, closed: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    """Canvas rows and cols ((n,) int64, 1 ≤ n ≤ ``count``) of the pixels the time model's map at
+    ``clock`` ranks soonest (:func:`ranks_by_position` ``+ noise``; the first in row-major order
+    on ties), leaving out
+    the pixels ``placed`` ((H, W) bool, updated) already and those ``closed`` (not open at the
+    start: never placed); when every open pixel was placed, all are candidates again."""
+    score = time_map(time_model, state, geometry.pad, geometry.pad, height, width, clock).cpu().numpy()
+    score = ranks_by_position(score, time_model.config.centre)
+    if noise is not None:
+        score = score + noise
+    if (placed | closed).all():
+        placed[:] = False
+    excluded = placed | closed
+    score[excluded] = np.inf
+    flat = np.argsort(score, axis=None, kind="stable")[: min(count, int((~excluded).sum()))]
+    placed.flat[flat] = True
+    device = state.colors.device
+    return torch.as_tensor(flat // width, device=device), torch.as_tensor(flat % width, device=device)
+
+
 def choose_colors(
     color_model: WindowModel,
     canvas: Canvas,
@@ -474,6 +581,10 @@ class InferConfig:
                                                  parse=int, nargs=2, metavar=("W", "H"))
     region: tuple[int, int, int, int] | None = option(None, "paint on this part of the image or dataset canvas (x1, y1 exclusive)",
                                                       parse=parse_region, metavar="x0,y0,x1,y1")
+    pixel_choice: str = option("views", "where each placement goes: views, the original's (a random view, the time model's "
+                               "soonest pixel in it); map, the pixels the time model's map of the whole canvas ranks soonest, "
+                               "refreshed every --refresh placements", choices=PIXEL_CHOICES)
+    refresh: int = option(64, "with --pixel-choice map: placements between two maps", metavar="K")
     batch_views: int = option(64, "views per group, i.e. per forward pass of each model; a group places exactly what "
                               "placing its views one by one would (1: the original's loop, much slower)",
                               metavar="B")
@@ -499,7 +610,8 @@ class InferConfig:
     progress: bool = True
 
     def __post_init__(self):
-        for name, low in [("steps", 0), ("batch_views", 1), ("frame_every", 1), ("fps", 1), ("scale", 1), ("interval_ms", 1), ("seed", 0)]:
+        for name, low in [("steps", 0), ("batch_views", 1), ("refresh", 1), ("frame_every", 1), ("fps", 1), ("scale", 1),
+                          ("interval_ms", 1), ("seed", 0)]:
             value = getattr(self, name)
             if name == "interval_ms" and value is None:
                 continue
@@ -515,6 +627,8 @@ class InferConfig:
             self.canvas_size = tuple(self.canvas_size)
         if self.region is not None:
             self.region = tuple(self.region)
+        if self.pixel_choice not in PIXEL_CHOICES:
+            raise ArgumentError(f"`pixel_choice` = {self.pixel_choice!r}: expected one of {', '.join(PIXEL_CHOICES)}")
         check_start(self.init, self.dataset, self.at, self.canvas_size, self.region)
         color_weight_vector(self.color_weights, self.avoid_current)
 
@@ -572,6 +686,13 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
     weights[len(palette):] = 0  # a smaller palette's model never places the indices it lacks
     log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
     rng = np.random.default_rng(config.seed)
+    by_map = config.pixel_choice == "map"
+    if by_map and time_model is None:
+        raise ArgumentError("`pixel_choice` = 'map' ranks the pixels with the time model: give `time_model`")
+    placed_once = np.zeros((height, width), dtype=bool)
+    closed = ~start_open(config.dataset, config.at, start.shape, config.canvas_size, config.region)
+    if by_map and closed.all() and config.steps > 0:
+        raise ArgumentError(f"no pixel of the start canvas is open at `at` {config.at}: nothing to paint")
     placements = torch.empty((config.steps, 3), dtype=torch.int64, device=device)
     views = np.empty((config.steps, 2), dtype=np.int64)
     groups = []
@@ -594,18 +715,28 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
         placed = 0
         with torch.inference_mode():
             while placed < config.steps:
-                missing = min(config.batch_views, config.steps - placed)
-                group = choose_views(rng, missing, height, width, geometry.grid, geometry.separation)
-                n = len(group)
                 noise = gumbel = None
-                if time_model is not None and config.time_noise > 0:
-                    draws = rng.random((n, geometry.grid, geometry.grid), dtype=np.float32) * np.float32(config.time_noise)
-                    noise = torch.from_numpy(draws).to(device)
+                if by_map:
+                    if config.time_noise > 0:
+                        noise = rng.random((height, width), dtype=np.float32) * np.float32(config.time_noise)
+                    clock = (placed + 1) * (interval or 0) + (clock0 or 0)
+                    rows, cols = map_pixels(time_model, state, geometry, height, width, clock, min(config.refresh, config.steps - placed),
+                                            noise, placed_once, closed)
+                    n = len(rows)
+                    group = torch.stack([rows, cols], dim=1).cpu().numpy()
+                else:
+                    missing = min(config.batch_views, config.steps - placed)
+                    group = choose_views(rng, missing, height, width, geometry.grid, geometry.separation)
+                    n = len(group)
+                    if time_model is not None and config.time_noise > 0:
+                        draws = rng.random((n, geometry.grid, geometry.grid), dtype=np.float32) * np.float32(config.time_noise)
+                        noise = torch.from_numpy(draws).to(device)
                 if config.temperature > 0:
                     gumbel = -torch.log(-torch.log(torch.from_numpy(rng.random((n, PALETTE_SIZE), dtype=np.float32)).to(device)))
                 # Placement p happens at clock0 + (p + 1) · interval (0 when no model sees ages).
                 clocks = torch.arange(placed + 1, placed + n + 1, device=device) * (interval or 0) + (clock0 or 0)
-                rows, cols = choose_pixels(time_model, state, torch.from_numpy(group).to(device), clocks, noise, geometry)
+                if not by_map:
+                    rows, cols = choose_pixels(time_model, state, torch.from_numpy(group).to(device), clocks, noise, geometry)
                 colors = choose_colors(color_model, state, rows, cols, clocks, geometry, log_weights, config.temperature, gumbel,
                                        config.avoid_current)
                 placements[placed : placed + n] = torch.stack([cols, rows, colors], dim=1)
@@ -615,7 +746,7 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
                 first_due = config.frame_every - placed % config.frame_every
                 done = 0
                 for stop in [*range(first_due, n, config.frame_every), n]:
-                    if placed_previous is not None:  # a group's views are apart: no pixel is placed twice in it
+                    if placed_previous is not None:  # no pixel is placed twice in a group: views are apart, map pixels distinct
                         placed_previous[rows[done:stop], cols[done:stop]] = canvas[rows[done:stop], cols[done:stop]]
                     canvas[rows[done:stop], cols[done:stop]] = colors[done:stop].to(torch.uint8)
                     if placed_times is not None:
