@@ -145,7 +145,7 @@ def replay(start: np.ndarray, placements: np.ndarray) -> np.ndarray:
 
 
 def run(checkpoints, color="color", time="time", **options):
-    options = {"steps": 40, "progress": False, "device": "cpu", **options}
+    options = {"steps": 40, "progress": False, "device": "cpu", "pixel_choice": "views", **options}
     if "init" not in options and "dataset" not in options:
         options.setdefault("canvas_size", (40, 24))
     return infer(checkpoints[color], None if time is None else checkpoints[time], InferConfig(**options))
@@ -420,7 +420,8 @@ def test_errors_say_what_is_wrong(checkpoints, tmp_path):
 def test_model_objects_run_like_their_checkpoints(checkpoints, tmp_path):
     models = [load_model(checkpoints[name]) for name in ("color", "time")]
     from_files = run(checkpoints, seed=2, batch_views=3, steps=20)
-    from_objects = infer(*models, InferConfig(steps=20, canvas_size=(40, 24), seed=2, batch_views=3, device="cpu", progress=False))
+    from_objects = infer(*models, InferConfig(steps=20, canvas_size=(40, 24), seed=2, batch_views=3, device="cpu", progress=False,
+                                              pixel_choice="views"))
     np.testing.assert_array_equal(from_files.canvas, from_objects.canvas)
     with pytest.raises(ValueError, match="a time model is expected, not ColorModel"):
         infer(models[0], models[0], InferConfig(steps=1, progress=False))
@@ -484,7 +485,8 @@ def test_one_forward_pass_per_model_and_group(checkpoints):
             return forward(windows)
 
         model.forward = counted
-    result = infer(color, timer, InferConfig(steps=200, batch_views=8, canvas_size=(128, 128), device="cpu", progress=False))
+    result = infer(color, timer, InferConfig(steps=200, batch_views=8, canvas_size=(128, 128), device="cpu", progress=False,
+                                             pixel_choice="views"))
     assert len(result.groups) < 200 and result.groups.max() > 1  # the groups really hold several views
     assert calls == {"color": len(result.groups), "time": len(result.groups)}
 
@@ -524,5 +526,6 @@ def test_a_run_that_fails_midway_leaves_no_output(checkpoints, tmp_path):
     color.forward = failing
     outputs = {"video": tmp_path / "a.mp4", "gif": tmp_path / "a.gif", "png": tmp_path / "a.png"}
     with pytest.raises(RuntimeError, match="went away"):
-        infer(color, checkpoints["time"], InferConfig(steps=40, frame_every=1, canvas_size=(40, 24), device="cpu", progress=False, **outputs))
+        infer(color, checkpoints["time"], InferConfig(steps=40, frame_every=1, canvas_size=(40, 24), device="cpu", progress=False,
+                                                      pixel_choice="views", **outputs))
     assert len(calls) == 3 and list(tmp_path.iterdir()) == []

@@ -1,10 +1,11 @@
 """rplacevit view: every API answer against a plain computation from the events (canvas PNGs,
-pixel histories, heat, users, the models' overlays), 400s that name the parameter and 500s of
-the same shape, nothing served outside the page's folder, only its own Host names, a real server
-under concurrent clients (a fixed pool of answering threads) and under connections that send
-nothing (closed, counted), the command line (port 0, SIGTERM, the warning off loopback, no empty
-host, a flood of connections), and a real browser (headless Chromium) that moves the slider,
-clicks a pixel and draws exactly the reader's canvas."""
+pixel histories, heat, users, the models' overlays) or the painter (the forecast), 400s that
+name the parameter and 500s of the same shape, nothing served outside the page's folder, only
+its own Host names, a real server under concurrent clients (a fixed pool of answering threads)
+and under connections that send nothing (closed, counted), the command line (port 0, SIGTERM,
+the warning off loopback, no empty host, a flood of connections), and a real browser (headless
+Chromium) that moves the slider, clicks a pixel and draws exactly the reader's canvas, or the
+forecast in its place."""
 
 from __future__ import annotations
 
@@ -37,12 +38,17 @@ with warnings.catch_warnings():  # starlette would rather its test client ran on
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 from conftest import replay
+from rplacevit.forecast import ForecastConfig
 from rplacevit.history import AGE_NEVER, AGE_OUTSIDE
+from rplacevit.infer import InferConfig, infer
 from rplacevit.models import ModelConfig, age_bucket, build_model, load_model, to_checkpoint
+from rplacevit.times import LATEST_MS, format_time
 from rplacevit.view import CONCURRENT_ANSWERS, LOOPBACK_NAMES, MAX_USER_PLACEMENTS, STATIC, Viewer, create_app, listen
 from rplacevit.view import server as http_server
 
 SAMPLE_REGION = (250, 375, 378, 503)
+#: How far ahead the viewer forecasts: rplacevit forecast's default horizon, 30 minutes.
+HORIZON = 30 * 60_000
 #: Events per page of a pixel's history here: the busiest pixels of the sample have a few dozen.
 PAGE = 10
 ROOT = Path(__file__).resolve().parent.parent
@@ -98,6 +104,7 @@ def test_info_describes_the_dataset_and_the_models(client, sample_dataset):
     assert (info["first_ms"], info["last_ms"]) == history.time_range and info["palette"] == history.palette
     assert info["bounds"] == list(SAMPLE_REGION)
     assert info["models"]["color"]["window"] == 16 and info["models"]["time"]["centre"] == 8
+    assert info["forecast"] == {"horizon_ms": HORIZON}
 
 
 def test_canvas_png_is_exactly_the_canvas_at_the_moment(client, sample_dataset, sample_events, moments):
@@ -172,6 +179,11 @@ def test_user_lists_the_users_placements(client, sample_dataset, sample_events):
     ("/api/pixel?x=a&y=1", "x"), ("/api/heat.png?t0=0", "t1"), ("/api/heat.png?t0=10&t1=5", "t1"), ("/api/user?id=", "id"),
     ("/api/user?id=99999999", "id"), ("/api/user?id=nohash", "id"), ("/api/predict?x=1&y=1", "t"),
     ("/api/predict.png?t=0", "region"), ("/api/predict.png?t=0&region=0,0,600,600", "region"),
+    ("/api/forecast.png?region=300,400,364,464", "t"), ("/api/forecast.png?t=soon&region=300,400,364,464", "t"),
+    (f"/api/forecast.png?t={LATEST_MS - 1000}&region=300,400,364,464", "t"), ("/api/forecast.png?t=0", "region"),
+    ("/api/forecast.png?t=0&region=0,0,600,600", "region"), ("/api/forecast.png?t=0&region=0,0,15,64", "region"),
+    ("/api/forecast.png?t=0&region=5000,0,5064,64", "region"), ("/api/forecast.png?t=0&region=0,0,64", "region"),
+    ("/api/forecast.png?t=0&region=0,0,64,64&scale=2", "scale"),
     # Hostile: digits Python's int() refuses, numbers beyond int64, what isdigit() takes for digits, NaN, unicode.
     ("/api/user?id=%C2%B2", "id"), ("/api/user?id=" + "9" * 5000, "id"), ("/api/canvas.png?t=" + "9" * 5000, "t"),
     ("/api/pixel?x=" + "9" * 5000 + "&y=1", "x"), ("/api/pixel?x=99999999999999999999999&y=1", "x"), ("/api/pixel?x=nan&y=1", "x"),
@@ -257,12 +269,96 @@ def test_changes_soon_map_is_the_time_model_on_the_squares_of_the_region(client,
                 assert abs(round((1 - score) * 255) - int(soon[y - y0, x - x0])) <= 1, (x, y)
 
 
-def test_overlays_need_their_models(sample_dataset):
+def palette_indices(response) -> np.ndarray:
+    """The palette indices of a palette PNG."""
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"] == "image/png"
+    image = Image.open(io.BytesIO(response.content))
+    assert image.mode == "P"
+    return np.array(image)
+
+
+def painted(viewer, sample_dataset, t: int, region, steps: int) -> np.ndarray:
+    """What ``rplacevit forecast``'s ``model`` forecaster paints for ``region`` from ``t``, with
+    its default refresh (None: one map for the whole horizon)."""
+    config = InferConfig(steps=steps, dataset=os.fspath(sample_dataset), at=t, region=region, pixel_choice="map",
+                         refresh=ForecastConfig.refresh or max(steps, 1), avoid_current=True, time_noise=0.0,
+                         interval_ms=max(1, HORIZON // max(steps, 1)), progress=False, device="cpu")
+    return infer(viewer.models["color"], viewer.models["time"], config).canvas
+
+
+def test_the_forecast_is_the_map_painters_canvas_one_horizon_ahead(client, viewer, sample_dataset, sample_events):
+    history = rplacevit.open(sample_dataset)
+    first, last = history.time_range
+    region = (300, 400, 364, 464)
+    x0, y0, x1, y1 = region
+    here = (sample_events[:, 4] >= x0) & (sample_events[:, 4] < x1) & (sample_events[:, 5] >= y0) & (sample_events[:, 5] < y1)
+    # Inside the data: as many placements as events in (t, t + 30 min]; at its end, as many as in
+    # the 30 minutes before t (the data holds no next ones), which the header says.
+    for t, counted in [(int(sample_events[len(sample_events) // 2, 1]), "next"), (first, "next"), (last - 10 * 60_000, "previous"),
+                       (last + 5 * HORIZON, "previous")]:
+        lo, hi = (t, t + HORIZON) if counted == "next" else (t - HORIZON, t)
+        n = int((here & (sample_events[:, 1] > lo) & (sample_events[:, 1] <= hi)).sum())
+        response = client.get(f"/api/forecast.png?t={format_time(t)}&region={x0},{y0},{x1},{y1}")
+        forecast = palette_indices(response)
+        assert response.headers["X-Forecast-To"] == format_time(t + HORIZON)
+        assert response.headers["X-Forecast-Placements"] == f"{n}; counted={counted}"
+        assert Image.open(io.BytesIO(response.content)).getpalette()[:3 * len(history.palette)] == list(
+            np.array(history.palette_rgb, np.uint8).ravel())
+        np.testing.assert_array_equal(forecast, painted(viewer, sample_dataset, t, region, n))
+        # The painter's own rule, plainly: from the real canvas at t, at most n pixels changed.
+        changed = forecast != history.canvas_at(t, region)
+        assert 0 < changed.sum() <= n if n else not changed.any()
+
+
+def test_forecasts_are_cached_per_moment_and_region(client, viewer, sample_events):
+    t = int(sample_events[len(sample_events) // 4, 1])
+    url = f"/api/forecast.png?t={t}&region=256,384,320,448"
+    before = viewer.forecast_canvas.cache_info()
+    once, twice = client.get(url), client.get(url)
+    after = viewer.forecast_canvas.cache_info()
+    assert once.status_code == 200 and twice.content == once.content and twice.headers == once.headers
+    assert (after.misses - before.misses, after.hits - before.hits) == (1, 1)
+    assert once.headers["Cache-Control"] == "max-age=3600"
+    # The same moment written otherwise is the same forecast.
+    assert client.get(f"/api/forecast.png?t={format_time(t)}&region=256,384,320,448").content == once.content
+    assert viewer.forecast_canvas.cache_info().hits == after.hits + 1
+
+
+def test_the_forecast_needs_a_pixel_open_where_events_come(client, viewer, sample_events, monkeypatch):
+    """Events to come in a region none of whose pixels is open at t: nothing can be painted."""
+    t = int(sample_events[len(sample_events) // 2, 1])
+    monkeypatch.setattr(viewer.history, "canvas_bounds_at", lambda t_ms: (0, 0, 100, 100))
+    response = client.get(f"/api/forecast.png?t={t}&region=320,420,384,484")  # not cached: a forecast of earlier tests
+    assert response.status_code == 400 and response.json()["parameter"] == "region" and "open" in response.json()["error"]
+
+
+def test_overlays_need_their_models(sample_dataset, models):
     bare = TestClient(create_app(Viewer(sample_dataset)))
-    assert bare.get("/api/info").json()["models"] == {}
-    for url in ("/api/predict?x=1&y=1&t=0", "/api/predict.png?t=0&region=0,0,16,16"):
+    assert bare.get("/api/info").json()["models"] == {} and bare.get("/api/info").json()["forecast"] is None
+    for url in ("/api/predict?x=1&y=1&t=0", "/api/predict.png?t=0&region=0,0,16,16", "/api/forecast.png?t=0&region=0,0,64,64"):
         response = bare.get(url)
         assert response.status_code == 400 and response.json()["parameter"] is None and "--" in response.json()["error"]
+    # The forecast paints with both: each alone is named as the one missing.
+    for given, missing in (({"color_model": models["color"]}, "time"), ({"time_model": models["time"]}, "color")):
+        half = TestClient(create_app(Viewer(sample_dataset, device="cpu", **given)))
+        assert half.get("/api/info").json()["forecast"] is None
+        response = half.get("/api/forecast.png?t=0&region=0,0,64,64")
+        assert response.status_code == 400 and response.json() == {
+            "error": f"no {missing} model: start the viewer with --{missing}-model CKPT", "parameter": None}
+
+
+def test_the_page_has_the_forecast_toggle_when_both_models_are_loaded():
+    """Beside "changes soon", hidden until /api/info says there is a forecast; the page asks
+    /api/forecast.png for the visible region from the moment the toggle was turned on."""
+    html = (STATIC / "index.html").read_text()
+    script = (STATIC / "viewer.js").read_text()
+    assert html.index('id="soon-label"') < html.index('id="forecast-label" hidden') < html.index('id="status"')
+    assert 'id="forecast" type="checkbox"' in html and 'id="forecast-note" hidden' in html and 'id="forecast-flip"' in html
+    assert '$("forecast-label").hidden = !info.forecast;' in script
+    assert "url: `/api/forecast.png?${q}`" in script and "const q = `t=${f.from}&region=${region.join(\",\")}`;" in script
+    assert "`forecast for ${isoTime(f.to)}" in script and "viewer.info.limits.predict_pixels" in script
+    assert "http://" not in script and "https://" not in script and "import " not in script
 
 
 def test_a_model_of_another_palette_is_refused(sample_dataset, tmp_path):
@@ -604,11 +700,12 @@ def drawn_canvas(driver) -> tuple[np.ndarray, dict]:
     return pixels, geometry
 
 
-def expected_screen(history, pixels: np.ndarray, geometry: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(mask of the screen pixels showing the canvas, their expected RGB) at an integer zoom."""
+def expected_screen(history, pixels: np.ndarray, geometry: dict, canvas: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(mask of the screen pixels showing the canvas, their expected RGB) at an integer zoom, the
+    canvas being ``canvas`` (palette indices; None: the reader's at the moment shown)."""
     z, ox, oy = geometry["z"], geometry["ox"], geometry["oy"]
     assert z == int(z)
-    canvas = np.array(history.palette_rgb, np.uint8)[history.canvas_at(geometry["t"])]
+    canvas = np.array(history.palette_rgb, np.uint8)[history.canvas_at(geometry["t"]) if canvas is None else canvas]
     height, width = pixels.shape[:2]
     cy, cx = (np.arange(height) - oy) // int(z), (np.arange(width) - ox) // int(z)
     rows, cols = (cy >= 0) & (cy < history.canvas_height), (cx >= 0) & (cx < history.canvas_width)
@@ -685,6 +782,55 @@ def test_a_browser_scrubs_clicks_a_pixel_and_draws_the_readers_canvas(browser, s
     pixels, geometry = drawn_canvas(browser)
     mask, expected = expected_screen(history, pixels, geometry)
     np.testing.assert_array_equal(pixels[mask], expected[mask])
+
+
+def test_a_browser_shows_the_forecast_then_the_real_canvas(browser, server, viewer, sample_dataset, sample_events):
+    """The forecast toggle draws exactly the endpoint's forecast of the visible region in place
+    of the canvas, labelled with its moment; at that moment (⇄, or the slider) the real canvas."""
+    from selenium.webdriver.common.by import By
+
+    history = rplacevit.open(sample_dataset)
+    start = int(sample_events[len(sample_events) // 2, 1])
+    to = start + HORIZON
+
+    def shown(at: int) -> str:
+        return format_time(at).replace(".000Z", "Z")
+
+    browser.get(f"http://127.0.0.1:{server}/#t={shown(start)}&x=314&y=439&z=4")
+    wait_until(browser, "return window.viewer && viewer.info && viewer.idle() && !!viewer.layers.canvas.image")
+    assert browser.find_element(By.ID, "forecast-label").is_displayed()
+    assert not browser.find_element(By.ID, "forecast-note").is_displayed()
+    browser.find_element(By.ID, "forecast").click()
+    wait_until(browser, "return viewer.idle() && !!viewer.layers.forecast.image && viewer.forecast.placements !== null", timeout=120)
+    x0, y0, x1, y1 = region = tuple(browser.execute_script("return viewer.layers.forecast.region"))
+    canvas = history.canvas_at(start)
+    canvas[y0:y1, x0:x1] = viewer.forecast_canvas(start, region)[0]  # the page's own answer, cached
+    pixels, geometry = drawn_canvas(browser)
+    assert geometry["t"] == start
+    mask, expected = expected_screen(history, pixels, geometry, canvas)
+    assert mask.sum() > 100_000
+    np.testing.assert_array_equal(pixels[mask], expected[mask])
+    assert browser.find_element(By.ID, "forecast-text").text.startswith(f"forecast for {shown(to)} from {shown(start)}")
+    assert "forecast" in browser.find_element(By.ID, "view").get_attribute("class")
+    ARTEFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTEFACTS / "viewer-forecast.png"))
+
+    # ⇄: the forecast's moment, where the real canvas shows; and back to the forecast.
+    browser.find_element(By.ID, "forecast-flip").click()
+    wait_until(browser, f"return viewer.state.t === {to} && viewer.idle() && !viewer.layers.forecast.image")
+    pixels, geometry = drawn_canvas(browser)
+    mask, expected = expected_screen(history, pixels, geometry)
+    np.testing.assert_array_equal(pixels[mask], expected[mask])
+    assert browser.find_element(By.ID, "forecast-text").text.startswith("real canvas")
+    browser.find_element(By.ID, "forecast-flip").click()
+    wait_until(browser, f"return viewer.state.t === {start} && viewer.idle() && !!viewer.layers.forecast.image")
+    # Off: the reader's canvas alone, and no label.
+    browser.find_element(By.ID, "forecast").click()
+    wait_until(browser, "return viewer.idle() && !viewer.layers.forecast.image && viewer.forecast === null")
+    pixels, geometry = drawn_canvas(browser)
+    mask, expected = expected_screen(history, pixels, geometry)
+    np.testing.assert_array_equal(pixels[mask], expected[mask])
+    assert not browser.find_element(By.ID, "forecast-note").is_displayed()
 
 
 def test_the_page_reads_times_as_the_command_line_does(browser, server):

@@ -45,6 +45,7 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     import imageio.v3 as iio
 
     from .evaluate import evaluate
+    from .forecast import ForecastConfig, forecast
     from .report import format_table
     from .devices import resolve_device
     from .files import atomic_path
@@ -93,7 +94,20 @@ def demo(out: str | os.PathLike[str] = "rplacevit-demo", device: str = "auto", p
     written["paint"], written["paint_gif"], written["paint_png"] = out / "paint.mp4", out / "paint.gif", out / "paint.png"
     changed = int((result.canvas != result.start).sum())
     say(f"painted {len(result.placements):,} pixels ({changed:,} changed) on the real canvas of {format_time(until)}, "
-        f"where training ended, in {result.seconds:.1f} s")
+        f"where training ended, in {result.seconds:.1f} s, where the time model's map expects changes")
+
+    forecasting = forecast(ForecastConfig(dataset=str(dataset), color_model=str(models["color"]), time_model=str(models["time"]),
+                                          out=str(out / "forecast"), t0=until, region=region, max_steps=1, device=device,
+                                          threads=threads, progress=False))
+    shutil.copyfile(out / "forecast" / forecasting["pictures"][0], out / "forecast.png")
+    written["forecast"] = out / "forecast.png"
+    scored = forecasting["forecasters"]
+    rules = [name for name in scored if name.startswith("recency")]
+    best = max(rules, key=lambda name: scored[name]["f1"])
+    say(f"forecast the 30 minutes after {format_time(until)} from the real canvas ({forecasting['per_step'][0]['events']:,} events): "
+        f"the models' F1 {scored['model']['f1']:.3f} (the best rule, {best}: {scored[best]['f1']:.3f}; their painting loop of "
+        f"before: {scored['seed-painter']['f1']:.3f}); deciding themselves which pixels change, a skill of "
+        f"{scored['model-auto']['skill']:+.3f} over leaving the canvas as it is")
 
     report = evaluate(dataset, models["color"], models["time"], t0=until, device=device, out=out / "evaluation", progress=progress,
                       threads=threads)

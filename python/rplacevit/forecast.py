@@ -7,8 +7,10 @@ region with s < timestamp ≤ e. Every forecaster gives a canvas for ``e`` with 
 pixels (``model-auto`` decides its own number), so they compete on *where* and *what*:
 
 - ``model``: the two models with the map painter (:mod:`rplacevit.infer`, ``pixel_choice="map"``):
-  the time model ranks every pixel of the region, the N soonest (refreshed as the canvas and
-  the clock move on) are colored by the color model, never with the color they show;
+  the time model ranks every pixel of the region, the N soonest are colored by the color model,
+  never with the color they show. One map serves the whole step by default (``refresh``): a map
+  computed again on the painted canvas ranks the neighbours of its own placements first, which
+  forecast worse in every measurement (BENCHMARKS.md, "Forecast");
 - ``model-auto``: the models decide which pixels change: a pixel takes color c when the chance
   that it ends the step in c beats the chance that it ends in its own color,
   P(change)·q_c/(1 − q_own) > 1 − P(change), with q the color model's probabilities and
@@ -82,7 +84,8 @@ class ForecastConfig:
                                                       parse=parse_region, metavar="x0,y0,x1,y1")
     changes: str = option("auto", "auto: also the model-auto forecaster, which decides how many pixels change; events: only "
                           "the forecasters given the data's number of events", choices=("auto", "events"))
-    refresh: int = option(64, "the map painter's placements between two maps", metavar="K")
+    refresh: int | None = option(None, "the map painter's placements between two maps (default: one map for the step, "
+                                 "which forecast best: see BENCHMARKS.md)", metavar="K")
     max_steps: int | None = option(None, "forecast at most this many steps (default: all)", metavar="N")
     seed: int = option(0, "the painters' random numbers are a function of it")
     allow_overlap: bool = option(False, "forecast from a moment the models trained on")
@@ -351,7 +354,8 @@ def forecast(config: ForecastConfig) -> dict:
             per_step.append(step)
             if index < PICTURE_STEPS:
                 path = staging / f"step_{index:03d}.png"
-                draw_step(path, start, real, made["model-auto" if "model-auto" in made else "model"], open_cells, history.palette_rgb)
+                shown = {name: made[name] for name in ("model", "model-auto", "recency-neighbourhood") if name in made}
+                draw_step(path, start, real, shown, open_cells, history.palette_rgb, f"{format_time(s)} + {config.horizon}")
                 pictures.append(path.name)
         report = {
             "dataset": os.fspath(config.dataset),
@@ -392,11 +396,12 @@ def forecasts(config: ForecastConfig, history: History, color_model: WindowModel
                            allow_other_palette=config.allow_other_palette)
     for name in names:
         if name == "model":
-            painted = infer(color_model, time_model, dataclasses.replace(painting, pixel_choice="map", refresh=config.refresh,
+            painted = infer(color_model, time_model, dataclasses.replace(painting, pixel_choice="map", refresh=config.refresh or max(n, 1),
                                                                          avoid_current=True, time_noise=0.0))
             made[name] = np.where(open_cells, painted.canvas, start)
         elif name == "seed-painter":
-            made[name] = np.where(open_cells, infer(color_model, time_model, painting).canvas, start)
+            made[name] = np.where(open_cells, infer(color_model, time_model, dataclasses.replace(painting, pixel_choice="views")).canvas,
+                                  start)
         elif name == "model-auto":
             state = state_at(history, s, region, pad, [color_model, time_model], device)
             made[name] = auto_forecast(color_model, time_model, state, pad, start, s, calibration, open_cells)
@@ -409,21 +414,34 @@ def forecasts(config: ForecastConfig, history: History, color_model: WindowModel
     return made
 
 
-def draw_step(path: Path, start: np.ndarray, real: np.ndarray, forecast: np.ndarray, open_cells: np.ndarray, palette_rgb) -> None:
-    """start | real | forecast | hits and misses (green: changed to the real color; red: changed
-    wrongly; blue: a real change missed; grey: unchanged), each scaled to at least 128 pixels."""
+def draw_step(path: Path, start: np.ndarray, real: np.ndarray, made: dict[str, np.ndarray], open_cells: np.ndarray,
+              palette_rgb, title: str) -> None:
+    """One row per forecaster of ``made``: start | real | forecast | hits and misses (green:
+    changed to the real color; red: changed wrongly; blue: a real change missed; grey:
+    unchanged), each panel at least 256 pixels wide, under a line naming the row."""
     import imageio.v3 as iio
+    from PIL import Image, ImageDraw
 
-    scale = max(1, 128 // max(start.shape))
-    changed, real_changed = (forecast != start) & open_cells, (real != start) & open_cells
-    marks = np.full((*start.shape, 3), 235, dtype=np.uint8)
-    marks[real_changed & ~changed] = (60, 110, 230)
-    marks[changed & (forecast != real)] = (220, 50, 50)
-    marks[changed & (forecast == real)] = (40, 170, 70)
-    gap = np.full((start.shape[0] * scale, 4, 3), 255, dtype=np.uint8)
-    panels = [to_rgb(canvas, None, scale, palette_rgb) for canvas in (start, real, forecast)]
-    panels.append(marks.repeat(scale, 0).repeat(scale, 1))
-    iio.imwrite(path, np.concatenate([p for panel in panels for p in (panel, gap)][:-1], axis=1))
+    scale = max(1, 256 // max(start.shape))
+    height, width = start.shape[0] * scale, start.shape[1] * scale
+    gap, label = 6, 14
+    rows = []
+    for name, forecast_ in made.items():
+        changed, real_changed = (forecast_ != start) & open_cells, (real != start) & open_cells
+        marks = np.full((*start.shape, 3), 235, dtype=np.uint8)
+        marks[real_changed & ~changed] = (60, 110, 230)
+        marks[changed & (forecast_ != real)] = (220, 50, 50)
+        marks[changed & (forecast_ == real)] = (40, 170, 70)
+        panels = [to_rgb(canvas, None, scale, palette_rgb) for canvas in (start, real, forecast_)]
+        panels.append(marks.repeat(scale, 0).repeat(scale, 1))
+        row = np.full((height + label, 4 * width + 3 * gap, 3), 255, dtype=np.uint8)
+        for k, panel in enumerate(panels):
+            row[label:, k * (width + gap): k * (width + gap) + width] = panel
+        picture = Image.fromarray(row)
+        ImageDraw.Draw(picture).text((2, 1), f"{title}: start | real | {name} | hits (green), wrong (red), missed (blue)",
+                                     fill=(0, 0, 0))
+        rows.append(np.asarray(picture))
+    iio.imwrite(path, np.concatenate(rows, axis=0))
 
 
 def markdown(report: dict) -> str:

@@ -95,7 +95,7 @@ MAX_CANVAS_PIXELS = 1 << 24
 CONVERT_PIXELS = 1 << 18
 #: How a placement's pixel is chosen (:attr:`InferConfig.pixel_choice`): the original's random
 #: views, or the time model's map of the whole canvas.
-PIXEL_CHOICES = ("views", "map")
+PIXEL_CHOICES = ("auto", "views", "map")
 #: Windows the time model reads in one forward pass when it maps a canvas (:func:`time_map`).
 MAP_BATCH = 1024
 #: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
@@ -581,9 +581,10 @@ class InferConfig:
                                                  parse=int, nargs=2, metavar=("W", "H"))
     region: tuple[int, int, int, int] | None = option(None, "paint on this part of the image or dataset canvas (x1, y1 exclusive)",
                                                       parse=parse_region, metavar="x0,y0,x1,y1")
-    pixel_choice: str = option("views", "where each placement goes: views, the original's (a random view, the time model's "
+    pixel_choice: str = option("auto", "where each placement goes: views, the original's (a random view, the time model's "
                                "soonest pixel in it); map, the pixels the time model's map of the whole canvas ranks soonest, "
-                               "refreshed every --refresh placements", choices=PIXEL_CHOICES)
+                               "refreshed every --refresh placements; auto: map with a time model (it forecasts the canvas "
+                               "twice as well: BENCHMARKS.md), else random pixels", choices=PIXEL_CHOICES)
     refresh: int = option(64, "with --pixel-choice map: placements between two maps", metavar="K")
     batch_views: int = option(64, "views per group, i.e. per forward pass of each model; a group places exactly what "
                               "placing its views one by one would (1: the original's loop, much slower)",
@@ -686,8 +687,8 @@ def infer(color_model: _Path | WindowModel, time_model: _Path | WindowModel | No
     weights[len(palette):] = 0  # a smaller palette's model never places the indices it lacks
     log_weights = torch.from_numpy(weights).to(device).log()  # log 0 = −inf: an excluded color never wins
     rng = np.random.default_rng(config.seed)
-    by_map = config.pixel_choice == "map"
-    if by_map and time_model is None:
+    by_map = config.pixel_choice == "map" or (config.pixel_choice == "auto" and time_model is not None)
+    if config.pixel_choice == "map" and time_model is None:
         raise ArgumentError("`pixel_choice` = 'map' ranks the pixels with the time model: give `time_model`")
     placed_once = np.zeros((height, width), dtype=bool)
     closed = ~start_open(config.dataset, config.at, start.shape, config.canvas_size, config.region)

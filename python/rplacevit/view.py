@@ -12,9 +12,12 @@ nothing fetched from the network) is served by Starlette's ``StaticFiles``, whic
 nothing outside that folder.
 
 The HTTP API (README, "View"): ``/api/info``, ``/api/canvas.png``, ``/api/pixel``,
-``/api/heat.png``, ``/api/user``, ``/api/predict`` and ``/api/predict.png``. A bad parameter is
-a 400 whose JSON names it: ``{"error": "...", "parameter": "t"}``; any other failure a 500 of the
-same shape (``"parameter": null``) and one line on stderr.
+``/api/heat.png``, ``/api/user``, ``/api/predict``, ``/api/predict.png`` and
+``/api/forecast.png``. The models' answers come from the code that paints and forecasts: the
+"changes soon" map is :func:`rplacevit.infer.time_map`, the forecast is the map painter
+(:func:`rplacevit.infer.infer`, ``pixel_choice="map"``) as ``rplacevit forecast`` runs it.
+A bad parameter is a 400 whose JSON names it: ``{"error": "...", "parameter": "t"}``; any other
+failure a 500 of the same shape (``"parameter": null``) and one line on stderr.
 """
 
 from __future__ import annotations
@@ -39,7 +42,7 @@ from . import OUTSIDE, ArgumentError
 from .devices import DEFAULT_THREADS
 from .history import History
 from .options import parse_region, quoted
-from .times import format_time, parse_time
+from .times import LATEST_MS, format_time, parse_time
 
 _Path = Union[str, os.PathLike]
 
@@ -48,8 +51,9 @@ STATIC = Path(__file__).parent / "viewer"
 #: The most pixels one PNG of the canvas or of the heat may have (scale included): the largest
 #: canvas, 2023's 3000×2000.
 MAX_REGION_PIXELS = 3000 * 2000
-#: The most pixels one predicted "changes soon" map may cover: the time model runs on every
-#: centre square of it (1,024 windows at 512×512 with the 64/16 presets).
+#: The most pixels one predicted "changes soon" map, or one forecast, may cover: the time model
+#: runs on every centre square of it (1,024 windows at 512×512 with the 64/16 presets), for a
+#: forecast once per map the painter makes.
 MAX_PREDICT_PIXELS = 512 * 512
 #: The largest ``scale`` of /api/canvas.png.
 MAX_SCALE = 16
@@ -70,9 +74,7 @@ IDLE_TIMEOUT = 5.0
 #: Connections held at once (at most an eighth of the process's file descriptors: see
 #: :func:`server`); a new one past them gets a 503 and is closed at once.
 MAX_CONNECTIONS = 256
-#: Windows per forward pass of a model.
-PREDICT_BATCH = 256
-#: Predicted maps kept, per (time, region).
+#: Predicted maps kept, per (time, region); as many forecasts.
 PREDICT_CACHE = 64
 #: Host names a loopback server answers to: a page on another site cannot reach it through a
 #: name of its own that resolves to 127.0.0.1 (DNS rebinding).
@@ -108,8 +110,9 @@ class Viewer:
     what it cannot use. Thread-safe: the server calls it from its answering threads at once.
 
     color_model, time_model: checkpoints (or model objects) for the overlays; they must have
-    been trained on the dataset's palette, unless ``allow_other_palette``. page_size: events per
-    page of a pixel's history.
+    been trained on the dataset's palette, unless ``allow_other_palette``. device, threads: where
+    the models run, and torch's CPU threads (the forecast paints with the same). page_size:
+    events per page of a pixel's history.
     """
 
     def __init__(self, dataset: _Path | History, color_model=None, time_model=None, device: str = "auto", threads: int = DEFAULT_THREADS,
@@ -120,8 +123,13 @@ class Viewer:
         self.columns = self.history.events()
         self.bounds = self.history.event_bounds()
         self.models = {}
+        self.threads, self.allow_other_palette = threads, allow_other_palette
         #: The horizon each model's training recorded (None: an object, or no record).
         self.horizons: dict[str, int | None] = {}
+        #: How far ahead /api/forecast.png paints, in ms, and the map painter's placements between
+        #: two maps (None: one map for the whole horizon): ``rplacevit forecast``'s defaults.
+        self.forecast_horizon: int | None = None
+        self.forecast_refresh: int | None = None
         if color_model is not None or time_model is not None:
             from .devices import resolve_device, use_threads
             from .models import check_palette, model_on
@@ -134,9 +142,15 @@ class Viewer:
                     self.horizons[kind] = (training or {}).get("horizon_ms")
                     check_palette(model.config, self.history.palette, allow_other_palette, f"the dataset {self.history.path}")
                     self.models[kind] = model
+            if len(self.models) == 2:
+                from .forecast import ForecastConfig
+                from .times import parse_duration
+
+                self.forecast_horizon, self.forecast_refresh = parse_duration(ForecastConfig.horizon), ForecastConfig.refresh
         # One forward pass at a time: the models' threads are the server's to share.
         self.model_lock = threading.Lock()
         self.predict_map = functools.lru_cache(maxsize=PREDICT_CACHE)(self._predict_map)
+        self.forecast_canvas = functools.lru_cache(maxsize=PREDICT_CACHE)(self._forecast_canvas)
 
     # Parameters ---------------------------------------------------------------------------
 
@@ -195,9 +209,10 @@ class Viewer:
         return {"dataset": str(h.path), "year": h.year, "width": h.canvas_width, "height": h.canvas_height,
                 "canvas_origin": list(h.canvas_origin), "events": len(h), "users": h.users, "first_ms": first, "last_ms": last,
                 "first": format_time(first), "last": format_time(last), "palette": h.palette, "white": h.white,
-                "bounds": list(self.bounds),
-                "models": models, "limits": {"region_pixels": MAX_REGION_PIXELS, "predict_pixels": MAX_PREDICT_PIXELS,
-                                             "scale": MAX_SCALE, "pixel_page": self.page_size, "user_placements": MAX_USER_PLACEMENTS}}
+                "bounds": list(self.bounds), "models": models,
+                "forecast": None if self.forecast_horizon is None else {"horizon_ms": self.forecast_horizon},
+                "limits": {"region_pixels": MAX_REGION_PIXELS, "predict_pixels": MAX_PREDICT_PIXELS,
+                           "scale": MAX_SCALE, "pixel_page": self.page_size, "user_placements": MAX_USER_PLACEMENTS}}
 
     def canvas_png(self, t: str | None, region: str | None, scale: str | None) -> bytes:
         """The canvas at ``t`` (default: the end) in ``region``, each pixel ``scale``×``scale``."""
@@ -212,7 +227,7 @@ class Viewer:
     def heat_png(self, t0: str | None, t1: str | None, region: str | None) -> tuple[bytes, int]:
         """Grey levels: the events per pixel of ``region`` with t0 ≤ timestamp < t1
         (:meth:`rplacevit.History.event_counts`: no memory grows with the span), capped at
-        255; and the largest count."""
+        255; and the largest count (the header ``X-Heat-Max``)."""
         start, stop = self.time("t0", t0), self.time("t1", t1)
         if stop < start:
             raise BadParameter("t1", "t1: before t0")
@@ -303,28 +318,22 @@ class Viewer:
 
     def _predict_map(self, t_ms: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w) float32 in [0, 1]: the time model's predicted time to the next change (a
-        fraction of its horizon) at each pixel of ``box`` at ``t_ms``. The canvas is cut into
-        squares of the model's centre from (0, 0), each the centre of one window, so a pixel's
-        prediction is the same whatever box holds it."""
+        fraction of its horizon) at each pixel of ``box`` at ``t_ms``: the painter's map
+        (:func:`rplacevit.infer.time_map`) of the canvas cut into squares of the model's centre
+        from (0, 0), so a pixel's prediction is the same whatever box holds it."""
         import torch
 
+        from .infer import time_map
+
         model = self.model("time")
-        window, centre, offset = model.config.window, model.config.centre, model.config.centre_start
+        centre, window = model.config.centre, model.config.window
         x0, y0 = box[0] // centre * centre, box[1] // centre * centre
-        rows, cols = -(-(box[3] - y0) // centre), -(-(box[2] - x0) // centre)
-        # The state around the squares: every window starts `offset` cells before its square.
-        state = self.canvas_state(t_ms, (x0 - offset, y0 - offset, x0 + cols * centre + window, y0 + rows * centre + window))
-        square_rows, square_cols = np.divmod(np.arange(rows * cols), cols)
-        out = np.empty((rows * cols, centre, centre), dtype=np.float32)
+        # Every window reads less than `window` cells beyond its square, either way: the state
+        # holds them all, with the canvas as it is there (OUTSIDE where it is not open).
+        state = self.canvas_state(t_ms, (x0 - window, y0 - window, box[2] + window, box[3] + window))
         with self.model_lock, torch.inference_mode():
-            for first in range(0, rows * cols, PREDICT_BATCH):
-                part = slice(first, first + PREDICT_BATCH)
-                r = torch.as_tensor(square_rows[part] * centre, device=self.device)
-                c = torch.as_tensor(square_cols[part] * centre, device=self.device)
-                clocks = torch.full((len(r),), t_ms, dtype=torch.int64, device=self.device)
-                out[part] = model.time_fraction(model(state.inputs(model, r, c, clocks))).float().cpu().numpy()
-        grid = out.reshape(rows, cols, centre, centre).transpose(0, 2, 1, 3).reshape(rows * centre, cols * centre)
-        return grid[box[1] - y0 : box[3] - y0, box[0] - x0 : box[2] - x0]
+            score = time_map(model, state, window, window, box[3] - y0, box[2] - x0, t_ms).cpu().numpy()
+        return score[box[1] - y0 :, box[0] - x0 :]
 
     def predict_png(self, t: str | None, region: str | None) -> bytes:
         """Grey levels of "changes soon": 255 · (1 − predicted time to the next change as a
@@ -337,6 +346,48 @@ class Viewer:
         ys, xs = np.arange(box[1], box[3])[:, None], np.arange(box[0], box[2])[None, :]
         soon = np.where((ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1), soon, 0.0)
         return png(np.rint(np.clip(soon, 0, 1) * 255).astype(np.uint8))
+
+    def forecast_png(self, t: str | None, region: str | None) -> tuple[bytes, str, str]:
+        """The forecast of ``region`` one :attr:`forecast_horizon` after ``t``, as
+        ``rplacevit forecast``'s ``model`` forecaster paints it from the real canvas at ``t``
+        (:meth:`forecast_canvas`): a palette PNG like /api/canvas.png; the target moment (ISO,
+        the header ``X-Forecast-To``); and its placements, N, with where they were counted (the
+        header ``X-Forecast-Placements``: ``N; counted=next`` for the events of (t, t + horizon],
+        ``N; counted=previous`` for those of (t − horizon, t] when the data ends before t +
+        horizon). Cached per (t, region)."""
+        for kind in ("color", "time"):
+            self.model(kind)
+        t_ms = self.time("t", t)
+        if t_ms + self.forecast_horizon > LATEST_MS:
+            raise BadParameter("t", f"t: {format_time(t_ms)}: the forecast's moment, {self.forecast_horizon:,} ms later, is past year 9999")
+        canvas, placements, counted = self.forecast_canvas(t_ms, self.region(region, MAX_PREDICT_PIXELS))
+        return png(canvas, self.palette), format_time(t_ms + self.forecast_horizon), f"{placements}; counted={counted}"
+
+    def _forecast_canvas(self, t_ms: int, box: tuple[int, int, int, int]) -> tuple[np.ndarray, int, str]:
+        """(forecast canvas of ``box`` at t_ms + horizon: (h, w) uint8 palette indices, N, where
+        N was counted: ``next`` or ``previous``); :class:`BadParameter` naming ``region`` for a
+        box smaller than the models' window, or with no pixel open at ``t_ms`` when N > 0."""
+        from .infer import InferConfig, infer
+
+        x0, y0, x1, y1 = box
+        window = max(model.config.window for model in self.models.values())
+        if x1 - x0 < window or y1 - y0 < window:
+            raise BadParameter("region", f"region: {x1 - x0}x{y1 - y0} pixels, smaller than the models' {window}x{window} window")
+        horizon = self.forecast_horizon
+        # The events to come, while the data lasts; past its end, as many as in the horizon before.
+        counted = "next" if t_ms + horizon <= self.history.time_range[1] else "previous"
+        t0 = t_ms + 1 if counted == "next" else t_ms - horizon + 1
+        n = len(self.history.select(x0=x0, y0=y0, x1=x1, y1=y1, t0=t0, t1=t0 + horizon))
+        ox0, oy0, ox1, oy1 = self.history.canvas_bounds_at(t_ms)
+        if n > 0 and not (max(x0, ox0) < min(x1, ox1) and max(y0, oy0) < min(y1, oy1)):
+            raise BadParameter("region", f"region: {x0},{y0},{x1},{y1} has no pixel open at t ({format_time(t_ms)}): nothing to paint")
+        config = InferConfig(steps=n, dataset=os.fspath(self.history.path), at=t_ms, region=box, pixel_choice="map",
+                             refresh=self.forecast_refresh or max(n, 1), avoid_current=True, time_noise=0.0,
+                             interval_ms=max(1, horizon // max(n, 1)), progress=False, device=str(self.device), threads=self.threads,
+                             allow_other_palette=self.allow_other_palette)
+        with self.model_lock:
+            painted = infer(self.models["color"], self.models["time"], config)
+        return painted.canvas, n, counted
 
     def predict(self, x: str | None, y: str | None, t: str | None) -> dict:
         """At one pixel and moment: the color model's three likeliest colors for the pixel's
@@ -433,18 +484,21 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None):
 
     answering = ThreadPoolExecutor(CONCURRENT_ANSWERS, thread_name_prefix="rplacevit-answer")
 
-    def endpoint(path: str, answer: Callable, *names: str, media: str = "application/json", cache: bool = False) -> Route:
+    def endpoint(path: str, answer: Callable, *names: str, media: str = "application/json", cache: bool = False,
+                 headers: tuple[str, ...] = ()) -> Route:
+        """``answer`` gives the body, or with ``headers`` (body, value of each header)."""
+
         def respond(query) -> Response:
             try:
                 result = answer(*(query.get(name) for name in names))
-                headers = {"Cache-Control": "max-age=3600" if cache else "no-store"}
-                if isinstance(result, tuple):  # (body, largest count) of a heat map
-                    result, largest = result
-                    headers["X-Heat-Max"] = str(largest)
+                sent = {"Cache-Control": "max-age=3600" if cache else "no-store"}
+                if headers:
+                    result, *values = result
+                    sent.update((name, str(value)) for name, value in zip(headers, values))
                 # JSON is encoded here too: neither its memory nor its time on the event loop's thread.
                 if media == "application/json":
-                    return JSONResponse(result, headers=headers)
-                return Response(result, media_type=media, headers=headers)
+                    return JSONResponse(result, headers=sent)
+                return Response(result, media_type=media, headers=sent)
             except BadParameter as error:
                 return JSONResponse({"error": str(error), "parameter": error.parameter}, status_code=400)
             except Exception as error:
@@ -466,11 +520,13 @@ def create_app(viewer: Viewer, allowed_hosts: tuple[str, ...] | None = None):
     routes = [
         endpoint("/api/info", viewer.info),
         endpoint("/api/canvas.png", viewer.canvas_png, "t", "region", "scale", media=png_type, cache=True),
-        endpoint("/api/heat.png", viewer.heat_png, "t0", "t1", "region", media=png_type, cache=True),
+        endpoint("/api/heat.png", viewer.heat_png, "t0", "t1", "region", media=png_type, cache=True, headers=("X-Heat-Max",)),
         endpoint("/api/pixel", viewer.pixel, "x", "y", "page", "t"),
         endpoint("/api/user", viewer.user, "id"),
         endpoint("/api/predict", viewer.predict, "x", "y", "t"),
         endpoint("/api/predict.png", viewer.predict_png, "t", "region", media=png_type, cache=True),
+        endpoint("/api/forecast.png", viewer.forecast_png, "t", "region", media=png_type, cache=True,
+                 headers=("X-Forecast-To", "X-Forecast-Placements")),
         Mount("/", StaticFiles(directory=STATIC, html=True)),
     ]
     middleware = [] if allowed_hosts is None else [Middleware(OnlyHosts, names=tuple(allowed_hosts))]

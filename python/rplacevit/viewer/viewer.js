@@ -2,9 +2,10 @@
 //
 // The view is (t, x, y, z): the moment (ms), the canvas pixel at the centre of the screen, and
 // the zoom (screen pixels per canvas pixel); the URL's hash holds it (#t=ISO&x=&y=&z=), so a
-// view can be shared. Each layer (the canvas, the heat, the predicted "changes soon") fetches
-// the PNG of the visible region for the view, one request at a time, and asks again when the
-// view moved meanwhile: scrubbing shows frames as fast as the server answers, and never queues.
+// view can be shared. Each layer (the canvas, the forecast, the heat, the predicted "changes
+// soon") fetches the PNG of the visible region for the view, one request at a time, and asks
+// again when the view moved meanwhile: scrubbing shows frames as fast as the server answers, and
+// never queues.
 "use strict";
 
 const $ = (id) => document.getElementById(id);
@@ -20,6 +21,10 @@ const viewer = {
   frames: [], // times (performance.now()) of the last canvas frames drawn, for the status line
   frameCount: 0, // canvas frames drawn since the page opened
   playing: false,
+  // While the forecast is on: the moment shown when it was turned on (from), and one horizon
+  // later (to). From `from` up to `to` the canvas area shows the models' canvas for `to`; at
+  // `to` and after, and before `from`, the real one, to compare.
+  forecast: null, // {from, to, placements: the X-Forecast-Placements header}
 };
 window.viewer = viewer;
 
@@ -114,6 +119,21 @@ layer("canvas", () => {
   const q = `t=${viewer.state.t}&region=${region.join(",")}`;
   return { key: q, url: `/api/canvas.png?${q}`, region };
 }, (bitmap) => bitmap);
+
+// Drawn over the canvas layer, under the overlays: the forecast replaces the canvas where it lies.
+layer("forecast", () => {
+  const f = viewer.forecast, t = viewer.state.t;
+  if (!f || t < f.from || t >= f.to) return null;
+  const region = visibleRegion();
+  if (!region) return null;
+  const [x0, y0, x1, y1] = region;
+  if ((x1 - x0) * (y1 - y0) > viewer.info.limits.predict_pixels) return { key: "too-big", tooBig: true };
+  const q = `t=${f.from}&region=${region.join(",")}`;
+  return { key: q, url: `/api/forecast.png?${q}`, region };
+}, (bitmap, response) => {
+  if (viewer.forecast) viewer.forecast.placements = response.headers.get("X-Forecast-Placements");
+  return bitmap;
+});
 
 layer("heat", () => {
   if (!$("heat").checked) return null;
@@ -227,6 +247,24 @@ function draw() {
     ctx.lineWidth = 2;
     ctx.strokeRect(ox + x * z - 2, oy + y * z - 2, z + 4, z + 4);
   }
+  forecastNote();
+}
+
+// What the canvas area shows while the forecast is on: the label, and a frame round the view
+// while the forecast is drawn (a CSS outline: the view's own pixels stay the images').
+function forecastNote() {
+  const f = viewer.forecast;
+  $("forecast-note").hidden = !f;
+  view.classList.toggle("forecast", !!(f && viewer.layers.forecast.image));
+  if (!f) return;
+  const t = viewer.state.t, shown = t >= f.from && t < f.to;
+  const count = f.placements === null ? "" : ` from ${isoTime(f.from)}, ${parseInt(f.placements, 10).toLocaleString()} placements`
+    + (f.placements.includes("counted=previous") ? " (as many as the events before it: the data ends sooner)" : "");
+  const reachable = f.to <= viewer.info.last_ms;
+  $("forecast-text").textContent = shown
+    ? `forecast for ${isoTime(f.to)}${count}${reachable ? "" : "; no real canvas then: the data ends before"}`
+    : `real canvas; the forecast from ${isoTime(f.from)} is for ${isoTime(f.to)}`;
+  $("forecast-flip").disabled = !reachable;
 }
 
 function status() {
@@ -308,6 +346,17 @@ $("zoom-in").addEventListener("click", () => zoomAt(2, view.width / 2, view.heig
 $("zoom-out").addEventListener("click", () => zoomAt(0.5, view.width / 2, view.height / 2));
 $("fit").addEventListener("click", () => setView(fit()));
 for (const id of ["heat", "heat-span", "soon"]) $(id).addEventListener("change", () => { draw(); refresh(); });
+$("forecast").addEventListener("change", () => {
+  const t = viewer.state.t;
+  viewer.forecast = $("forecast").checked ? { from: t, to: t + viewer.info.forecast.horizon_ms, placements: null } : null;
+  draw();
+  refresh();
+});
+// The forecast's start (the forecast) or its moment (the real canvas), whichever is not shown.
+$("forecast-flip").addEventListener("click", () => {
+  const f = viewer.forecast;
+  if (f) setView({ t: viewer.state.t === f.to ? f.from : f.to });
+});
 view.addEventListener("wheel", (e) => {
   e.preventDefault();
   const rect = view.getBoundingClientRect();
@@ -469,6 +518,11 @@ async function start() {
   $("slider").min = info.first_ms;
   $("slider").max = info.last_ms;
   $("soon-label").hidden = !info.models.time;
+  $("forecast-label").hidden = !info.forecast;
+  $("forecast").checked = false; // a box the browser kept checked from before a reload has no start
+  if (info.forecast) $("forecast-label").title += ` (${info.forecast.horizon_ms / 60000} min), for the visible region (zoom in when it `
+    + "is too big), in place of the real one; move the slider to that moment (or ⇄) to see the real canvas; off and on again "
+    + "forecasts from the moment shown then";
   resize();
   viewer.state = { t: info.last_ms, ...fit() };
   setView(fromHash());
