@@ -282,7 +282,7 @@ def painted(viewer, sample_dataset, t: int, region, steps: int) -> np.ndarray:
     """What ``rplacevit forecast``'s ``model`` forecaster paints for ``region`` from ``t``, with
     its default refresh (None: one map for the whole horizon)."""
     config = InferConfig(steps=steps, dataset=os.fspath(sample_dataset), at=t, region=region, pixel_choice="map",
-                         refresh=ForecastConfig.refresh or max(steps, 1), avoid_current=True, time_noise=0.0,
+                         refresh=ForecastConfig.refresh or max(steps, 1), time_noise=0.0,
                          interval_ms=max(1, HORIZON // max(steps, 1)), progress=False, device="cpu")
     return infer(viewer.models["color"], viewer.models["time"], config).canvas
 

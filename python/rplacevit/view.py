@@ -382,7 +382,7 @@ class Viewer:
         if n > 0 and not (max(x0, ox0) < min(x1, ox1) and max(y0, oy0) < min(y1, oy1)):
             raise BadParameter("region", f"region: {x0},{y0},{x1},{y1} has no pixel open at t ({format_time(t_ms)}): nothing to paint")
         config = InferConfig(steps=n, dataset=os.fspath(self.history.path), at=t_ms, region=box, pixel_choice="map",
-                             refresh=self.forecast_refresh or max(n, 1), avoid_current=True, time_noise=0.0,
+                             refresh=self.forecast_refresh or max(n, 1), time_noise=0.0,
                              interval_ms=max(1, horizon // max(n, 1)), progress=False, device=str(self.device), threads=self.threads,
                              allow_other_palette=self.allow_other_palette)
         with self.model_lock:
