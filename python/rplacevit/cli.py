@@ -489,7 +489,8 @@ def add_download_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--jobs", type=positive, default=4, metavar="N", help="files fetched at once (default: %(default)s)")
     p.add_argument("--base-url", metavar="URL", help="where the files are, when they moved (default: "
                    + "; ".join(f"{y}: {url}" for y, url in BASE_URLS.items()) + ")")
-    p.add_argument("--url-list", metavar="FILE", help="a text file of URLs, one per line, to fetch instead")
+    p.add_argument("--url-list", metavar="FILE", help="a text file of URLs to fetch instead, one per line, each optionally "
+                   "followed by its size in bytes (URL BYTES), which bounds a server that announces none")
     p.add_argument("--retries", type=natural, default=5, metavar="N",
                    help="retries of a file after a connection error, a timeout or a 5xx, waiting 1, 2, 4… s (default: %(default)s)")
     p.add_argument("--verify", action="store_true", help="check every complete file again (size, sha256, gzip) and fetch what fails")
