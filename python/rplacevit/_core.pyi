@@ -12,7 +12,7 @@ import numpy.typing as npt
 _Path = Union[str, os.PathLike[str]]
 
 class FormatError(ValueError):
-    """An input file is not in the official r/place 2022 CSV format (the message names file and line)."""
+    """An input file is not in an official r/place CSV format, 2017, 2022 or 2023 (the message names file and line)."""
 
 class DatasetError(ValueError):
     """A dataset folder is missing, incomplete, damaged, or in the way."""

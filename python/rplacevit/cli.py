@@ -541,7 +541,7 @@ def options_train(p: argparse.ArgumentParser) -> None:
 
     add_options(p, TrainConfig)
     defaults = {field.name: field.default for field in dataclasses.fields(ModelConfig)}
-    by_preset = {"window", "centre", "patch", *PRESETS["tiny"]}
+    by_preset = set(PRESETS["tiny"])  # the presets set the width and depth; window, centre, patch keep ModelConfig's
     for name, (what, kind, metavar, choices) in MODEL_OPTIONS.items():
         default = defaults[name]
         if name in by_preset:

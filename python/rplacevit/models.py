@@ -53,7 +53,8 @@ import torch.nn.functional as F
 from torch import nn
 
 # Same values as rplacevit.PALETTE_HEX / rplacevit.OUTSIDE; repeated here so that this module
-# imports nothing from the package and loads without the Rust extension.
+# loads without the Rust extension (it imports the package only inside `trained_palette`, for
+# the 2022 palette of checkpoints that recorded none).
 PALETTE_SIZE = 32
 OUTSIDE = 32
 VOCABULARY = PALETTE_SIZE + 1  # the 32 colors and OUTSIDE

@@ -828,8 +828,6 @@ fn human_bytes(bytes: u64) -> String {
     }
 }
 
-/// Renumbers users by their first event in time order (so ids do not depend on how the input
-/// was split into files) and returns their hashes indexed by the new id.
 /// Drops from `events` (sorted by time) each event equal to an earlier one of its millisecond:
 /// same user, pixel, color and kind (a click or a moderation rectangle's). Returns how many.
 fn drop_duplicates(events: &mut Vec<Event>) -> u64 {
@@ -866,6 +864,8 @@ fn drop_duplicates(events: &mut Vec<Event>) -> u64 {
     (n - kept) as u64
 }
 
+/// Renumbers users by their first event in time order (so ids do not depend on how the input
+/// was split into files) and returns their hashes indexed by the new id.
 fn number_users_by_first_event(events: &mut [Event], mut hashes: Vec<Box<[u8]>>) -> Result<Vec<Box<[u8]>>> {
     let mut new_id = filled(hashes.len(), u32::MAX, "numbering the users")?;
     let mut by_new_id = Vec::new();

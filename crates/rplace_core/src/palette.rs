@@ -1,5 +1,6 @@
 //! The official r/place 2022 palette: 32 colors, indexed as in the official data and the original
-//! project. Palette indices are what every other module stores and returns.
+//! project; 2023 uses the same 32 colors (read by hex value), 2017 its own 16 (see
+//! `csv_rows::Format`). Palette indices are what every other module stores and returns.
 
 /// Number of palette colors.
 pub const N_COLORS: usize = 32;

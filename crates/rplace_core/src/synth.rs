@@ -1,4 +1,5 @@
-//! Synthetic r/place 2022 histories in the official CSV format: realistic enough to exercise every
+//! Synthetic r/place histories in the official CSV formats (2022 by default; 2023 and 2017 with
+//! their own canvas, palette and format, see `Year`): realistic enough to exercise every
 //! reader, index and model of the project without the 12 GB official file, and byte for byte the
 //! same for the same seed, whatever the number of threads.
 //!

@@ -22,7 +22,7 @@ create_exception!(
     _core,
     FormatError,
     PyValueError,
-    "An input file is not in the official r/place 2022 CSV format; the message names the file and line."
+    "An input file is not in an official r/place CSV format (2017, 2022 or 2023); the message names the file and line."
 );
 create_exception!(_core, DatasetError, PyValueError, "A dataset folder is missing, incomplete, damaged, or in the way.");
 create_exception!(
