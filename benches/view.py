@@ -114,6 +114,24 @@ def sequential(url: str, history, rng) -> None:
           f"/api/heat.png of the last hour over the whole canvas {heat:.1f} ms")
 
 
+async def run_clients(url: str, clients: int, client, sample, every: float, until: float, timeout: float) -> None:
+    """Runs ``clients`` coroutines ``client(k, http)`` at once over one pool of connections to
+    ``url``, while a thread calls ``sample()`` every ``every`` seconds until a second past
+    ``until`` (``time.monotonic``)."""
+
+    def watch() -> None:
+        while time.monotonic() < until + 1:
+            sample()
+            time.sleep(every)
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
+    async with httpx.AsyncClient(base_url=url, timeout=timeout, limits=limits) as http:
+        await asyncio.gather(*(client(k, http) for k in range(clients)))
+    watcher.join()
+
+
 async def hammer(url: str, history, clients: int, seconds: float, pid: int) -> None:
     first, last = history.time_range
     latencies, errors = [], []
@@ -133,17 +151,7 @@ async def hammer(url: str, history, clients: int, seconds: float, pid: int) -> N
                 errors.append(repr(error))
             latencies.append(time.perf_counter() - start)
 
-    def watch() -> None:
-        while time.monotonic() < stop + 1:
-            memory.append(rss_mib(pid))
-            time.sleep(0.25)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as http:
-        await asyncio.gather(*(client(k, http) for k in range(clients)))
-    watcher.join()
+    await run_clients(url, clients, client, lambda: memory.append(rss_mib(pid)), 0.25, stop, 120)
     print(f"hammer:   {clients} clients, {seconds:.0f} s of random whole canvases: {len(latencies):,} requests "
           f"({len(latencies) / seconds:.1f}/s), {len(errors)} errors, latency median {np.median(latencies) * 1000:.0f} ms, "
           f"p99 {np.percentile(latencies, 99) * 1000:.0f} ms; server RSS {memory[0]:.0f} MiB before, peak {max(memory):.0f} MiB, "

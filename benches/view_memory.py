@@ -19,7 +19,6 @@ import asyncio
 import os
 import platform
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -27,7 +26,7 @@ import httpx
 import numpy as np
 
 import rplacevit
-from view import start_server  # the viewer benchmark's server on a free port
+from view import run_clients, start_server  # the viewer benchmark's server on a free port, and its clients
 
 
 def status(pid: int) -> dict[str, int]:
@@ -79,17 +78,7 @@ async def hammer(url: str, history, clients: int, seconds: float, pid: int, mode
             except httpx.HTTPError as error:
                 errors.append(repr(error))
 
-    def watch() -> None:
-        while time.monotonic() < stop + 1:
-            peak_threads.append(status(pid)["Threads"])
-            time.sleep(0.1)
-
-    watcher = threading.Thread(target=watch)
-    watcher.start()
-    limits = httpx.Limits(max_connections=clients, max_keepalive_connections=clients)
-    async with httpx.AsyncClient(base_url=url, timeout=300, limits=limits) as http:
-        await asyncio.gather(*(client(k, http) for k in range(clients)))
-    watcher.join()
+    await run_clients(url, clients, client, lambda: peak_threads.append(status(pid)["Threads"]), 0.1, stop, 300)
     return {"answers": answers[0], "errors": errors, "threads": max(peak_threads)}
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import math
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -232,3 +231,48 @@ def test_bad_input_is_one_line_naming_the_argument_and_writes_nothing(restored, 
     one_line_error(in_process(capsys, "forecast", tmp_path / "y2017", "--color-model", color, "--time-model", time_, "-o", tmp_path / "f",
                               "--from", "0", "--allow-overlap"), 2, "--color-model", "palette")
     assert names(tmp_path) == ["y2017"]
+
+
+def test_a_map_refresh_of_any_size_reads_windows_in_bounded_passes(untrained, sample_dataset):
+    from rplacevit.infer import MAP_BATCH
+
+    color, time_ = untrained
+    sizes = {"color": [], "time": []}
+    for name, model in (("color", color), ("time", time_)):
+        forward = model.forward
+
+        def counted(inputs, name=name, forward=forward):
+            sizes[name].append(len(inputs["color"]))
+            return forward(inputs)
+
+        model.forward = counted
+    try:
+        result = paint(untrained, sample_dataset, steps=3000, refresh=3000)  # one map, 3,000 pixels to color
+    finally:
+        del color.forward, time_.forward
+    assert len(result.placements) == 3000
+    assert max(sizes["color"]) <= MAP_BATCH and sum(sizes["color"]) == 3000
+    assert max(sizes["time"]) <= MAP_BATCH
+
+
+def test_a_forecast_killed_midway_leaves_no_report_and_the_next_run_cleans_up(restored, tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    dataset, color, time_ = restored
+    out = tmp_path / "f"
+    command = [sys.executable, "-m", "rplacevit", "forecast", str(dataset), "--color-model", str(color), "--time-model", str(time_),
+               "-o", str(out), "--horizon", "5s", "--device", "cpu", "--quiet"]
+    process = subprocess.Popen(command, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(p.name.startswith(".f.partial-") for p in tmp_path.iterdir()):
+        assert process.poll() is None and time.monotonic() < deadline
+        time.sleep(0.02)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists()  # only the hidden partial folder, which no reader takes for a report
+    assert subprocess.run(command + ["--max-steps", "2"], capture_output=True).returncode == 0
+    assert names(tmp_path) == ["f"] and (out / "report.json").exists()

@@ -5,7 +5,6 @@ messages that name the argument or the file."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import pytest
 import rplacevit
 from rplacevit.files import atomic_path
 from rplacevit.render import MAX_GIF_BYTES
-from test_guarantees import QUIRKS, in_process, names, one_line_error, small_disk  # noqa: F401 (a fixture)
+from test_guarantees import in_process, names, one_line_error, small_disk  # noqa: F401 (a fixture)
 
 
 def png_of_size(path: Path, width: int, height: int) -> Path:
@@ -196,7 +195,7 @@ def test_14_a_live_writers_partial_file_is_kept(tmp_path):
         sleeper.wait()
 
 
-def test_14_an_export_onto_a_full_disk_names_the_file(sample_dataset, small_disk, capsys):  # noqa: F811
+def test_14_an_export_onto_a_full_disk_names_the_file(sample_dataset, small_disk, capsys):  # noqa: F811 - the fixture
     pytest.importorskip("pyarrow")
     filler = small_disk / "filler"
     with open(filler, "wb") as f:  # the disk full but for 64 kB

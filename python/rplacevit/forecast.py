@@ -48,10 +48,11 @@ import numpy as np
 import torch
 
 from . import OUTSIDE, ArgumentError, outputs
+from .baselines import neighbourhood_ranking
 from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
 from .history import History
 from .history import open as open_history
-from .infer import NEVER_PLACED, Canvas, InferConfig, infer, ranks_by_position, time_map
+from .infer import NEVER_PLACED, Canvas, InferConfig, canvas_state, infer, open_at, ranks_by_position, time_map
 from .models import WindowModel, check_palette, model_on
 from .options import option, parse_region
 from .progress import bar as progress_bar
@@ -66,6 +67,8 @@ FORECASTERS = ("model", "model-auto", "seed-painter", "recency-previous", "recen
 METRICS = ("precision", "recall", "f1", "position_f1", "color_accuracy", "skill")
 #: Steps drawn as pictures (the first ones).
 PICTURE_STEPS = 4
+#: Pixels whose neighbourhood is counted at a time (:func:`neighbourhood_majority`).
+NEIGHBOURHOOD_PIXELS = 1 << 16
 #: Bins of the time model's ranks when they are calibrated into chances of a change.
 CALIBRATION_BINS = 12
 
@@ -171,20 +174,18 @@ def most_recent(times: np.ndarray, count: int, open_cells: np.ndarray) -> np.nda
 
 
 def neighbourhood_majority(canvas: np.ndarray) -> np.ndarray:
-    """(h, w): the most common color of each pixel's 8 neighbours (OUTSIDE and off the rectangle
-    left out; the lowest index on ties; the pixel's own color when it has none)."""
+    """(h, w): the most common color of each pixel's 8 neighbours, as the evaluation's
+    ``neighbourhood`` rule ranks them (:func:`rplacevit.baselines.neighbourhood_ranking`: OUTSIDE
+    and off the rectangle left out, the lowest index on ties); the pixel's own color when it has
+    none. A band of rows at a time, so memory stays near the canvas's size."""
     h, w = canvas.shape
-    padded = np.full((h + 2, w + 2), OUTSIDE, dtype=np.int64)
-    padded[1:-1, 1:-1] = canvas
-    counts = np.zeros((OUTSIDE + 1, h, w), dtype=np.int16)
-    for dy in (0, 1, 2):
-        for dx in (0, 1, 2):
-            if (dy, dx) != (1, 1):
-                shifted = padded[dy : dy + h, dx : dx + w]
-                np.add.at(counts, (shifted, *np.indices((h, w))), 1)
-    counts[OUTSIDE] = 0
-    best = counts.argmax(axis=0)
-    return np.where(counts.max(axis=0) > 0, best, canvas).astype(np.uint8)
+    windows = np.lib.stride_tricks.sliding_window_view(np.pad(canvas, 1, constant_values=OUTSIDE), (3, 3))
+    out = canvas.copy()
+    band = max(1, NEIGHBOURHOOD_PIXELS // w)
+    for top in range(0, h, band):
+        best = neighbourhood_ranking(windows[top : top + band].reshape(-1, 3, 3))[:, 0].reshape(-1, w)
+        out[top : top + band] = np.where(best >= 0, best, canvas[top : top + band])
+    return out
 
 
 def rule_forecast(start: np.ndarray, times: np.ndarray, colors: np.ndarray, count: int, open_cells: np.ndarray) -> np.ndarray:
@@ -200,24 +201,10 @@ def rule_forecast(start: np.ndarray, times: np.ndarray, colors: np.ndarray, coun
 
 def state_at(history: History, t_ms: int, region: tuple[int, int, int, int], pad: int, models: list[WindowModel],
              device: torch.device) -> Canvas:
-    """The canvas of ``region`` at ``t_ms`` as the painter holds it: colors, and the last
-    placement times and previous colors when a model sees them, with ``pad`` cells of OUTSIDE
-    all round (the rectangle is all the models see, as when they paint it)."""
-    from .infer import OFF_CANVAS
-
-    x0, y0, x1, y1 = region
-
-    def padded(plane: np.ndarray, fill: int, dtype) -> torch.Tensor:
-        out = np.full((y1 - y0 + 2 * pad, x1 - x0 + 2 * pad), fill, dtype=dtype)
-        out[pad : pad + y1 - y0, pad : pad + x1 - x0] = plane
-        return torch.as_tensor(out, device=device)
-
-    sees = {name for model in models for name in model.config.inputs}
-    return Canvas(
-        padded(history.canvas_at(t_ms, region), OUTSIDE, np.uint8),
-        padded(history.placement_times_at(t_ms, region), OFF_CANVAS, np.int64) if "age" in sees else None,
-        padded(history.previous_colors_at(t_ms, region), OUTSIDE, np.uint8) if "previous" in sees else None,
-    )
+    """The canvas of ``region`` at ``t_ms`` as the models see it (:func:`rplacevit.infer.canvas_state`),
+    with ``pad`` cells off the canvas all round: the rectangle is all they see, as when they
+    paint it."""
+    return canvas_state(history, t_ms, region, models, device).bordered(pad)
 
 
 def change_ranks(time_model: WindowModel, state: Canvas, pad: int, shape: tuple[int, int], clock: int) -> np.ndarray:
@@ -378,17 +365,19 @@ def forecast(config: ForecastConfig) -> dict:
             "per_step": per_step,
             "pictures": pictures,
         }
-        (staging / "report.json").write_text(json.dumps(report, indent=2, allow_nan=True) + "\n")
+        (staging / "report.json").write_text(json.dumps(without_nan(report), indent=2, allow_nan=False) + "\n")
         (staging / "report.md").write_text(markdown(report))
     return report
 
 
-def open_at(history: History, t_ms: int, region: tuple[int, int, int, int]) -> np.ndarray:
-    """(h, w) bool: the region's cells open (drawable) at ``t_ms``."""
-    x0, y0, x1, y1 = region
-    ox0, oy0, ox1, oy1 = history.canvas_bounds_at(t_ms)
-    ys, xs = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
-    return (ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1)
+def model_painting(dataset: _Path, at: int, region: tuple[int, int, int, int], n: int, horizon: int, refresh: int | None = None,
+                   **run) -> InferConfig:
+    """How the ``model`` forecaster paints one step (and the viewer's forecast): the map painter
+    from the real canvas of ``region`` at ``at``, ``n`` placements spread evenly over ``horizon``
+    ms on the models' clock, without noise, one map for the step unless ``refresh`` says; ``run``:
+    the other :class:`rplacevit.infer.InferConfig` fields (seed, device, threads…)."""
+    return InferConfig(steps=n, dataset=os.fspath(dataset), at=at, region=region, pixel_choice="map", refresh=refresh or max(n, 1),
+                       time_noise=0.0, interval_ms=max(1, horizon // max(n, 1)), progress=False, **run)
 
 
 def forecasts(config: ForecastConfig, history: History, color_model: WindowModel, time_model: WindowModel,
@@ -396,17 +385,15 @@ def forecasts(config: ForecastConfig, history: History, color_model: WindowModel
               calibration: Calibration | None, names: list[str], device: torch.device) -> dict[str, np.ndarray]:
     """Every forecaster's canvas of ``region`` at the end of the step that starts at ``s``."""
     made: dict[str, np.ndarray] = {}
-    painting = InferConfig(steps=n, dataset=config.dataset, at=s, region=region, seed=config.seed, device=config.device,
-                           threads=config.threads, interval_ms=max(1, horizon // max(n, 1)), progress=False,
-                           allow_other_palette=config.allow_other_palette)
+    painting = model_painting(config.dataset, s, region, n, horizon, config.refresh, seed=config.seed, device=config.device,
+                              threads=config.threads, allow_other_palette=config.allow_other_palette)
     for name in names:
         if name == "model":
-            painted = infer(color_model, time_model, dataclasses.replace(painting, pixel_choice="map", refresh=config.refresh or max(n, 1),
-                                                                         time_noise=0.0))
-            made[name] = np.where(open_cells, painted.canvas, start)
+            made[name] = np.where(open_cells, infer(color_model, time_model, painting).canvas, start)
         elif name == "seed-painter":
-            made[name] = np.where(open_cells, infer(color_model, time_model, dataclasses.replace(painting, pixel_choice="views")).canvas,
-                                  start)
+            # The original's loop with infer's own settings, on the same start, clock and seed.
+            original = dataclasses.replace(painting, pixel_choice="views", time_noise=InferConfig.time_noise)
+            made[name] = np.where(open_cells, infer(color_model, time_model, original).canvas, start)
         elif name == "model-auto":
             state = state_at(history, s, region, pad, [color_model, time_model], device)
             made[name] = auto_forecast(color_model, time_model, state, pad, start, s, calibration, open_cells)
@@ -447,6 +434,17 @@ def draw_step(path: Path, start: np.ndarray, real: np.ndarray, made: dict[str, n
                                      fill=(0, 0, 0))
         rows.append(np.asarray(picture))
     iio.imwrite(path, np.concatenate(rows, axis=0))
+
+
+def without_nan(value):
+    """``value`` with every NaN (a ratio with nothing to divide) as None: JSON has no NaN."""
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dict):
+        return {key: without_nan(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [without_nan(item) for item in value]
+    return value
 
 
 def markdown(report: dict) -> str:

@@ -79,6 +79,7 @@ import torch
 from . import OUTSIDE, PALETTE_RGB, WHITE, ArgumentError
 from .devices import DEFAULT_THREADS, DEVICES, resolve_device, use_threads
 from .files import atomic_path, check_suffix
+from .history import History
 from .history import open as open_history
 from .models import AGE_NEVER, AGE_OUTSIDE, PALETTE_SIZE, ModelConfig, WindowModel, age_bucket, check_palette, model_on, trained_palette
 from .options import option, parse_region
@@ -96,7 +97,8 @@ CONVERT_PIXELS = 1 << 18
 #: How a placement's pixel is chosen (:attr:`InferConfig.pixel_choice`): the original's random
 #: views, or the time model's map of the whole canvas.
 PIXEL_CHOICES = ("auto", "views", "map")
-#: Windows the time model reads in one forward pass when it maps a canvas (:func:`time_map`).
+#: Windows a model reads in one forward pass when it maps a canvas (:func:`time_map`) or colors a
+#: map's pixels (:func:`choose_colors`): the memory of a pass is bounded whatever the canvas.
 MAP_BATCH = 1024
 #: Rounds of candidate views per group: more only helps on a canvas already crowded with views.
 VIEW_ROUNDS = 8
@@ -338,12 +340,17 @@ def start_open(dataset: _Path | None, at: str | int | None, shape: tuple[int, in
     if dataset is None:
         return np.ones(shape, dtype=bool)
     history = open_history(dataset)
-    x0, y0, x1, y1 = history.canvas_bounds_at(parse_time(at))
-    ys, xs = np.arange(history.canvas_height)[:, None], np.arange(history.canvas_width)[None, :]
-    cells = (ys >= y0) & (ys < y1) & (xs >= x0) & (xs < x1)
-    if region is not None:
-        cells = cells[region[1]:region[3], region[0]:region[2]]
+    cells = open_at(history, parse_time(at), region or (0, 0, history.canvas_width, history.canvas_height))
     return cells if canvas_size is None else crop_or_pad(cells, tuple(canvas_size), False)
+
+
+def open_at(history: History, t_ms: int, box: tuple[int, int, int, int]) -> np.ndarray:
+    """(h, w) bool: the cells of the rectangle ``box`` (x0, y0, x1, y1; it may reach past the
+    canvas) open (drawable) at ``t_ms``."""
+    x0, y0, x1, y1 = box
+    ox0, oy0, ox1, oy1 = history.canvas_bounds_at(t_ms)
+    ys, xs = np.arange(y0, y1)[:, None], np.arange(x0, x1)[None, :]
+    return (ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1)
 
 
 def mean_interval(dataset: _Path, region: tuple[int, int, int, int] | None) -> int:
@@ -431,6 +438,34 @@ class Canvas:
             inputs["previous"] = windows_at(self.previous, rows, cols, size)
         return inputs
 
+    def bordered(self, extra: int) -> Canvas:
+        """This state with ``extra`` more cells all round, off the canvas (OUTSIDE, OFF_CANVAS)."""
+        return Canvas(bordered(self.colors, extra, OUTSIDE), None if self.times is None else bordered(self.times, extra, OFF_CANVAS),
+                      None if self.previous is None else bordered(self.previous, extra, OUTSIDE))
+
+
+def canvas_state(history: History, t_ms: int, box: tuple[int, int, int, int], models, device: torch.device) -> Canvas:
+    """The canvas of ``history`` at ``t_ms`` in the rectangle ``box`` (x0, y0, x1, y1; it may
+    reach past the canvas) as the models see it: colors, OUTSIDE where the canvas is not open at
+    that time (as in training), and when one of ``models`` sees them, the last placement times
+    (:data:`NEVER_PLACED` where never, :data:`OFF_CANVAS` where not open) and the previous colors.
+    What the viewer's models answer from, and the forecast's."""
+    x0, y0, x1, y1 = box
+    ox0, oy0, ox1, oy1 = history.canvas_bounds_at(t_ms)
+    on = (max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1))
+    sees = {name for model in models for name in model.config.inputs}
+    colors = np.full((y1 - y0, x1 - x0), OUTSIDE, dtype=np.uint8)
+    times = np.full(colors.shape, OFF_CANVAS, dtype=np.int64) if "age" in sees else None
+    previous = colors.copy() if "previous" in sees else None
+    if on[0] < on[2] and on[1] < on[3]:
+        inside = np.s_[on[1] - y0 : on[3] - y0, on[0] - x0 : on[2] - x0]
+        colors[inside] = history.canvas_at(t_ms, on)
+        if times is not None:
+            times[inside] = history.placement_times_at(t_ms, on)  # NEVER_PLACED where never
+        if previous is not None:
+            previous[inside] = history.previous_colors_at(t_ms, on)
+    return Canvas(*(None if plane is None else torch.as_tensor(plane, device=device) for plane in (colors, times, previous)))
+
 
 def ages_of(times: torch.Tensor, clocks: torch.Tensor) -> torch.Tensor:
     """(n, s, s) age buckets of last placement times ``times`` (int64, with NEVER_PLACED and
@@ -471,8 +506,7 @@ def time_map(model: WindowModel, state: Canvas, top: int, left: int, height: int
     rows, cols = -(-height // centre), -(-width // centre)
     # Every window reaches `offset` cells before its square and `window − offset` after it.
     extra = window
-    grown = Canvas(bordered(state.colors, extra, OUTSIDE), None if state.times is None else bordered(state.times, extra, OFF_CANVAS),
-                   None if state.previous is None else bordered(state.previous, extra, OUTSIDE))
+    grown = state.bordered(extra)
     square_rows, square_cols = np.divmod(np.arange(rows * cols), cols)
     device = state.colors.device
     out = torch.empty((rows * cols, centre, centre), dtype=torch.float32, device=device)
@@ -548,9 +582,14 @@ def choose_colors(
     avoid_current: bool,
 ) -> torch.Tensor:
     """(n,) int64 palette index for each pixel (rows, cols): ``argmax(logits / T + log_weights
-    [+ gumbel])``, evaluated left to right, the present color at −inf with ``avoid_current``."""
+    [+ gumbel])``, evaluated left to right, the present color at −inf with ``avoid_current``.
+    The model reads at most :data:`MAP_BATCH` windows at a time, so that a map painter's refresh
+    of any size (a forecast step's thousands of pixels) takes bounded memory."""
     first = geometry.pad - geometry.color_window // 2
-    logits = color_model(canvas.inputs(color_model, rows + first, cols + first, clocks)).float()
+    logits = torch.cat([
+        color_model(canvas.inputs(color_model, rows[part] + first, cols[part] + first, clocks[part])).float()
+        for part in (slice(start, start + MAP_BATCH) for start in range(0, len(rows), MAP_BATCH))
+    ]) if len(rows) else torch.empty((0, PALETTE_SIZE), device=rows.device)
     scores = (logits / temperature if temperature > 0 else logits) + log_weights
     if avoid_current:
         current = canvas.colors[rows + geometry.pad, cols + geometry.pad].long()

@@ -38,7 +38,7 @@ from typing import Callable, Union
 
 import numpy as np
 
-from . import OUTSIDE, ArgumentError
+from . import ArgumentError
 from .devices import DEFAULT_THREADS
 from .history import History
 from .options import parse_region, quoted
@@ -288,33 +288,11 @@ class Viewer:
         return model
 
     def canvas_state(self, t_ms: int, box: tuple[int, int, int, int]):
-        """The canvas at ``t_ms`` in the rectangle ``box`` (which may reach past the canvas) as
-        the painting code's :class:`rplacevit.infer.Canvas`: colors, OUTSIDE off the canvas open
-        at that time, last placement times when a model sees ages, previous colors when one sees
-        them."""
-        import torch
+        """The canvas at ``t_ms`` in the rectangle ``box`` (which may reach past the canvas) as the
+        viewer's models see it (:func:`rplacevit.infer.canvas_state`)."""
+        from .infer import canvas_state
 
-        from .infer import OFF_CANVAS, Canvas
-
-        x0, y0, x1, y1 = box
-        (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
-        on = (max(x0, ox0), max(y0, oy0), min(x1, ox1), min(y1, oy1))
-        colors = np.full((y1 - y0, x1 - x0), OUTSIDE, dtype=np.uint8)
-        times = previous = None
-        if any("age" in m.config.inputs for m in self.models.values()):
-            times = np.full(colors.shape, OFF_CANVAS, dtype=np.int64)
-        if any("previous" in m.config.inputs for m in self.models.values()):
-            previous = colors.copy()
-        if on[0] < on[2] and on[1] < on[3]:
-            inside = np.s_[on[1] - y0:on[3] - y0, on[0] - x0:on[2] - x0]
-            colors[inside] = self.history.canvas_at(t_ms, on)
-            if times is not None:
-                # placement_times_at writes the int64 minimum, NEVER_PLACED, where never.
-                times[inside] = self.history.placement_times_at(t_ms, on)
-            if previous is not None:
-                previous[inside] = self.history.previous_colors_at(t_ms, on)
-        to = functools.partial(torch.as_tensor, device=self.device)
-        return Canvas(to(colors), None if times is None else to(times), None if previous is None else to(previous))
+        return canvas_state(self.history, t_ms, box, self.models.values(), self.device)
 
     def _predict_map(self, t_ms: int, box: tuple[int, int, int, int]) -> np.ndarray:
         """(h, w) float32 in [0, 1]: the time model's predicted time to the next change (a
@@ -341,10 +319,9 @@ class Viewer:
         self.model("time")
         t_ms = self.time("t", t)
         box = self.region(region, MAX_PREDICT_PIXELS)
-        soon = 1.0 - self.predict_map(t_ms, box)
-        (ox0, oy0, ox1, oy1) = self.history.canvas_bounds_at(t_ms)
-        ys, xs = np.arange(box[1], box[3])[:, None], np.arange(box[0], box[2])[None, :]
-        soon = np.where((ys >= oy0) & (ys < oy1) & (xs >= ox0) & (xs < ox1), soon, 0.0)
+        from .infer import open_at
+
+        soon = np.where(open_at(self.history, t_ms, box), 1.0 - self.predict_map(t_ms, box), 0.0)
         return png(np.rint(np.clip(soon, 0, 1) * 255).astype(np.uint8))
 
     def forecast_png(self, t: str | None, region: str | None) -> tuple[bytes, str, str]:
@@ -367,7 +344,8 @@ class Viewer:
         """(forecast canvas of ``box`` at t_ms + horizon: (h, w) uint8 palette indices, N, where
         N was counted: ``next`` or ``previous``); :class:`BadParameter` naming ``region`` for a
         box smaller than the models' window, or with no pixel open at ``t_ms`` when N > 0."""
-        from .infer import InferConfig, infer
+        from .forecast import model_painting
+        from .infer import infer
 
         x0, y0, x1, y1 = box
         window = max(model.config.window for model in self.models.values())
@@ -381,10 +359,8 @@ class Viewer:
         ox0, oy0, ox1, oy1 = self.history.canvas_bounds_at(t_ms)
         if n > 0 and not (max(x0, ox0) < min(x1, ox1) and max(y0, oy0) < min(y1, oy1)):
             raise BadParameter("region", f"region: {x0},{y0},{x1},{y1} has no pixel open at t ({format_time(t_ms)}): nothing to paint")
-        config = InferConfig(steps=n, dataset=os.fspath(self.history.path), at=t_ms, region=box, pixel_choice="map",
-                             refresh=self.forecast_refresh or max(n, 1), time_noise=0.0,
-                             interval_ms=max(1, horizon // max(n, 1)), progress=False, device=str(self.device), threads=self.threads,
-                             allow_other_palette=self.allow_other_palette)
+        config = model_painting(self.history.path, t_ms, box, n, horizon, self.forecast_refresh, device=str(self.device),
+                                threads=self.threads, allow_other_palette=self.allow_other_palette)
         with self.model_lock:
             painted = infer(self.models["color"], self.models["time"], config)
         return painted.canvas, n, counted
